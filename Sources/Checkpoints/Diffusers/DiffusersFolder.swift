@@ -1,0 +1,221 @@
+import Tensors
+
+/// diffusers folders: a whole pipeline (`model_index.json` + one folder per component) or a single component
+/// (`config.json` + weights). Weights may be one `.safetensors` or `.bin` file, or shards behind an index, in
+/// the default precision or a named variant (`fp16`), with both the current and the older shard naming.
+public enum DiffusersFolder {
+    /// Base names of weight files, in diffusers' order of preference.
+    static let weightBaseNames = ["diffusion_pytorch_model", "model", "pytorch_model"]
+
+    static func isWeightsFile(_ name: String) -> Bool {
+        weightBaseNames.contains { name.hasPrefix($0 + ".") || name.hasPrefix($0 + "-") }
+            && (name.hasSuffix(".safetensors") || name.hasSuffix(".bin") || name.hasSuffix(".json"))
+    }
+
+    static func open(_ path: String, kind: FormatSniffer.FolderKind, options: OpenOptions) throws -> Checkpoint {
+        let root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        switch kind {
+        case .pipeline: return try openPipeline(root, options: options)
+        case .component, .shardedSafetensors:
+            let component = try openComponent(root, prefix: "", options: options, requireConfig: kind == .component)
+            return Checkpoint(
+                path: root, format: .diffusersComponent, tensors: component.tensors, metadata: component.metadata,
+                configs: component.configs, files: component.files, notes: component.notes, variant: options.variant)
+        }
+    }
+
+    struct Component {
+        var tensors: [TensorInfo] = []
+        var metadata: [(String, String)] = []
+        var configs: [(String, JSONValue)] = []
+        var files: [String] = []
+        var notes: [String] = []
+    }
+
+    static func readJSON(_ path: String) throws -> JSONValue {
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
+        do { return try JSONParser.parse(file.bytes) } catch {
+            throw CheckpointError.malformed(path: path, location: "JSON", reason: "\(error)")
+        }
+    }
+
+    // MARK: pipeline
+
+    static func openPipeline(_ root: String, options: OpenOptions) throws -> Checkpoint {
+        let index = try readJSON(root + "/model_index.json")
+        guard case .object(let pairs) = index else {
+            throw CheckpointError.malformed(path: root + "/model_index.json", location: "JSON", reason: "not an object")
+        }
+        var result = Component(configs: [("model_index.json", index)], files: ["model_index.json"])
+        var missing: [String] = []
+        for (name, value) in pairs where !name.hasPrefix("_") {
+            // Components are [library, class]; [null, null] marks an absent optional component.
+            guard case .array(let spec) = value, spec.count == 2 else { continue }
+            if case .null = spec[0] { continue }
+            let folder = root + "/" + name
+            guard FormatSniffer.isDirectory(folder) else {
+                missing.append("\(name)/ (\(spec[1].stringValue ?? "?"))")
+                continue
+            }
+            let names = try FormatSniffer.listDirectory(folder)
+            let hasWeights = names.contains(where: isWeightsFile)
+            if hasWeights {
+                let component = try openComponent(folder, prefix: name + ".", options: options, requireConfig: true)
+                result.tensors += component.tensors
+                result.metadata += component.metadata.map { ("\(name): \($0.0)", $0.1) }
+                result.configs += component.configs.map { ("\(name)/\($0.0)", $0.1) }
+                result.files += component.files.map { "\(name)/\($0)" }
+                result.notes += component.notes.map { "\(name): \($0)" }
+            } else {
+                for configName in names where configName.hasSuffix(".json") {
+                    result.configs.append(("\(name)/\(configName)", try readJSON(folder + "/" + configName)))
+                    result.files.append("\(name)/\(configName)")
+                }
+            }
+        }
+        if !missing.isEmpty {
+            throw CheckpointError.folder(
+                path: root, reason: "model_index.json lists component(s) whose folders are missing: \(missing.joined(separator: ", "))")
+        }
+        return Checkpoint(
+            path: root, format: .diffusersPipeline, tensors: result.tensors, metadata: result.metadata,
+            configs: result.configs, files: result.files, notes: result.notes, variant: options.variant)
+    }
+
+    // MARK: component
+
+    /// The weights of a component folder, chosen like diffusers: safetensors before .bin, a single file
+    /// before an index, the requested variant only.
+    static func openComponent(_ folder: String, prefix: String, options: OpenOptions, requireConfig: Bool) throws -> Component {
+        let names = try FormatSniffer.listDirectory(folder)
+        var component = Component()
+        if names.contains("config.json") {
+            let config = try readJSON(folder + "/config.json")
+            component.configs.append(("config.json", config))
+            component.files.append("config.json")
+        } else if requireConfig {
+            throw CheckpointError.folder(
+                path: folder, reason: "has weights but no config.json; a diffusers component needs both "
+                    + "(model_index.json or config.json tells which model the weights belong to)")
+        }
+        let variant = options.variant
+        var chosen: (file: String, isIndex: Bool)?
+        search: for base in weightBaseNames {
+            for candidate in [
+                (ShardedSafetensors.Naming.single(base, variant: variant), false),
+                (ShardedSafetensors.Naming.index(base, variant: variant), true),
+                (variant.map { "\(base).\($0).bin" } ?? "\(base).bin", false),
+                (variant.map { "\(base).bin.index.\($0).json" } ?? "\(base).bin.index.json", true),
+            ] where names.contains(candidate.0) {
+                chosen = candidate
+                break search
+            }
+        }
+        guard let chosen else {
+            let variants = Set(names.compactMap(variantName)).sorted()
+            let weightFiles = names.filter(isWeightsFile)
+            if let variant {
+                throw CheckpointError.folder(
+                    path: folder, reason: "no weights for variant '\(variant)' (looked for diffusion_pytorch_model.\(variant)"
+                        + ".safetensors, its .bin and their index files); "
+                        + (weightFiles.isEmpty ? "the folder has no weights files"
+                            : "found: \(weightFiles.joined(separator: ", "))"
+                                + (variants.isEmpty ? "" : " — variants present: \(variants.joined(separator: ", "))")))
+            }
+            if !variants.isEmpty {
+                throw CheckpointError.folder(
+                    path: folder, reason: "only variant weights are present (\(variants.joined(separator: ", "))); pass "
+                        + "--variant \(variants[0]) to choose one")
+            }
+            throw CheckpointError.folder(
+                path: folder, reason: "no weights file (diffusion_pytorch_model.safetensors, .bin, or a sharded index)")
+        }
+        let filePath = folder + "/" + chosen.file
+        if chosen.file.hasSuffix(".safetensors") {
+            let st = try SafetensorsFile(file: try map(filePath))
+            component.tensors = st.tensors
+            component.metadata = st.metadata
+            component.files.append(chosen.file)
+        } else if chosen.file.contains(".safetensors.index") {
+            let sharded = try ShardedSafetensors(indexPath: filePath)
+            component.tensors = sharded.tensors
+            component.metadata = sharded.metadata
+            component.files += [chosen.file] + sharded.shards.map { fileName($0.file.path) }
+            component.notes += sharded.notes
+        } else if chosen.isIndex {
+            let (tensors, files) = try openBinShards(indexPath: filePath, options: options)
+            component.tensors = tensors
+            component.files += [chosen.file] + files
+        } else {
+            let checkpoint = try Checkpoint.openFile(try map(filePath), kind: try FormatSniffer.sniffFile(try map(filePath)), options: options)
+            component.tensors = checkpoint.tensors
+            component.files.append(chosen.file)
+            component.notes += checkpoint.notes
+        }
+        if !prefix.isEmpty {
+            component.tensors = component.tensors.map {
+                TensorInfo(
+                    name: prefix + $0.name, dtype: $0.dtype, layout: $0.layout, storage: $0.storage,
+                    requiresGrad: $0.requiresGrad, isParameter: $0.isParameter)
+            }
+        }
+        if let variant { component.notes.append("variant \(variant)") }
+        return component
+    }
+
+    /// `.bin` shards behind a `*.bin.index*.json`: each shard is a torch file holding part of the state dict.
+    static func openBinShards(indexPath: String, options: OpenOptions) throws -> ([TensorInfo], [String]) {
+        let json = try readJSON(indexPath)
+        guard let weightMap = json["weight_map"]?.objectValue else {
+            throw CheckpointError.malformed(path: indexPath, location: "index", reason: "has no \"weight_map\" object")
+        }
+        let folder = String(indexPath[..<(indexPath.lastIndex(of: "/") ?? indexPath.startIndex)])
+        var shardTensors: [String: [String: TensorInfo]] = [:]
+        var files: [String] = []
+        for (_, value) in weightMap {
+            guard let file = value.stringValue, !file.contains("/") else {
+                throw CheckpointError.malformed(path: indexPath, location: "weight_map", reason: "a shard name is not a file name")
+            }
+            if shardTensors[file] != nil { continue }
+            let shardPath = folder + "/" + file
+            guard FormatSniffer.exists(shardPath) else {
+                throw CheckpointError.folder(path: indexPath, reason: "shard file \(file) named by the index is missing")
+            }
+            let mapped = try map(shardPath)
+            let checkpoint = try Checkpoint.openFile(mapped, kind: try FormatSniffer.sniffFile(mapped), options: options)
+            shardTensors[file] = Dictionary(checkpoint.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            files.append(file)
+        }
+        let tensors = try weightMap.map { name, value -> TensorInfo in
+            let file = value.stringValue!
+            guard let tensor = shardTensors[file]?[name] else {
+                throw CheckpointError.folder(path: indexPath, reason: "the index places \(name) in \(file), which does not hold it")
+            }
+            return tensor
+        }
+        return (tensors, files)
+    }
+
+    static func map(_ path: String) throws -> MappedFile {
+        do { return try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
+    }
+
+    static func fileName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+
+    /// The variant a weights file name carries, if any (`diffusion_pytorch_model.fp16.safetensors` → fp16,
+    /// `…safetensors.index.fp16.json` → fp16, `…fp16-00001-of-00002.safetensors` and
+    /// `…-00001-of-00002.fp16.safetensors` → fp16).
+    static func variantName(_ name: String) -> String? {
+        guard isWeightsFile(name) else { return nil }
+        var parts = name.split(separator: ".").map(String.init)
+        guard parts.count >= 3 else { return nil }
+        parts.removeFirst()  // base name (may carry "-00001-of-00002")
+        let ignored: Set<String> = ["safetensors", "bin", "json", "index"]
+        for part in parts {
+            let stripped = part.split(separator: "-").first.map(String.init) ?? part
+            if !ignored.contains(stripped) && !stripped.isEmpty { return stripped }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,115 @@
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decides what a path is from its bytes (files) or its contents (folders), never from its extension.
+public enum FormatSniffer {
+    public enum FileKind: Sendable {
+        case safetensors, safetensorsIndex, torchZip, torchLegacy, pickle
+    }
+
+    public enum FolderKind: Sendable {
+        case pipeline, component, shardedSafetensors
+    }
+
+    public enum Result {
+        case file(FileKind, MappedFile)
+        case folder(FolderKind)
+    }
+
+    /// Sniffs `path`. Throws `CheckpointError.unsupported` (with advice) for files we know but do not read,
+    /// `.unrecognized` for anything else.
+    public static func sniff(_ path: String) throws -> Result {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { throw CheckpointError.notFound(path: path) }
+            throw CheckpointError.io(path: path, operation: "stat", detail: describeErrno(errno))
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR { return .folder(try sniffFolder(path)) }
+        let file: MappedFile
+        do { file = try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
+        return .file(try sniffFile(file), file)
+    }
+
+    static func sniffFile(_ file: MappedFile) throws -> FileKind {
+        let path = file.path
+        let bytes = file.bytes
+        let size = bytes.count
+        func starts(with prefix: [UInt8], at offset: Int = 0) -> Bool {
+            offset + prefix.count <= size && zip(prefix.indices, prefix).allSatisfy { bytes[offset + $0] == $1 }
+        }
+        if size == 0 {
+            throw CheckpointError.unsupported(
+                path: path, kind: "an empty file (0 bytes)", advice: "the download or copy probably failed; fetch the file again")
+        }
+        if starts(with: Array("version https://git-lfs".utf8)) {
+            let text = String(decoding: bytes.prefix(512), as: UTF8.self)
+            let sizeLine = text.split(separator: "\n").first { $0.hasPrefix("size ") }.map { " of \($0.dropFirst(5)) bytes" } ?? ""
+            throw CheckpointError.unsupported(
+                path: path, kind: "a git-lfs pointer file, not the checkpoint itself (the real file\(sizeLine) was never downloaded)",
+                advice: "run `git lfs pull` in the repository, or download the file directly")
+        }
+        if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .torchZip }
+        if starts(with: TorchArchive.legacyMagic) { return .torchLegacy }
+        if size >= 9 && bytes[8] == UInt8(ascii: "{") { return .safetensors }
+        if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) {
+            throw CheckpointError.unsupported(
+                path: path, kind: "an HDF5 file (a Cerebras .mdl checkpoint?)",
+                advice: "ditkit does not read HDF5 checkpoints yet; Cerebras' own tools can export a torch.save state dict")
+        }
+        if starts(with: Array("ustar".utf8), at: 257) {
+            throw CheckpointError.unsupported(
+                path: path, kind: "a tar archive (the torch < 0.4 checkpoint format?)",
+                advice: "load and re-save it with a current torch: torch.save(torch.load(path), 'new.pt')")
+        }
+        if starts(with: [0x1F, 0x8B]) {
+            throw CheckpointError.unsupported(path: path, kind: "a gzip-compressed file", advice: "decompress it first (gunzip)")
+        }
+        if bytes[0] == 0x80 && size >= 2 && bytes[1] <= 5 { return .pickle }
+        if bytes[0] == UInt8(ascii: "{") || bytes[0] == UInt8(ascii: " ") || bytes[0] == UInt8(ascii: "\n") {
+            if let json = try? JSONParser.parse(bytes), json["weight_map"] != nil { return .safetensorsIndex }
+            throw CheckpointError.unrecognized(
+                path: path, reason: "a JSON file; point ditkit at the folder or at a *.safetensors.index.json file")
+        }
+        let hex = bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+        throw CheckpointError.unrecognized(
+            path: path, reason: "its first bytes (\(hex.joined(separator: " "))) match no known format "
+                + "(torch zip 'PK', legacy torch pickle, safetensors, diffusers folder)")
+    }
+
+    static func sniffFolder(_ path: String) throws -> FolderKind {
+        let names = try listDirectory(path)
+        if names.contains("model_index.json") { return .pipeline }
+        if names.contains("config.json") || names.contains(where: DiffusersFolder.isWeightsFile) { return .component }
+        if names.contains(where: { $0.contains(".safetensors.index") && $0.hasSuffix(".json") }) { return .shardedSafetensors }
+        throw CheckpointError.unrecognized(
+            path: path, reason: "a folder without model_index.json (pipeline), config.json (component) or weights files")
+    }
+
+    /// File names in a directory, sorted.
+    static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw CheckpointError.io(path: path, operation: "opendir", detail: describeErrno(errno))
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+}

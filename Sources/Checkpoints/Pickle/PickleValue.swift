@@ -1,0 +1,243 @@
+import Tensors
+
+/// A module-qualified name from a pickle's GLOBAL / STACK_GLOBAL / INST opcode. Only a name: never resolved.
+public struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
+    public let module: String
+    public let name: String
+
+    /// Normalises Python 2 spellings (`__builtin__`, `copy_reg`, `exceptions`) to their Python 3 modules,
+    /// as `pickle`'s `fix_imports` does.
+    public init(module: String, name: String) {
+        switch module {
+        case "__builtin__", "exceptions": self.module = "builtins"
+        case "copy_reg": self.module = "copyreg"
+        default: self.module = module
+        }
+        self.name = name
+    }
+
+    public var description: String { "\(module).\(name)" }
+}
+
+/// A mutable list (pickle containers are built up after they are memoised, so they need reference semantics).
+public final class PickleList: @unchecked Sendable {
+    public var items: [PickleValue]
+    public init(_ items: [PickleValue] = []) { self.items = items }
+}
+
+/// A mutable dict keeping insertion order; a key set twice keeps its first position and its last value,
+/// as Python's dict does.
+public final class PickleDict: @unchecked Sendable {
+    public private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
+    private var index: [PickleKey: Int] = [:]
+
+    public init() {}
+
+    public func set(_ key: PickleValue, _ value: PickleValue) {
+        let hashKey = PickleKey(key)
+        if let position = index[hashKey] {
+            entries[position].value = value
+        } else {
+            index[hashKey] = entries.count
+            entries.append((key, value))
+        }
+    }
+
+    public subscript(key: String) -> PickleValue? {
+        index[.string(key)].map { entries[$0].value }
+    }
+
+    public var count: Int { entries.count }
+}
+
+/// A mutable set (for ADDITEMS); elements kept in insertion order without duplicates.
+public final class PickleSet: @unchecked Sendable {
+    public private(set) var items: [PickleValue] = []
+    private var seen = Set<PickleKey>()
+    public init() {}
+    public func insert(_ value: PickleValue) {
+        if seen.insert(PickleKey(value)).inserted { items.append(value) }
+    }
+}
+
+/// An instance of a class that is not on the allowlist, kept as data: its class name, the arguments it was
+/// created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever executed.
+public final class PickleObject: @unchecked Sendable {
+    public let type: PickleGlobal
+    public let arguments: [PickleValue]
+    public var state: PickleValue?
+    public var listItems: [PickleValue] = []
+    public var dictItems: [(PickleValue, PickleValue)] = []
+
+    public init(type: PickleGlobal, arguments: [PickleValue]) {
+        self.type = type
+        self.arguments = arguments
+    }
+}
+
+/// A tensor as a pickle describes it: a view (`layout`, in elements of `dtype`) of a storage.
+public struct PickledTensor: Sendable {
+    public let storage: TensorStorage
+    public let dtype: DType
+    /// The raw view as pickled; checked against the storage when the checkpoint is assembled.
+    public let shape: [Int]
+    public let strides: [Int]
+    public let offset: Int
+    public let requiresGrad: Bool
+    public let isParameter: Bool
+
+    public func with(requiresGrad: Bool, isParameter: Bool) -> PickledTensor {
+        PickledTensor(
+            storage: storage, dtype: dtype, shape: shape, strides: strides, offset: offset,
+            requiresGrad: requiresGrad, isParameter: isParameter)
+    }
+}
+
+/// Everything a restricted unpickler can produce.
+public indirect enum PickleValue: @unchecked Sendable {
+    case none
+    case bool(Bool)
+    case int(Int)
+    /// An integer outside the 64-bit range, as decimal text.
+    case bigInt(String)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case bytearray([UInt8])
+    case list(PickleList)
+    case tuple([PickleValue])
+    case dict(PickleDict)
+    case set(PickleSet)
+    case frozenset([PickleValue])
+    /// A class or function name used as a value (e.g. `torch.float16`, a storage class).
+    case global(PickleGlobal)
+    case object(PickleObject)
+    /// A storage reached through a persistent id (torch).
+    case storage(TensorStorage, dtype: DType?)
+    case tensor(PickledTensor)
+
+    /// A short name of the value's kind, as a user reads it.
+    public var kindName: String {
+        switch self {
+        case .none: return "None"
+        case .bool: return "bool"
+        case .int, .bigInt: return "int"
+        case .float: return "float"
+        case .string: return "str"
+        case .bytes: return "bytes"
+        case .bytearray: return "bytearray"
+        case .list: return "list"
+        case .tuple: return "tuple"
+        case .dict: return "dict"
+        case .set: return "set"
+        case .frozenset: return "frozenset"
+        case .global(let g): return "global \(g)"
+        case .object(let o): return o.type.description
+        case .storage: return "storage"
+        case .tensor: return "tensor"
+        }
+    }
+
+    /// A Python-like rendering for messages and `inspect` (bounded: long strings and containers are cut).
+    public func repr(limit: Int = 200) -> String {
+        var out = ""
+        render(into: &out, limit: limit, depth: 0)
+        return out
+    }
+
+    private func render(into out: inout String, limit: Int, depth: Int) {
+        if out.count > limit || depth > 8 { out += "…"; return }
+        switch self {
+        case .none: out += "None"
+        case .bool(let b): out += b ? "True" : "False"
+        case .int(let i): out += String(i)
+        case .bigInt(let s): out += s
+        case .float(let d): out += pythonFloatRepr(d)
+        case .string(let s):
+            out += "'" + (s.count > limit ? String(s.prefix(limit)) + "…" : s) + "'"
+        case .bytes(let b): out += "b<\(b.count) bytes>"
+        case .bytearray(let b): out += "bytearray(<\(b.count) bytes>)"
+        case .list(let l): renderSequence(l.items, open: "[", close: "]", into: &out, limit: limit, depth: depth)
+        case .tuple(let t): renderSequence(t, open: "(", close: t.count == 1 ? ",)" : ")", into: &out, limit: limit, depth: depth)
+        case .set(let s): renderSequence(s.items, open: "{", close: "}", into: &out, limit: limit, depth: depth)
+        case .frozenset(let s): renderSequence(s, open: "frozenset({", close: "})", into: &out, limit: limit, depth: depth)
+        case .dict(let d):
+            out += "{"
+            for (i, entry) in d.entries.enumerated() {
+                if i > 0 { out += ", " }
+                if out.count > limit { out += "…"; break }
+                entry.key.render(into: &out, limit: limit, depth: depth + 1)
+                out += ": "
+                entry.value.render(into: &out, limit: limit, depth: depth + 1)
+            }
+            out += "}"
+        case .global(let g): out += g.description
+        case .object(let o): out += "<\(o.type)>"
+        case .storage(let s, _): out += "<storage \(s.key)>"
+        case .tensor(let t): out += "<tensor \(t.dtype.rawValue) \(t.shape)>"
+        }
+    }
+
+    private func renderSequence(
+        _ items: [PickleValue], open: String, close: String, into out: inout String, limit: Int, depth: Int
+    ) {
+        out += open
+        for (i, item) in items.enumerated() {
+            if i > 0 { out += ", " }
+            if out.count > limit { out += "…"; break }
+            item.render(into: &out, limit: limit, depth: depth + 1)
+        }
+        out += close
+    }
+}
+
+/// Python's `repr(float)` spelling for the common cases (`1.0`, `0.0001`, `inf`, `nan`).
+public func pythonFloatRepr(_ d: Double) -> String {
+    if d.isNaN { return "nan" }
+    if d.isInfinite { return d < 0 ? "-inf" : "inf" }
+    if d == d.rounded(), abs(d) < 1e16 { return String(format1: d) }
+    return "\(d)"
+}
+
+extension String {
+    fileprivate init(format1 d: Double) {
+        self = d == 0 && d.sign == .minus ? "-0.0" : String(Int64(d)) + ".0"
+    }
+}
+
+/// A hashable stand-in for dict keys and set elements (strings, numbers, tuples of them; identity otherwise).
+enum PickleKey: Hashable {
+    case none
+    case bool(Bool)
+    case int(Int)
+    case big(String)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple([PickleKey])
+    case global(PickleGlobal)
+    case identity(ObjectIdentifier)
+    case other(String)
+
+    init(_ value: PickleValue) {
+        switch value {
+        case .none: self = .none
+        case .bool(let b): self = .int(b ? 1 : 0)  // Python: True == 1
+        case .int(let i): self = .int(i)
+        case .bigInt(let s): self = .big(s)
+        case .float(let d): self = d == d.rounded() && abs(d) < 9e15 ? .int(Int(d)) : .float(d)
+        case .string(let s): self = .string(s)
+        case .bytes(let b): self = .bytes(b)
+        case .tuple(let t): self = .tuple(t.map(PickleKey.init))
+        case .frozenset(let t): self = .tuple(t.map(PickleKey.init))
+        case .global(let g): self = .global(g)
+        case .list(let l): self = .identity(ObjectIdentifier(l))
+        case .dict(let d): self = .identity(ObjectIdentifier(d))
+        case .set(let s): self = .identity(ObjectIdentifier(s))
+        case .object(let o): self = .identity(ObjectIdentifier(o))
+        case .storage(let s, _): self = .identity(ObjectIdentifier(s))
+        case .bytearray(let b): self = .bytes(b)
+        case .tensor(let t): self = .other("tensor@\(ObjectIdentifier(t.storage))/\(t.offset)/\(t.shape)")
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Tensors
+
+/// A set of safetensors shards described by an index file
+/// (`{"metadata": {"total_size": n}, "weight_map": {tensor: shard file}}`).
+public struct ShardedSafetensors {
+    public let indexPath: String
+    public let shards: [SafetensorsFile]
+    /// Tensors in the index's weight_map order.
+    public let tensors: [TensorInfo]
+    public let metadata: [(String, String)]
+    public let notes: [String]
+
+    /// Opens the index and every shard it names. Names a missing shard, a tensor the index puts in a shard
+    /// that lacks it, and a shard tensor the index does not list.
+    public init(indexPath: String) throws {
+        self.indexPath = indexPath
+        let indexFile: MappedFile
+        do { indexFile = try MappedFile(path: indexPath) } catch { throw CheckpointError.mapping(error, path: indexPath) }
+        let json: JSONValue
+        do { json = try JSONParser.parse(indexFile.bytes) } catch {
+            throw CheckpointError.malformed(path: indexPath, location: "index", reason: "not valid JSON: \(error)")
+        }
+        guard let weightMap = json["weight_map"]?.objectValue else {
+            throw CheckpointError.malformed(path: indexPath, location: "index", reason: "has no \"weight_map\" object")
+        }
+        let directory = indexPath.lastIndex(of: "/").map { String(indexPath[..<$0]) } ?? "."
+        var shardOrder: [String] = []
+        var assigned: [String: String] = [:]
+        for (name, value) in weightMap {
+            guard let file = value.stringValue, !file.contains("/"), !file.hasPrefix(".") else {
+                throw CheckpointError.malformed(
+                    path: indexPath, location: "weight_map[\"\(name)\"]", reason: "must name a shard file in the same folder")
+            }
+            if !shardOrder.contains(file) { shardOrder.append(file) }
+            assigned[name] = file
+        }
+        var shards: [SafetensorsFile] = []
+        var byName: [String: TensorInfo] = [:]
+        var unlisted: [String] = []
+        var missingFiles: [String] = []
+        for file in shardOrder {
+            let shardPath = directory + "/" + file
+            let mapped: MappedFile
+            do { mapped = try MappedFile(path: shardPath) } catch {
+                missingFiles.append(file)
+                continue
+            }
+            let shard = try SafetensorsFile(file: mapped)
+            shards.append(shard)
+            for tensor in shard.tensors {
+                if assigned[tensor.name] == file {
+                    byName[tensor.name] = tensor
+                } else {
+                    unlisted.append("\(tensor.name) (in \(file))")
+                }
+            }
+        }
+        if !missingFiles.isEmpty {
+            let count = weightMap.filter { missingFiles.contains($0.1.stringValue ?? "") }.count
+            throw CheckpointError.folder(
+                path: indexPath, reason: "shard file(s) \(missingFiles.joined(separator: ", ")) named by the index are missing "
+                    + "(\(count) tensors)")
+        }
+        let absent = weightMap.map(\.0).filter { byName[$0] == nil }
+        if !absent.isEmpty {
+            throw CheckpointError.folder(
+                path: indexPath, reason: "the index places \(absent.count) tensor(s) in shards that do not hold them: "
+                    + absent.prefix(5).map { "\($0) (→ \(assigned[$0]!))" }.joined(separator: ", "))
+        }
+        var notes: [String] = []
+        if !unlisted.isEmpty {
+            throw CheckpointError.folder(
+                path: indexPath, reason: "shards hold \(unlisted.count) tensor(s) the index does not list: "
+                    + unlisted.prefix(5).joined(separator: ", "))
+        }
+        let total = weightMap.reduce(0) { $0 + (byName[$1.0]?.byteCount ?? 0) }
+        if let declared = json["metadata"]?["total_size"]?.intValue, declared != total {
+            notes.append("index metadata total_size is \(declared), the tensors hold \(total) bytes")
+        }
+        self.shards = shards
+        self.tensors = weightMap.map { byName[$0.0]! }
+        var metadata: [(String, String)] = []
+        if case .object(let pairs)? = json["metadata"] {
+            for (k, v) in pairs { metadata.append((k, v.stringValue ?? v.description)) }
+        }
+        self.metadata = metadata
+        self.notes = notes
+    }
+
+    /// diffusers' file names for a weights file of `base` (e.g. `diffusion_pytorch_model`), optionally a variant.
+    public enum Naming {
+        /// `base.safetensors` or `base.variant.safetensors`.
+        public static func single(_ base: String, variant: String?) -> String {
+            variant.map { "\(base).\($0).safetensors" } ?? "\(base).safetensors"
+        }
+        /// `base.safetensors.index.json` or `base.safetensors.index.variant.json`.
+        public static func index(_ base: String, variant: String?) -> String {
+            variant.map { "\(base).safetensors.index.\($0).json" } ?? "\(base).safetensors.index.json"
+        }
+        /// `base-00001-of-00003.safetensors`, with a variant `base.variant-00001-of-00003.safetensors`.
+        public static func shard(_ base: String, variant: String?, number: Int, of count: Int) -> String {
+            let n = String(number), c = String(count)
+            let tag = String(repeating: "0", count: max(0, 5 - n.count)) + n + "-of-"
+                + String(repeating: "0", count: max(0, 5 - c.count)) + c
+            return variant.map { "\(base).\($0)-\(tag).safetensors" } ?? "\(base)-\(tag).safetensors"
+        }
+    }
+
+    /// Writes `entries` as shards of at most `maxShardBytes` (a tensor larger than that gets a shard of its
+    /// own) plus the index, into `directory`. Each file is written atomically; the index last.
+    /// Returns the files written.
+    @discardableResult
+    public static func write(
+        _ entries: [SafetensorsWriter.Entry], metadata: [(String, String)] = [], directory: String,
+        baseName: String, variant: String? = nil, maxShardBytes: Int, overwrite: Bool = false
+    ) throws -> [String] {
+        var groups: [[SafetensorsWriter.Entry]] = [[]]
+        var groupBytes = 0
+        for entry in entries {
+            let bytes = try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+            if !groups[groups.count - 1].isEmpty && groupBytes + bytes > maxShardBytes {
+                groups.append([])
+                groupBytes = 0
+            }
+            groups[groups.count - 1].append(entry)
+            groupBytes += bytes
+        }
+        var written: [String] = []
+        var weightMap: [(String, JSONValue)] = []
+        var total = 0
+        for (i, group) in groups.enumerated() {
+            let name = Naming.shard(baseName, variant: variant, number: i + 1, of: groups.count)
+            try SafetensorsWriter.write(group, metadata: metadata, to: directory + "/" + name, overwrite: overwrite)
+            written.append(name)
+            for entry in group {
+                weightMap.append((entry.name, .string(name)))
+                total += try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+            }
+        }
+        let index = JSONValue.object([
+            ("metadata", .object([("total_size", .int(total))])), ("weight_map", .object(weightMap)),
+        ])
+        let indexName = Naming.index(baseName, variant: variant)
+        let out = try AtomicFileWriter(destination: directory + "/" + indexName, overwrite: overwrite)
+        do {
+            try out.write(Array((index.serialized(pretty: true) + "\n").utf8))
+            try out.commit()
+        } catch {
+            out.abort()
+            throw error
+        }
+        written.append(indexName)
+        return written
+    }
+}

@@ -1,0 +1,175 @@
+import Tensors
+
+/// One entry of a zip central directory, with the offset of its data resolved through the local header.
+public struct ZipEntry: Sendable {
+    public let name: String
+    /// 0 = STORED, 8 = DEFLATE, …
+    public let method: UInt16
+    public let flags: UInt16
+    public let crc32: UInt32
+    public let compressedSize: Int
+    public let uncompressedSize: Int
+    public let localHeaderOffset: Int
+    /// First byte of the entry's data in the file.
+    public let dataOffset: Int
+
+    public var isStored: Bool { method == 0 }
+    /// Data sizes only in the central directory (general-purpose flag bit 3), as torch's streaming writer does.
+    public var hasDataDescriptor: Bool { flags & 0x8 != 0 }
+}
+
+/// The central directory of a zip file, parsed straight from mapped bytes (libzip 1.7 has no public way to
+/// get an entry's data offset, which zero-copy reads need). Handles ZIP64 and data descriptors.
+///
+/// Validates before it trusts: every offset and size is checked against the file size; a missing
+/// end-of-central-directory record (a truncated download) is reported as such.
+public struct ZipDirectory: Sendable {
+    public let entries: [ZipEntry]
+    private let index: [String: Int]
+
+    public func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
+
+    /// Parses the directory of the zip file `path` whose bytes are `bytes`.
+    public init(bytes: UnsafeRawBufferPointer, path: String) throws {
+        func fail(_ location: String, _ reason: String) -> CheckpointError {
+            .malformed(path: path, location: location, reason: reason)
+        }
+        let size = bytes.count
+        func u16(_ at: Int) -> Int { Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian) }
+        func u32(_ at: Int) -> Int { Int(bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian) }
+        func u64(_ at: Int) -> UInt64 { bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self).littleEndian }
+
+        // End of central directory: 22 bytes + a comment of up to 65535 bytes, found by scanning back.
+        guard size >= 22 else { throw fail("zip", "file of \(size) bytes is too short to be a zip archive") }
+        var eocd = -1
+        var at = size - 22
+        let lowest = max(0, size - 22 - 65535)
+        while at >= lowest {
+            if bytes[at] == 0x50, bytes[at + 1] == 0x4B, bytes[at + 2] == 0x05, bytes[at + 3] == 0x06,
+                at + 22 + u16(at + 20) == size
+            {
+                eocd = at
+                break
+            }
+            at -= 1
+        }
+        guard eocd >= 0 else {
+            throw fail(
+                "zip", "no end-of-central-directory record in the last 64 KiB: the archive is truncated "
+                    + "(an interrupted download or copy?) or not a zip file")
+        }
+        var entryCount = u16(eocd + 10)
+        var directorySize = u32(eocd + 12)
+        var directoryOffset = u32(eocd + 16)
+
+        // ZIP64: locator 20 bytes before the EOCD record points at the ZIP64 end record.
+        if eocd >= 20, u32(eocd - 20) == 0x0706_4B50 {
+            let recordOffset = u64(eocd - 20 + 8)
+            guard recordOffset <= UInt64(size - 56), u32(Int(recordOffset)) == 0x0606_4B50 else {
+                throw fail("zip64 end record", "the ZIP64 locator points at offset \(recordOffset), where no ZIP64 end record is")
+            }
+            let record = Int(recordOffset)
+            let count64 = u64(record + 32), size64 = u64(record + 40), offset64 = u64(record + 48)
+            guard count64 < UInt64(Int.max), size64 < UInt64(Int.max), offset64 < UInt64(Int.max) else {
+                throw fail("zip64 end record", "sizes out of range")
+            }
+            entryCount = Int(count64)
+            directorySize = Int(size64)
+            directoryOffset = Int(offset64)
+        }
+        guard directoryOffset <= size, directorySize <= size - directoryOffset else {
+            throw fail(
+                "central directory", "declared at offset \(directoryOffset) with \(directorySize) bytes, past the end of "
+                    + "the \(size)-byte file: the archive is truncated")
+        }
+        guard entryCount <= directorySize / 46 + 1 else {
+            throw fail("central directory", "declares \(entryCount) entries in \(directorySize) bytes")
+        }
+
+        var entries: [ZipEntry] = []
+        entries.reserveCapacity(entryCount)
+        var index: [String: Int] = [:]
+        var cursor = directoryOffset
+        let end = directoryOffset + directorySize
+        for n in 0..<entryCount {
+            guard cursor + 46 <= end, u32(cursor) == 0x0201_4B50 else {
+                throw fail("central directory entry \(n) at offset \(cursor)", "bad signature or runs past the directory")
+            }
+            let flags = UInt16(u16(cursor + 8))
+            let method = UInt16(u16(cursor + 10))
+            let crc = UInt32(u32(cursor + 16))
+            var compressed = UInt64(u32(cursor + 20))
+            var uncompressed = UInt64(u32(cursor + 24))
+            let nameLength = u16(cursor + 28), extraLength = u16(cursor + 30), commentLength = u16(cursor + 32)
+            var localOffset = UInt64(u32(cursor + 42))
+            let nameStart = cursor + 46
+            let extraStart = nameStart + nameLength
+            let next = extraStart + extraLength + commentLength
+            guard next <= end else { throw fail("central directory entry \(n)", "runs past the directory") }
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[nameStart..<extraStart]), as: UTF8.self)
+            // ZIP64 extended information: only the fields that are 0xFFFFFFFF in the fixed part, in this order.
+            var field = extraStart
+            while field + 4 <= extraStart + extraLength {
+                let id = u16(field), length = u16(field + 2)
+                let body = field + 4
+                guard body + length <= extraStart + extraLength else { break }
+                if id == 0x0001 {
+                    var p = body
+                    func next64() throws -> UInt64 {
+                        guard p + 8 <= body + length else {
+                            throw fail("entry \(name)", "ZIP64 extra field is shorter than the sizes it must hold")
+                        }
+                        defer { p += 8 }
+                        return u64(p)
+                    }
+                    if uncompressed == 0xFFFF_FFFF { uncompressed = try next64() }
+                    if compressed == 0xFFFF_FFFF { compressed = try next64() }
+                    if localOffset == 0xFFFF_FFFF { localOffset = try next64() }
+                }
+                field = body + length
+            }
+            guard localOffset <= UInt64(size - 30), compressed <= UInt64(size), uncompressed < UInt64(Int.max) else {
+                throw fail(
+                    "entry \(name)", "local header offset \(localOffset) or size \(compressed) is past the end of the "
+                        + "\(size)-byte file: the archive is truncated")
+            }
+            let local = Int(localOffset)
+            guard u32(local) == 0x0403_4B50 else {
+                throw fail("entry \(name)", "no local file header at offset \(local)")
+            }
+            let dataOffset = local + 30 + u16(local + 26) + u16(local + 28)
+            guard dataOffset <= size, Int(compressed) <= size - dataOffset else {
+                throw fail(
+                    "entry \(name)", "data at offset \(dataOffset) with \(compressed) bytes runs past the end of the "
+                        + "\(size)-byte file: the archive is truncated")
+            }
+            index[name] = entries.count
+            entries.append(
+                ZipEntry(
+                    name: name, method: method, flags: flags, crc32: crc, compressedSize: Int(compressed),
+                    uncompressedSize: Int(uncompressed), localHeaderOffset: local, dataOffset: dataOffset))
+            cursor = next
+        }
+        self.entries = entries
+        self.index = index
+    }
+}
+
+/// CRC-32 (IEEE 802.3, as zip and zlib use).
+public enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { n -> UInt32 in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
+        var crc = ~initial
+        table.withUnsafeBufferPointer { t in
+            for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return ~crc
+    }
+
+    public static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
+}

@@ -1,0 +1,2 @@
+import Checkpoints
+public enum Fixtures {}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Checkpoints
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The `ditkit` command. Exit codes (DESIGN.md): 0 success, 1 verification failed, 2 usage,
+/// 3 unreadable or hostile input, 4 I/O.
+@main
+struct Ditkit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ditkit",
+        abstract: "Open, inspect, convert and verify Diffusion Transformer (DiT) checkpoints.",
+        discussion: """
+            Exit codes: 0 success, 1 verification failed, 2 usage, 3 unreadable or hostile input, 4 I/O.
+            """,
+        version: "0.1.0",
+        subcommands: [Inspect.self])
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as CheckpointError {
+            fail(error.description, code: error.exitCode)
+        } catch let error as CLIError {
+            fail(error.message, code: error.code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                terminate(0)
+            }
+            let message = fullMessage(for: error)
+            // ArgumentParser's usage errors (64) become DESIGN.md's 2.
+            fail(message, code: code == .validationFailure ? 2 : code.rawValue, prefix: false)
+        }
+        terminate(0)
+    }
+
+    static func fail(_ message: String, code: Int32, prefix: Bool = true) -> Never {
+        writeStandardError((prefix ? "ditkit: error: " : "") + message + "\n")
+        terminate(code)
+    }
+
+    /// Flushes stdout and exits.
+    static func terminate(_ code: Int32) -> Never {
+        fflush(nil)
+        #if canImport(Glibc)
+        Glibc.exit(code)
+        #else
+        Darwin.exit(code)
+        #endif
+    }
+}
+
+/// Writes diagnostics and progress to file descriptor 2 (unbuffered), flushing stdout first so the two
+/// streams interleave in order.
+func writeStandardError(_ text: String) {
+    fflush(nil)
+    var copy = text
+    copy.withUTF8 { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+            if n <= 0 { break }
+            offset += n
+        }
+    }
+}
+
+/// A CLI-level failure with its exit code.
+struct CLIError: Error {
+    let message: String
+    let code: Int32
+
+    static func usage(_ message: String) -> CLIError { CLIError(message: message, code: 2) }
+    static func io(_ message: String) -> CLIError { CLIError(message: message, code: 4) }
+}
+
+/// Options every command that opens a checkpoint takes.
+struct OpenOptionGroup: ParsableArguments {
+    @Option(name: .long, help: "diffusers weight variant to read (e.g. fp16 for diffusion_pytorch_model.fp16.safetensors).")
+    var variant: String?
+
+    @Flag(name: .long, help: "Refuse any pickle class or function outside torch's weights-only allowlist instead of keeping it as an opaque value.")
+    var strict = false
+
+    var openOptions: OpenOptions { OpenOptions(variant: variant, strict: strict) }
+}

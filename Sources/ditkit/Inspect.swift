@@ -1,0 +1,107 @@
+import ArgumentParser
+import Checkpoints
+import Models
+
+/// `ditkit inspect PATH`: format, layout, tensors, totals and non-tensor values, without reading tensor data.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what a checkpoint holds: format, layout, every tensor, totals and non-tensor values.",
+        discussion: """
+            PATH is a .pt/.pth/.bin file (zip or legacy torch.save), a .safetensors file or index, a diffusers \
+            component folder (config.json + weights) or pipeline folder (model_index.json). The format is taken \
+            from the bytes, not the extension. No tensor data is read and no pickle code is executed.
+            """)
+
+    @Argument(help: "Checkpoint file or diffusers folder.")
+    var path: String
+
+    @Flag(name: .long, help: "Print JSON (schemas/inspect.schema.json) instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "Only the summary and group subtotals, not every tensor.")
+    var summary = false
+
+    @OptionGroup var open: OpenOptionGroup
+
+    func run() throws {
+        let checkpoint = try Checkpoint.open(path, options: open.openOptions)
+        let report = InspectReport(checkpoint)
+        if json {
+            print(report.json.serialized(pretty: true))
+        } else {
+            print(render(report))
+        }
+    }
+
+    func render(_ report: InspectReport) -> String {
+        let c = report.checkpoint
+        var out: [String] = []
+        let storages = c.storageSummary
+        var header: [[String]] = [
+            ["file", c.path],
+            ["format", "\(c.format.rawValue) — \(c.format.summary)" + (c.variant.map { ", variant \($0)" } ?? "")],
+        ]
+        if report.layouts.isEmpty {
+            header.append(["layout", "unknown (no DiT key pattern found)"])
+        } else {
+            for (i, m) in report.layouts.enumerated() {
+                let place = m.prefix.isEmpty ? "at the top level" : "under \"\(m.prefix)\""
+                header.append([
+                    i == 0 ? "layout" : "",
+                    "\(m.layout.summary) \(place): \(m.depth) blocks, \(m.matchedTensors) of \(m.tensorsUnderPrefix) tensors",
+                ])
+            }
+        }
+        if c.files.count > 1 { header.append(["files", c.files.joined(separator: ", ")]) }
+        header.append([
+            "tensors",
+            "\(Format.grouped(c.tensors.count)) tensors, \(Format.grouped(c.elementCount)) elements, "
+                + "\(Format.bytes(c.tensorBytes)) (\(Format.grouped(c.tensorBytes)) bytes)",
+        ])
+        if storages.count != c.tensors.count || storages.bytes != c.tensorBytes {
+            header.append(["storage", "\(Format.grouped(storages.count)) storages, \(Format.grouped(storages.bytes)) bytes (shared or larger than their views)"])
+        }
+        let dtypes = Dictionary(grouping: c.tensors, by: \.dtype).map { ($0.key, $0.value.count) }.sorted { ($0.1, $1.0.rawValue) > ($1.1, $0.0.rawValue) }
+        if !dtypes.isEmpty { header.append(["dtypes", dtypes.map { "\($0.0.rawValue) ×\($0.1)" }.joined(separator: ", ")]) }
+        out.append(Format.table(header))
+
+        if !report.groups.isEmpty {
+            out.append("")
+            out.append(
+                Format.table(
+                    report.groups.map { [$0.name, Format.grouped($0.tensors), Format.grouped($0.elements), Format.bytes($0.bytes)] },
+                    header: ["group", "tensors", "elements", "bytes"], rightAligned: [1, 2, 3]))
+        }
+        if !summary && !c.tensors.isEmpty {
+            out.append("")
+            out.append(
+                Format.table(
+                    c.tensors.map { t in
+                        var extra = ""
+                        if !t.layout.isContiguous { extra = "strides \(Format.shape(t.layout.strides))" }
+                        if t.layout.offset != 0 { extra += (extra.isEmpty ? "" : ", ") + "offset \(t.layout.offset)" }
+                        return [t.name, t.dtype.rawValue, Format.shape(t.shape), Format.grouped(t.byteCount), extra]
+                    },
+                    header: ["tensor", "dtype", "shape", "bytes", ""], rightAligned: [3]))
+        }
+        if !c.values.isEmpty {
+            out.append("")
+            out.append("values (not tensors):")
+            out.append(Format.table(c.values.map { ["  " + $0.path, $0.isOpaqueObject ? "\($0.kind) (opaque, not executed)" : $0.text] }))
+        }
+        if !c.metadata.isEmpty {
+            out.append("")
+            out.append("metadata:")
+            out.append(Format.table(c.metadata.map { ["  " + $0.0, $0.1.count > 120 ? String($0.1.prefix(117)) + "…" : $0.1] }))
+        }
+        if !c.configs.isEmpty {
+            out.append("")
+            out.append("configs: " + c.configs.map { "\($0.0)" + ($0.1["_class_name"]?.stringValue.map { " (\($0))" } ?? "") }.joined(separator: ", "))
+        }
+        if !c.notes.isEmpty {
+            out.append("")
+            out.append(contentsOf: c.notes.map { "note: \($0)" })
+        }
+        return out.joined(separator: "\n")
+    }
+}
