@@ -172,6 +172,27 @@ struct PickleFlattener {
             }
         case .tuple(let items):
             for (i, item) in items.enumerated() { try walk(item, path: parts + [String(i)]) }
+        case .object(let object) where PickleFlattener.moduleState(object) != nil:
+            // A pickled torch.nn.Module (torch.save(model)): show its parameters and buffers under
+            // state-dict names, as model.state_dict() would.
+            let state = PickleFlattener.moduleState(object)!
+            record(parts, kind: object.type.description, text: "<\(object.type)>", json: .string(object.type.description), opaque: true)
+            if parts.isEmpty { notes.append("a whole pickled nn.Module (torch.save(model)); tensors are named as in its state_dict()") }
+            try guarded(ObjectIdentifier(object), parts) { me in
+                for key in ["_parameters", "_buffers"] {
+                    guard case .dict(let tensors)? = state[key] else { continue }
+                    for entry in tensors.entries {
+                        if case .none = entry.value { continue }
+                        try me.walk(entry.value, path: parts + [PickleFlattener.keyText(entry.key)])
+                    }
+                }
+                if case .dict(let modules)? = state["_modules"] {
+                    for entry in modules.entries {
+                        if case .none = entry.value { continue }
+                        try me.walk(entry.value, path: parts + [PickleFlattener.keyText(entry.key)])
+                    }
+                }
+            }
         case .object(let object):
             record(parts, kind: object.type.description, text: "<\(object.type)>", json: .string(object.type.description), opaque: true)
             try guarded(ObjectIdentifier(object), parts) { me in
@@ -194,6 +215,12 @@ struct PickleFlattener {
             let text = value.repr(limit: 200)
             record(parts, kind: value.kindName, text: text, json: .string(text))
         }
+    }
+
+    /// The attribute dict of an opaque object that looks like a torch.nn.Module (has `_parameters` and `_modules`).
+    static func moduleState(_ object: PickleObject) -> PickleDict? {
+        guard case .dict(let state)? = object.state, state["_parameters"] != nil, state["_modules"] != nil else { return nil }
+        return state
     }
 
     /// BUILD state: a dict of attributes, or `(dict, slotstate)`.

@@ -42,7 +42,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Sendable {
         case .notFound(let path): return "\(path): no such file or folder"
         case .io(let path, let operation, let detail): return "\(path): \(operation) failed: \(detail)"
         case .unrecognized(let path, let reason): return "\(path): not a checkpoint ditkit can read: \(reason)"
-        case .unsupported(let path, let kind, let advice): return "\(path): \(kind). \(advice)"
+        case .unsupported(let path, let kind, let advice): return "\(path): \(kind) — \(advice)"
         case .malformed(let path, let location, let reason): return "\(path): \(location): \(reason)"
         case .hostile(let path, let location, let reason): return "\(path): HOSTILE: \(location): \(reason)"
         case .notAllowed(let path, let location, let reason): return "\(path): \(location): \(reason)"

@@ -75,6 +75,11 @@ public enum FormatSniffer {
             throw CheckpointError.unrecognized(
                 path: path, reason: "a JSON file; point ditkit at the folder or at a *.safetensors.index.json file")
         }
+        // A plausible safetensors header length whose header is not JSON: let the reader say what is wrong.
+        if size >= 10 {
+            let declared = bytes.loadUnaligned(as: UInt64.self).littleEndian
+            if declared >= 2 && declared <= UInt64(size - 8) { return .safetensors }
+        }
         let hex = bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
         throw CheckpointError.unrecognized(
             path: path, reason: "its first bytes (\(hex.joined(separator: " "))) match no known format "
@@ -84,8 +89,9 @@ public enum FormatSniffer {
     static func sniffFolder(_ path: String) throws -> FolderKind {
         let names = try listDirectory(path)
         if names.contains("model_index.json") { return .pipeline }
-        if names.contains("config.json") || names.contains(where: DiffusersFolder.isWeightsFile) { return .component }
+        if names.contains("config.json") { return .component }
         if names.contains(where: { $0.contains(".safetensors.index") && $0.hasSuffix(".json") }) { return .shardedSafetensors }
+        if names.contains(where: DiffusersFolder.isWeightsFile) { return .component }
         throw CheckpointError.unrecognized(
             path: path, reason: "a folder without model_index.json (pipeline), config.json (component) or weights files")
     }

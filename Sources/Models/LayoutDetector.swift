@@ -31,6 +31,14 @@ public struct LayoutMatch: Sendable, Equatable {
     public let matchedTensors: Int
     /// Tensors under the prefix in total.
     public let tensorsUnderPrefix: Int
+
+    public init(layout: Layout, prefix: String, depth: Int, matchedTensors: Int, tensorsUnderPrefix: Int) {
+        self.layout = layout
+        self.prefix = prefix
+        self.depth = depth
+        self.matchedTensors = matchedTensors
+        self.tensorsUnderPrefix = tensorsUnderPrefix
+    }
 }
 
 /// Recognises layouts by key patterns (signature keys that only that layout has). The full name mapping is

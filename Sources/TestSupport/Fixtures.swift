@@ -1,2 +1,99 @@
 import Checkpoints
-public enum Fixtures {}
+import Foundation
+
+/// Paths of the committed fixtures and their manifest (written by fixtures/generate/make_fixtures.py).
+public enum Fixtures {
+    /// The package root, found from this source file's location.
+    public static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    public static let root = packageRoot + "/fixtures"
+
+    public static func path(_ relative: String) -> String { root + "/" + relative }
+
+    /// `fixtures/expected/manifest.json`, parsed.
+    public static let manifest: JSONValue = {
+        let data = FileManager.default.contents(atPath: root + "/expected/manifest.json") ?? Data()
+        return (try? JSONParser.parse([UInt8](data))) ?? .object([])
+    }()
+
+    /// Manifest entries (relative path, entry), in file order.
+    public static var entries: [(String, JSONValue)] { manifest["fixtures"]?.objectValue ?? [] }
+
+    /// Entries whose `kind` is in `kinds` (or not hostile/torchscript when `kinds` is nil).
+    public static func entries(kinds: Set<String>? = nil) -> [FixtureCase] {
+        entries.compactMap { name, entry in
+            let kind = entry["kind"]?.stringValue ?? ""
+            if let kinds { return kinds.contains(kind) ? FixtureCase(path: name, entry: entry) : nil }
+            return kind == "hostile" || kind == "torchscript" ? nil : FixtureCase(path: name, entry: entry)
+        }
+    }
+}
+
+/// One fixture, named by its path so parameterised tests read well.
+public struct FixtureCase: CustomStringConvertible, Sendable {
+    public let path: String
+    public let entry: JSONValue
+    public var description: String { path }
+    public var absolutePath: String { Fixtures.path(path) }
+}
+
+/// Runs the built `ditkit` executable.
+public enum DitkitBinary {
+    /// `ditkit` beside the test bundle (swift test builds every product), or `$DITKIT_BIN`.
+    public static let path: String = {
+        if let override = ProcessInfo.processInfo.environment["DITKIT_BIN"] { return override }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        // Linux: .build/<triple>/debug/ditkitPackageTests.xctest is the executable itself.
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("ditkit").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return Fixtures.packageRoot + "/.build/debug/ditkit"
+    }()
+
+    public struct Result: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// Runs `ditkit` with `arguments`, in `directory` (default: the package root).
+    public static func run(_ arguments: [String], in directory: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory ?? Fixtures.packageRoot)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes to the end before waiting, so a large output cannot block the child.
+        nonisolated(unsafe) var errData = Data()
+        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errReader.isFinished { usleep(1000) }
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A scratch directory removed when the value is released.
+public final class TemporaryDirectory {
+    public let path: String
+    public init() {
+        path = NSTemporaryDirectory() + "ditkit-test-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    public func file(_ name: String) -> String { path + "/" + name }
+}

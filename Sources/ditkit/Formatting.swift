@@ -40,6 +40,7 @@ enum Format {
                 line += rightAligned.contains(i) ? pad + cell : (isLast ? cell : cell + pad)
                 if !isLast { line += "  " }
             }
+            while line.last == " " { line.removeLast() }
             lines.append(line)
         }
         return lines.joined(separator: "\n")

@@ -19,7 +19,7 @@ public enum DiffusersFolder {
         case .component, .shardedSafetensors:
             let component = try openComponent(root, prefix: "", options: options, requireConfig: kind == .component)
             return Checkpoint(
-                path: root, format: .diffusersComponent, tensors: component.tensors, metadata: component.metadata,
+                path: root, format: kind == .component ? .diffusersComponent : .safetensorsSharded, tensors: component.tensors, metadata: component.metadata,
                 configs: component.configs, files: component.files, notes: component.notes, variant: options.variant)
         }
     }
@@ -95,9 +95,11 @@ public enum DiffusersFolder {
             component.configs.append(("config.json", config))
             component.files.append("config.json")
         } else if requireConfig {
+            let weights = names.filter(isWeightsFile)
             throw CheckpointError.folder(
                 path: folder, reason: "has weights but no config.json; a diffusers component needs both "
-                    + "(model_index.json or config.json tells which model the weights belong to)")
+                    + "(config.json tells which model the weights belong to)"
+                    + (weights.isEmpty ? "" : "; to read the weights alone, pass the file: \(folder)/\(weights[0])"))
         }
         let variant = options.variant
         var chosen: (file: String, isIndex: Bool)?
