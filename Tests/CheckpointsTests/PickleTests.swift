@@ -116,3 +116,42 @@ struct PickleTests {
         }
     }
 }
+
+@Suite("Pickle machine under hostile nesting")
+struct PickleNestingTests {
+    static let depth = 300_000
+
+    @Test("300,000 nested lists, dicts and objects neither crash nor recurse on release", arguments: ["list", "dict", "object"])
+    func deepContainers(_ kind: String) throws {
+        var bytes: [UInt8] = [0x80, 2]
+        let open: [UInt8]
+        let close: [UInt8]
+        switch kind {
+        case "list": open = [0x5D, 0x28]; close = [0x65]  // EMPTY_LIST MARK … APPENDS
+        case "dict": open = [0x7D, 0x28, 0x4B, 1]; close = [0x75]  // EMPTY_DICT MARK key … SETITEMS
+        default:  // argparse.Namespace() objects whose state holds the next one
+            open = [0x63] + Array("argparse\nNamespace\n".utf8) + [0x29, 0x81, 0x7D, 0x28, 0x4B, 1]
+            close = [0x75, 0x62]
+        }
+        bytes.reserveCapacity(2 + Self.depth * (open.count + close.count) + 2)
+        for _ in 0..<Self.depth { bytes += open }
+        bytes += [0x5D]  // innermost value
+        for _ in 0..<Self.depth { bytes += close }
+        bytes.append(0x2E)
+        let (value, end) = try bytes.withUnsafeBytes { try Unpickler().load($0) }
+        #expect(end == bytes.count)
+        #expect(value.kindName != "None")
+    }
+
+    @Test("tuples nested past the cap are refused with the offset")
+    func deepTuples() {
+        var bytes: [UInt8] = [0x80, 2, 0x29]
+        bytes += [UInt8](repeating: 0x85, count: Self.depth)  // TUPLE1 × 300k
+        bytes.append(0x2E)
+        #expect {
+            try bytes.withUnsafeBytes { try Unpickler().load($0) }
+        } throws: { error in
+            "\(error)".contains("deeper than 200 levels")
+        }
+    }
+}

@@ -23,6 +23,7 @@ public struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
 public final class PickleList: @unchecked Sendable {
     public var items: [PickleValue]
     public init(_ items: [PickleValue] = []) { self.items = items }
+    deinit { PickleTeardown.release(&items) }
 }
 
 /// A mutable dict keeping insertion order; a key set twice keeps its first position and its last value,
@@ -32,6 +33,11 @@ public final class PickleDict: @unchecked Sendable {
     private var index: [PickleKey: Int] = [:]
 
     public init() {}
+    deinit {
+        var children = entries.flatMap { [$0.key, $0.value] }
+        entries = []
+        PickleTeardown.release(&children)
+    }
 
     public func set(_ key: PickleValue, _ value: PickleValue) {
         let hashKey = PickleKey(key)
@@ -47,6 +53,12 @@ public final class PickleDict: @unchecked Sendable {
         index[.string(key)].map { entries[$0].value }
     }
 
+    /// Empties the dict, returning its keys and values.
+    func takeAll() -> [PickleValue] {
+        defer { entries = []; index = [:] }
+        return entries.flatMap { [$0.key, $0.value] }
+    }
+
     public var count: Int { entries.count }
 }
 
@@ -55,6 +67,12 @@ public final class PickleSet: @unchecked Sendable {
     public private(set) var items: [PickleValue] = []
     private var seen = Set<PickleKey>()
     public init() {}
+    deinit { PickleTeardown.release(&items) }
+    func takeAll() -> [PickleValue] {
+        defer { items = []; seen = [] }
+        return items
+    }
+
     public func insert(_ value: PickleValue) {
         if seen.insert(PickleKey(value)).inserted { items.append(value) }
     }
@@ -64,7 +82,8 @@ public final class PickleSet: @unchecked Sendable {
 /// created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever executed.
 public final class PickleObject: @unchecked Sendable {
     public let type: PickleGlobal
-    public let arguments: [PickleValue]
+    public private(set) var arguments: [PickleValue]
+    func clearArguments() { arguments = [] }
     public var state: PickleValue?
     public var listItems: [PickleValue] = []
     public var dictItems: [(PickleValue, PickleValue)] = []
@@ -72,6 +91,54 @@ public final class PickleObject: @unchecked Sendable {
     public init(type: PickleGlobal, arguments: [PickleValue]) {
         self.type = type
         self.arguments = arguments
+    }
+
+    deinit {
+        var children = arguments + listItems + dictItems.flatMap { [$0.0, $0.1] } + (state.map { [$0] } ?? [])
+        state = nil
+        listItems = []
+        dictItems = []
+        PickleTeardown.release(&children)
+    }
+}
+
+/// Releases pickle containers without recursion. A hostile pickle can nest lists or dicts millions deep;
+/// Swift would release such a chain recursively and overflow the stack. Each container's `deinit` hands its
+/// children to this loop instead, which empties every container it holds the last reference to before
+/// dropping it, so no release goes deeper than one level. (Tuples are values: the unpickler caps their nesting.)
+enum PickleTeardown {
+    static func release(_ work: inout [PickleValue]) {
+        while !work.isEmpty {
+            var value = work.removeLast()
+            var list: PickleList?
+            var dict: PickleDict?
+            var set: PickleSet?
+            var object: PickleObject?
+            switch value {
+            case .list(let l): list = l
+            case .dict(let d): dict = d
+            case .set(let s): set = s
+            case .object(let o): object = o
+            case .tuple(let items), .frozenset(let items): work.append(contentsOf: items)
+            default: break
+            }
+            value = .none
+            if list != nil, isKnownUniquelyReferenced(&list) {
+                work.append(contentsOf: list!.items)
+                list!.items = []
+            }
+            if dict != nil, isKnownUniquelyReferenced(&dict) { work.append(contentsOf: dict!.takeAll()) }
+            if set != nil, isKnownUniquelyReferenced(&set) { work.append(contentsOf: set!.takeAll()) }
+            if object != nil, isKnownUniquelyReferenced(&object) {
+                let o = object!
+                work.append(contentsOf: o.arguments + o.listItems + o.dictItems.flatMap { [$0.0, $0.1] })
+                if let state = o.state { work.append(state) }
+                o.state = nil
+                o.listItems = []
+                o.dictItems = []
+                o.clearArguments()
+            }
+        }
     }
 }
 

@@ -281,11 +281,14 @@ public struct Unpickler {
                 case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
                 case 0x8F: try push(.set(PickleSet()))  // EMPTY_SET
                 case 0x6C: try push(.list(PickleList(try popMark())))  // LIST
-                case 0x74: try push(.tuple(try popMark()))  // TUPLE
-                case 0x85: let a = try pop(); try push(.tuple([a]))  // TUPLE1
-                case 0x86: let b = try pop(); let a = try pop(); try push(.tuple([a, b]))  // TUPLE2
-                case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); try push(.tuple([a, b, c]))  // TUPLE3
-                case 0x91: try push(.frozenset(Machine.unique(try popMark())))  // FROZENSET
+                case 0x74: try push(try tuple(try popMark()))  // TUPLE
+                case 0x85: let a = try pop(); try push(try tuple([a]))  // TUPLE1
+                case 0x86: let b = try pop(); let a = try pop(); try push(try tuple([a, b]))  // TUPLE2
+                case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); try push(try tuple([a, b, c]))  // TUPLE3
+                case 0x91:  // FROZENSET
+                    let items = try popMark()
+                    try checkNesting(items)
+                    try push(.frozenset(Machine.unique(items)))
                 case 0x64:  // DICT
                     let items = try popMark()
                     guard items.count % 2 == 0 else { throw PickleError.malformed(offset: opcodeOffset, reason: "DICT with an odd number of items") }
@@ -369,6 +372,29 @@ public struct Unpickler {
         }
 
         // MARK: semantics
+
+        /// Tuples and frozensets are values, released recursively by Swift: their nesting is capped.
+        static let maxValueNesting = 200
+
+        func tuple(_ items: [PickleValue]) throws -> PickleValue {
+            try checkNesting(items)
+            return .tuple(items)
+        }
+
+        func checkNesting(_ items: [PickleValue]) throws {
+            for item in items where Machine.valueNesting(item) >= Machine.maxValueNesting {
+                throw PickleError.tooDeep(offset: opcodeOffset, limit: Machine.maxValueNesting)
+            }
+        }
+
+        /// Nesting of tuples and frozensets inside each other (containers with identity count as leaves: their
+        /// release is iterative). Bounded by `maxValueNesting`, since every value was checked when built.
+        static func valueNesting(_ value: PickleValue) -> Int {
+            switch value {
+            case .tuple(let items), .frozenset(let items): return 1 + (items.map(valueNesting).max() ?? 0)
+            default: return 0
+            }
+        }
 
         mutating func append(_ items: [PickleValue], to target: PickleValue) throws {
             switch target {

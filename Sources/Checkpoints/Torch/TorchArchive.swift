@@ -55,7 +55,7 @@ enum TorchArchive {
             notes.append("some entries are compressed: their tensors are inflated when read (no zero-copy)")
         }
 
-        let host = TorchPickleHost(path: path) { key, byteCount, offset in
+        let host = TorchPickleHost(path: path) { key, byteCount, _, offset in
             let name = root + "data/" + key
             guard let entry = directory.entry(named: name) else {
                 throw PickleError.malformed(offset: offset, reason: "storage \(key) has no zip entry \(name)")
@@ -133,18 +133,12 @@ enum TorchArchive {
         var bigEndian = false
         if case .dict(let info) = sysInfo, case .bool(let little)? = info["little_endian"] { bigEndian = !little }
 
-        // Storages are resolved after the object pickle, once their positions are known: collect them first.
-        final class Pending {
-            var requests: [(key: String, byteCount: Int)] = []
-            var resolved: [String: Int] = [:]
-        }
-        let pending = Pending()
-        var placeholders: [String: TensorStorage] = [:]
-        // Lay storages out lazily: the data section follows the storage-key pickle, so we do a first pass
-        // to learn each storage's size, then compute offsets, then bind. Tensors refer to TensorStorage
-        // objects, so we read the object pickle twice: sizing pass, binding pass.
-        let sizing = TorchPickleHost(path: path) { key, byteCount, _ in
-            pending.requests.append((key, byteCount))
+        // The data section follows the storage-key pickle, so storages are bound in two passes over the object
+        // pickle: the first learns each storage's size and element size, the second binds the located bytes.
+        final class Sizes { var byKey: [String: (bytes: Int, elementSize: Int)] = [:] }
+        let sizes = Sizes()
+        let sizing = TorchPickleHost(path: path) { key, byteCount, elementSize, _ in
+            sizes.byKey[key] = (byteCount, elementSize)
             return TensorStorage(key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: 0), file: path)
         }
         let (_, afterObject) = try load("object", at: afterSysInfo, host: sizing)
@@ -161,11 +155,10 @@ enum TorchArchive {
         default:
             throw CheckpointError.malformed(path: path, location: "legacy storage keys", reason: "a \(keysValue.kindName), expected a list")
         }
-        var sizes: [String: Int] = [:]
-        for request in pending.requests where sizes[request.key] == nil { sizes[request.key] = request.byteCount }
+        var placeholders: [String: TensorStorage] = [:]
         var cursor = dataStart
         for key in keys {
-            guard let byteCount = sizes[key] else {
+            guard let (byteCount, elementSize) = sizes.byKey[key] else {
                 throw CheckpointError.malformed(path: path, location: "legacy storage \(key)", reason: "listed in the keys but never used")
             }
             guard cursor + 8 <= bytes.count else {
@@ -174,24 +167,23 @@ enum TorchArchive {
             }
             let raw = bytes.loadUnaligned(fromByteOffset: cursor, as: UInt64.self)
             let count = bigEndian ? UInt64(bigEndian: raw) : UInt64(littleEndian: raw)
+            // The size field counts elements of the storage's type.
+            guard count == UInt64(byteCount / elementSize) else {
+                throw CheckpointError.malformed(
+                    path: path, location: "legacy storage \(key) at byte \(cursor)",
+                    reason: "size field says \(count) elements, the pickle declares \(byteCount / elementSize)")
+            }
             let dataOffset = cursor + 8
             guard byteCount <= bytes.count - dataOffset else {
                 throw CheckpointError.malformed(
                     path: path, location: "legacy storage \(key) at byte \(dataOffset)",
                     reason: "needs \(byteCount) bytes but the file ends after \(bytes.count - dataOffset) (truncated)")
             }
-            // The count is in elements; the element size is byteCount / count when count > 0.
-            if count == 0 && byteCount != 0 || count > UInt64(byteCount) || (count > 0 && byteCount % Int(count) != 0) {
-                throw CheckpointError.malformed(
-                    path: path, location: "legacy storage \(key) at byte \(cursor)",
-                    reason: "size field says \(count) elements, the pickle declares \(byteCount) bytes")
-            }
             placeholders[key] = TensorStorage(
                 key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: dataOffset), file: path)
-            pending.resolved[key] = dataOffset
             cursor = dataOffset + byteCount
         }
-        let binding = TorchPickleHost(path: path) { key, byteCount, offset in
+        let binding = TorchPickleHost(path: path) { key, _, _, offset in
             guard let storage = placeholders[key] else {
                 throw PickleError.malformed(offset: offset, reason: "storage \(key) is not in the file's storage list")
             }

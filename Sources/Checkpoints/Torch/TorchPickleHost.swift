@@ -50,12 +50,12 @@ enum TorchNames {
 /// (the weights-only loader's list: `_rebuild_tensor_v2/_v3`, `_rebuild_parameter(_with_state)`,
 /// `_rebuild_from_type_v2`, `torch.Size`, `torch.device`, dtypes and storage classes as names).
 final class TorchPickleHost: UnpicklerHost {
-    /// Finds the bytes of storage `key` that the pickle says holds `byteCount` bytes.
-    typealias StorageResolver = (_ key: String, _ byteCount: Int, _ offset: Int) throws -> TensorStorage
+    /// Finds the bytes of storage `key` that the pickle says holds `byteCount` bytes of `elementSize`-byte
+    /// elements (1 for untyped storages); `offset` is the pickle offset, for messages.
+    typealias StorageResolver = (_ key: String, _ byteCount: Int, _ elementSize: Int, _ offset: Int) throws -> TensorStorage
 
     private let resolveStorage: StorageResolver
     private var storages: [String: TensorStorage] = [:]
-    /// Legacy files: storage views `(root key, element offset, element count)` keyed by view key.
     private let path: String
 
     init(path: String, resolveStorage: @escaping StorageResolver) {
@@ -63,8 +63,6 @@ final class TorchPickleHost: UnpicklerHost {
         self.resolveStorage = resolveStorage
     }
 
-    /// Storages in the order the pickle first referenced them.
-    private(set) var storageOrder: [String] = []
 
     func persistentLoad(_ pid: PickleValue, offset: Int) throws -> PickleValue {
         guard case .tuple(let fields) = pid, fields.count >= 5, case .string("storage") = fields[0] else {
@@ -102,7 +100,7 @@ final class TorchPickleHost: UnpicklerHost {
             guard case .int(let viewOffset) = view[1], case .int(let viewSize) = view[2], viewOffset >= 0, viewSize >= 0 else {
                 throw PickleError.malformed(offset: offset, reason: "storage view \(fields[5].repr(limit: 80)) is malformed")
             }
-            let root = try storage(key: key, byteCount: bytes, offset: offset)
+            let root = try storage(key: key, byteCount: bytes, elementSize: elementSize, offset: offset)
             let (start, o1) = viewOffset.multipliedReportingOverflow(by: elementSize)
             let (length, o2) = viewSize.multipliedReportingOverflow(by: elementSize)
             guard !o1, !o2, start <= root.byteCount, length <= root.byteCount - start else {
@@ -121,10 +119,10 @@ final class TorchPickleHost: UnpicklerHost {
             }
             return .storage(viewStorage, dtype: dtype)
         }
-        return .storage(try storage(key: key, byteCount: bytes, offset: offset), dtype: dtype)
+        return .storage(try storage(key: key, byteCount: bytes, elementSize: elementSize, offset: offset), dtype: dtype)
     }
 
-    private func storage(key: String, byteCount: Int, offset: Int) throws -> TensorStorage {
+    private func storage(key: String, byteCount: Int, elementSize: Int, offset: Int) throws -> TensorStorage {
         if let existing = storages[key] {
             guard existing.byteCount == byteCount else {
                 throw PickleError.malformed(
@@ -132,9 +130,8 @@ final class TorchPickleHost: UnpicklerHost {
             }
             return existing
         }
-        let storage = try resolveStorage(key, byteCount, offset)
+        let storage = try resolveStorage(key, byteCount, elementSize, offset)
         storages[key] = storage
-        storageOrder.append(key)
         return storage
     }
 
