@@ -64,8 +64,11 @@ public enum DitkitBinary {
     }
 
     /// Runs `ditkit` with `arguments`, in `directory` (default: the package root).
-    public static func run(_ arguments: [String], in directory: String? = nil) throws -> Result {
+    public static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory ?? Fixtures.packageRoot)

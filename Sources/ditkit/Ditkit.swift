@@ -46,8 +46,13 @@ struct Ditkit: ParsableCommand {
         terminate(code)
     }
 
-    /// Flushes stdout and exits.
+    /// Flushes stdout and exits. With `DITKIT_REPORT_PEAK_RSS` set, first writes this process's peak resident
+    /// set (VmHWM from /proc/self/status) to stderr: exact for this process, unlike a parent's rusage, which
+    /// counts the pages a forked child inherits before exec.
     static func terminate(_ code: Int32) -> Never {
+        if getenv("DITKIT_REPORT_PEAK_RSS") != nil, let peak = peakResidentKiB() {
+            writeStandardError("ditkit: peak RSS \(peak) KiB\n")
+        }
         fflush(nil)
         #if canImport(Glibc)
         Glibc.exit(code)
@@ -70,6 +75,20 @@ func writeStandardError(_ text: String) {
             offset += n
         }
     }
+}
+
+/// VmHWM of this process in KiB, from /proc/self/status (Linux).
+func peakResidentKiB() -> Int? {
+    guard let file = fopen("/proc/self/status", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(cString: line)
+        if text.hasPrefix("VmHWM:") {
+            return Int(text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+        }
+    }
+    return nil
 }
 
 /// A CLI-level failure with its exit code.
