@@ -16,12 +16,15 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeMutableRawPointer?
+    /// Kept open for `read(at:count:)`.
+    private let descriptor: Int32
 
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TensorsError.mapFailed(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
+        var keep = false
+        defer { if !keep { close(fd) } }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             throw TensorsError.mapFailed(path: path, operation: "fstat", errno: errno)
@@ -30,8 +33,10 @@ public final class MappedFile: @unchecked Sendable {
             throw TensorsError.mapFailed(path: path, operation: "open (not a regular file)", errno: EINVAL)
         }
         size = Int(info.st_size)
+        descriptor = fd
         if size == 0 {
             base = nil
+            keep = true
             return
         }
         let pointer = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
@@ -39,10 +44,33 @@ public final class MappedFile: @unchecked Sendable {
             throw TensorsError.mapFailed(path: path, operation: "mmap", errno: errno)
         }
         base = pointer
+        keep = true
+        // Checkpoints are read in scattered small pieces (headers, one tensor at a time): no read-ahead or
+        // fault-around, which would make every 30-byte zip header cost a 64 KiB window of resident pages.
+        _ = madvise(pointer, size, MADV_RANDOM)
     }
 
     deinit {
         if let base { munmap(base, size) }
+        close(descriptor)
+    }
+
+    /// Copies `count` bytes at `offset` with `pread`, without touching the mapping. For small scattered reads
+    /// (zip local headers) this keeps the kernel from mapping a fault-around window of pages for each one.
+    /// Returns fewer bytes only at the end of the file.
+    public func read(at offset: Int, count: Int) -> [UInt8] {
+        guard offset >= 0, offset < size, count > 0 else { return [] }
+        let wanted = min(count, size - offset)
+        var buffer = [UInt8](repeating: 0, count: wanted)
+        var filled = 0
+        while filled < wanted {
+            let n = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + filled, wanted - filled, off_t(offset + filled)) }
+            if n > 0 { filled += n } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        if filled < wanted {  // fall back to the mapping (e.g. the file shrank, or a read error)
+            return [UInt8](bytes[offset..<(offset + wanted)])
+        }
+        return buffer
     }
 
     /// The mapped bytes. Valid while `self` is alive.

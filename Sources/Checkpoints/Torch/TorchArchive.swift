@@ -17,8 +17,7 @@ enum TorchArchive {
 
     static func loadZip(file: MappedFile, strict: Bool) throws -> Loaded {
         let path = file.path
-        let bytes = file.bytes
-        let directory = try ZipDirectory(bytes: bytes, path: path)
+        let directory = try ZipDirectory(file: file)
         // One root folder (the file stem or "archive") holding data.pkl.
         let candidates = directory.entries.filter { entry in
             let parts = entry.name.split(separator: "/", omittingEmptySubsequences: false)

@@ -29,8 +29,15 @@ public struct ZipDirectory: Sendable {
 
     public func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
 
-    /// Parses the directory of the zip file `path` whose bytes are `bytes`.
-    public init(bytes: UnsafeRawBufferPointer, path: String) throws {
+    /// Parses the directory of a mapped zip file. The end records and the central directory are read from the
+    /// mapping; each entry's 30-byte local header is read with `pread` (see `MappedFile.read(at:count:)`).
+    public init(file: MappedFile) throws {
+        try self.init(bytes: file.bytes, path: file.path) { offset in file.read(at: offset, count: 30) }
+    }
+
+    /// Parses the directory of the zip file `path` whose bytes are `bytes`; `localHeader` returns the 30 bytes
+    /// of the local header at an offset (default: from `bytes`).
+    public init(bytes: UnsafeRawBufferPointer, path: String, localHeader: ((Int) -> [UInt8])? = nil) throws {
         func fail(_ location: String, _ reason: String) -> CheckpointError {
             .malformed(path: path, location: location, reason: reason)
         }
@@ -134,10 +141,11 @@ public struct ZipDirectory: Sendable {
                         + "\(size)-byte file: the archive is truncated")
             }
             let local = Int(localOffset)
-            guard u32(local) == 0x0403_4B50 else {
+            let header = localHeader?(local) ?? [UInt8](UnsafeRawBufferPointer(rebasing: bytes[local..<(local + 30)]))
+            guard header.count == 30, header[0] == 0x50, header[1] == 0x4B, header[2] == 0x03, header[3] == 0x04 else {
                 throw fail("entry \(name)", "no local file header at offset \(local)")
             }
-            let dataOffset = local + 30 + u16(local + 26) + u16(local + 28)
+            let dataOffset = local + 30 + (Int(header[26]) | Int(header[27]) << 8) + (Int(header[28]) | Int(header[29]) << 8)
             guard dataOffset <= size, Int(compressed) <= size - dataOffset else {
                 throw fail(
                     "entry \(name)", "data at offset \(dataOffset) with \(compressed) bytes runs past the end of the "
