@@ -24,7 +24,7 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
         case .negativeDimension(let shape):
             return "negative dimension in shape \(shape)"
         case .negativeStride(let strides):
-            return "negative stride in \(strides)"
+            return "negative stride or storage offset (strides \(strides))"
         case .rankMismatch(let shape, let strides):
             return "shape \(shape) and strides \(strides) have different ranks"
         case .viewOutOfBounds(let shape, let strides, let offset, let needed, let storage):

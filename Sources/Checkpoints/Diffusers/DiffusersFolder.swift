@@ -150,7 +150,8 @@ public enum DiffusersFolder {
             component.tensors = tensors
             component.files += [chosen.file] + files
         } else {
-            let checkpoint = try Checkpoint.openFile(try map(filePath), kind: try FormatSniffer.sniffFile(try map(filePath)), options: options)
+            let mapped = try map(filePath)
+            let checkpoint = try Checkpoint.openFile(mapped, kind: try FormatSniffer.sniffFile(mapped), options: options)
             component.tensors = checkpoint.tensors
             component.files.append(chosen.file)
             component.notes += checkpoint.notes
