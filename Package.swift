@@ -30,7 +30,7 @@ let package = Package(
         .executableTarget(
             name: "ditkit",
             dependencies: [
-                "Checkpoints", "Models",
+                "Checkpoints", "Models", "Tensors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Sources/TestSupport"),

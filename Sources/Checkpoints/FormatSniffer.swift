@@ -97,7 +97,7 @@ public enum FormatSniffer {
     }
 
     /// File names in a directory, sorted.
-    static func listDirectory(_ path: String) throws -> [String] {
+    public static func listDirectory(_ path: String) throws -> [String] {
         guard let dir = opendir(path) else {
             throw CheckpointError.io(path: path, operation: "opendir", detail: describeErrno(errno))
         }

@@ -61,6 +61,15 @@ public final class AtomicFileWriter {
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Overwrites bytes already written at `offset` (e.g. a zip local header's sizes), without moving the end.
+    public func patch(at offset: Int, _ bytes: [UInt8]) throws {
+        precondition(offset >= 0 && offset + bytes.count <= bytesWritten)
+        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n == bytes.count else {
+            throw CheckpointError.io(path: destination, operation: "pwrite", detail: describeErrno(errno))
+        }
+    }
+
     /// Flushes, closes and renames the temporary file onto the destination.
     public func commit() throws {
         guard !finished else { return }
@@ -89,27 +98,8 @@ public final class AtomicFileWriter {
 /// Writes safetensors files: a header padded with spaces to a multiple of 8 carrying `format: pt` metadata,
 /// then each tensor's bytes, streamed one tensor at a time to a temporary file that is renamed at the end.
 public struct SafetensorsWriter {
-    /// One tensor to write: its bytes come from `write` when its turn comes.
-    public struct Entry {
-        public let name: String
-        public let dtype: DType
-        public let shape: [Int]
-        public let produce: (AtomicFileWriter) throws -> Void
-
-        public init(name: String, dtype: DType, shape: [Int], produce: @escaping (AtomicFileWriter) throws -> Void) {
-            self.name = name
-            self.dtype = dtype
-            self.shape = shape
-            self.produce = produce
-        }
-
-        /// An entry whose bytes are a tensor's contiguous little-endian elements.
-        public init(name: String, tensor: TensorInfo) {
-            self.init(name: name, dtype: tensor.dtype, shape: tensor.shape) { out in
-                try tensor.withContiguousBytes { try out.write($0) }
-            }
-        }
-    }
+    /// One tensor to write; its bytes are produced when its turn comes.
+    public typealias Entry = OutputTensor
 
     /// The header bytes (length prefix included) for `entries`, in the order given.
     public static func header(for entries: [Entry], metadata: [(String, String)]) throws -> [UInt8] {

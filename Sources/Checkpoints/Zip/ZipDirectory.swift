@@ -1,3 +1,4 @@
+import CZip
 import Tensors
 
 /// One entry of a zip central directory, with the offset of its data resolved through the local header.
@@ -163,20 +164,20 @@ public struct ZipDirectory: Sendable {
     }
 }
 
-/// CRC-32 (IEEE 802.3, as zip and zlib use).
+/// CRC-32 (IEEE 802.3, as zip uses), through zlib's `crc32`.
 public enum CRC32 {
-    static let table: [UInt32] = (0..<256).map { n -> UInt32 in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
+    /// The CRC of `bytes`, continuing from `initial` (the CRC of what came before).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
-        var crc = ~initial
-        table.withUnsafeBufferPointer { t in
-            for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        var crc = UInt(initial)
+        guard var base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return initial }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let chunk = min(remaining, 1 << 30)  // zlib takes a 32-bit length
+            crc = crc32(crc, base, UInt32(chunk))
+            base += chunk
+            remaining -= chunk
         }
-        return ~crc
+        return UInt32(truncatingIfNeeded: crc)
     }
 
     public static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }

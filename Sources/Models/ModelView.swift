@@ -1,0 +1,320 @@
+import Checkpoints
+import Tensors
+
+/// How one canonical tensor is obtained from a checkpoint's tensors.
+public enum CanonicalSource {
+    /// The same elements (possibly reshaped).
+    case tensor(TensorInfo)
+    /// Concatenation along dimension 0.
+    case rows([TensorInfo])
+    /// A Cerebras ConvTranspose head seen as the linear head: weight (D, C, p, p) → (p²·C, D).
+    case convTransposeWeight(TensorInfo)
+    /// The ConvTranspose bias (C) repeated over the p² patch positions → (p²·C).
+    case convTransposeBias(TensorInfo, positions: Int)
+}
+
+/// Options for reading a model out of a checkpoint.
+public struct ModelOptions: Sendable {
+    /// Which sub-dict of a training checkpoint to read (`ema` by default when there is one, or `model`).
+    public var key: String?
+    public var heads: Int?
+    public var inputSize: Int?
+    public var numClasses: Int?
+    /// diffusers: the block whose embedder copy to use when the copies differ.
+    public var embedderBlock: Int?
+
+    public init(key: String? = nil, heads: Int? = nil, inputSize: Int? = nil, numClasses: Int? = nil, embedderBlock: Int? = nil) {
+        self.key = key
+        self.heads = heads
+        self.inputSize = inputSize
+        self.numClasses = numClasses
+        self.embedderBlock = embedderBlock
+    }
+}
+
+/// A DiT read out of a checkpoint: its layout, the prefix its names sit under, the config inferred for it,
+/// and every canonical tensor mapped (strictly) to the checkpoint's tensors. Reads no tensor data, except to
+/// check diffusers' duplicated embedders.
+public struct ModelView {
+    public let checkpoint: Checkpoint
+    public let layout: Layout
+    public let prefix: String
+    public let config: DiTConfig
+    /// Canonical tensors in canonical order.
+    public let tensors: [(name: String, source: CanonicalSource, shape: [Int], dtype: DType)]
+    /// Things the user should know (prefix found, embedder copies checked, choices made).
+    public let notes: [String]
+
+    public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
+
+    public static func open(_ checkpoint: Checkpoint, options: ModelOptions = ModelOptions()) throws -> ModelView {
+        if let configText = checkpoint.metadata.first(where: { $0.0 == "ditkit.config" })?.1 {
+            return try openCanonical(checkpoint, configText: configText)
+        }
+        var notes: [String] = []
+        let matches = LayoutDetector.detect(checkpoint.tensors.map(\.name))
+        guard !matches.isEmpty else {
+            throw ModelError.mapping(path: checkpoint.path, problems: ["no DiT layout recognised (original, diffusers or Cerebras names)"])
+        }
+        let match: LayoutMatch
+        if let key = options.key {
+            let wanted = key.hasSuffix(".") ? key : key + "."
+            guard let m = matches.first(where: { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }) else {
+                throw ModelError.mapping(
+                    path: checkpoint.path,
+                    problems: ["--key \(key): no DiT under \"\(wanted)\"; found under: " + matches.map { "\"\($0.prefix)\"" }.joined(separator: ", ")])
+            }
+            match = m
+        } else if let ema = matches.first(where: { $0.prefix == "ema." }), matches.contains(where: { $0.prefix == "model." }) {
+            match = ema
+            notes.append("training checkpoint: reading the EMA weights under \"ema.\" (--key model for the raw weights)")
+        } else {
+            match = matches[0]
+            if matches.count > 1 {
+                notes.append("several models found (" + matches.map { "\"\($0.prefix)\"" }.joined(separator: ", ")
+                    + "); reading \"\(match.prefix)\" (choose with --key)")
+            }
+        }
+        let layout = match.layout
+        let prefix = match.prefix
+        if !prefix.isEmpty && !(layout == .cerebras && prefix == Schemes.cerebras.conventionalPrefix) {
+            notes.append("names carry the prefix \"\(prefix)\"" + (prefix == "module." ? " (DistributedDataParallel)" : ""))
+        }
+        var byName: [String: TensorInfo] = [:]
+        var duplicates: [String] = []
+        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) {
+            let key = String(tensor.name.dropFirst(prefix.count))
+            if byName[key] != nil { duplicates.append(key) }
+            byName[key] = tensor
+        }
+        let scheme = Schemes.scheme(for: layout)!
+        var config = try inferConfig(layout: layout, tensors: byName, checkpoint: checkpoint, depth: match.depth, options: options, notes: &notes)
+
+        // Strict mapping: every stored name must be expected for this config, and every expected name present.
+        let expected = Schemes.sourceTensors(layout, config: config)
+        let expectedNames = Set(expected.map(\.name))
+        var problems: [String] = []
+        let unmapped = byName.keys.filter { !expectedNames.contains($0) }.sorted()
+        for name in unmapped { problems.append("unmapped: \(prefix)\(name) \(byName[name]!.shape)") }
+        for t in expected where byName[t.name] == nil {
+            // Optional tensors a layout may omit: the original's pos_embed, Cerebras' frozen tables.
+            if (layout == .original && t.name == "pos_embed") || (layout == .cerebras && isCerebrasBuffer(t.name)) { continue }
+            problems.append("missing: \(prefix)\(t.name) \(t.shape)")
+        }
+        for t in expected {
+            if let have = byName[t.name], have.shape != t.shape {
+                problems.append("shape: \(prefix)\(t.name) is \(have.shape), expected \(t.shape) for \(describe(config))")
+            }
+        }
+        for name in duplicates { problems.append("duplicate: \(prefix)\(name)") }
+        guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
+
+        // Canonical tensors.
+        var tensors: [(String, CanonicalSource, [Int], DType)] = []
+        for (name, spec) in Schemes.canonicalTensors(config, includeOptional: Set(Schemes.canonical.filter(\.optional).map(\.template))) {
+            let block = spec.perBlock ? Int(name.split(separator: ".")[1]) : nil
+            func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+            let shape = spec.shape(config)
+            let source: CanonicalSource
+            switch scheme.form(spec.template) {
+            case .absent: continue
+            case .same(let s):
+                guard let t = byName[resolve(s)] else { continue }  // optional and absent
+                source = .tensor(t)
+            case .rows(let parts):
+                source = .rows(parts.map { byName[resolve($0)]! })
+            case .copies(let template):
+                source = .tensor(try chooseCopy(template, byName: byName, depth: config.depth, options: options, notes: &notes, path: checkpoint.path))
+            case .convTranspose(let weight, let bias):
+                source = spec.template.hasSuffix("weight")
+                    ? .convTransposeWeight(byName[weight]!)
+                    : .convTransposeBias(byName[bias]!, positions: config.patchSize * config.patchSize)
+            }
+            let dtypes = Set(source.inputs.map(\.dtype))
+            guard dtypes.count == 1, let dtype = dtypes.first else {
+                throw ModelError.mapping(path: checkpoint.path, problems: ["\(name): its parts have different dtypes \(dtypes.map(\.rawValue).sorted())"])
+            }
+            tensors.append((name, source, shape, dtype))
+        }
+        config.source = layout.rawValue
+        return ModelView(checkpoint: checkpoint, layout: layout, prefix: prefix, config: config, tensors: tensors, notes: notes)
+    }
+
+    static func isCerebrasBuffer(_ name: String) -> Bool {
+        name.hasPrefix("gaussian_diffusion.") || name == "timestep_embedding_layer.timestep_embedding"
+            || name == "patch_embedding_layer.position_embeddings"
+    }
+
+    static func describe(_ c: DiTConfig) -> String {
+        "D=\(c.hiddenSize), depth \(c.depth), patch \(c.patchSize), \(c.inChannels)→\(c.outChannels) channels, "
+            + "\(c.labelRows) label rows, MLP \(c.mlpHidden), input \(c.inputSize)"
+    }
+
+    /// diffusers stores the timestep and class embedders in every block; all copies must be bit-identical.
+    static func chooseCopy(
+        _ template: String, byName: [String: TensorInfo], depth: Int, options: ModelOptions, notes: inout [String], path: String
+    ) throws -> TensorInfo {
+        let copies = (0..<depth).map { byName[template.replacingCopy($0)]! }
+        if let chosen = options.embedderBlock {
+            guard chosen >= 0 && chosen < depth else { throw ModelError.config("--embedder-block \(chosen) is outside 0..<\(depth)") }
+            return copies[chosen]
+        }
+        let reference = try copies[0].contiguousBytes()
+        var differing: [Int] = []
+        for (j, copy) in copies.enumerated().dropFirst() where try copy.contiguousBytes() != reference { differing.append(j) }
+        guard differing.isEmpty else {
+            throw ModelError.mapping(
+                path: path,
+                problems: ["\(template.replacingCopy(0)): the per-block embedder copies differ from block 0's in blocks "
+                    + differing.map(String.init).joined(separator: ", ")
+                    + " (fine-tuned separately?); diffusers conditions the final layer on block 0's copy. "
+                    + "Choose one with --embedder-block N"])
+        }
+        if template.hasSuffix("linear_1.weight") { notes.append("diffusers embedder copies in all \(depth) blocks are bit-identical; stored once") }
+        return copies[0]
+    }
+
+    /// Infers sizes from shapes (and diffusers' config.json), and records each layout's numeric semantics.
+    static func inferConfig(
+        layout: Layout, tensors: [String: TensorInfo], checkpoint: Checkpoint, depth: Int, options: ModelOptions,
+        notes: inout [String]
+    ) throws -> DiTConfig {
+        func shape(_ name: String) throws -> [Int] {
+            guard let t = tensors[name] else { throw ModelError.config("cannot infer the config: \(name) is missing") }
+            return t.shape
+        }
+        let patchName: String, tableName: String, fc1Name: String
+        switch layout {
+        case .original: (patchName, tableName, fc1Name) = ("x_embedder.proj.weight", "y_embedder.embedding_table.weight", "blocks.0.mlp.fc1.weight")
+        case .diffusers:
+            (patchName, tableName, fc1Name) = (
+                "pos_embed.proj.weight", "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight",
+                "transformer_blocks.0.ff.net.0.proj.weight"
+            )
+        case .cerebras:
+            (patchName, tableName, fc1Name) = (
+                "patch_embedding_layer.linear_proj.weight", "label_embedding_layer.weight", "transformer_decoder.layers.0.ffn.ffn.0.linear_layer.weight"
+            )
+        case .unknown: throw ModelError.config("unknown layout")
+        }
+        let patch = try shape(patchName)
+        guard patch.count == 4, patch[2] == patch[3] else { throw ModelError.config("\(patchName) has shape \(patch), expected (D, C, p, p)") }
+        let (hidden, channels, p) = (patch[0], patch[1], patch[2])
+        let rows = try shape(tableName)[0]
+        let mlp = try shape(fc1Name)[0]
+        let diffusersConfig = checkpoint.configs.first { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }?.1
+
+        // Output channels.
+        let outChannels: Int
+        switch layout {
+        case .original: outChannels = try shape("final_layer.linear.weight")[0] / (p * p)
+        case .diffusers: outChannels = try shape("proj_out_2.weight")[0] / (p * p)
+        default: outChannels = try shape("noise_head.conv_transpose.weight")[1]
+        }
+        // Classes and the null row: diffusers says K; otherwise K+1 rows when K+1−1 is a round number.
+        var classes: Int
+        var nullRow: Bool
+        if let k = options.numClasses {
+            classes = k
+            nullRow = rows == k + 1
+            guard rows == k || rows == k + 1 else { throw ModelError.config("--num-classes \(k) but the label table has \(rows) rows") }
+        } else if let k = diffusersConfig?["num_embeds_ada_norm"]?.intValue, rows == k || rows == k + 1 {
+            classes = k
+            nullRow = rows == k + 1
+        } else if (rows - 1) % 10 == 0 {
+            classes = rows - 1
+            nullRow = true
+        } else {
+            classes = rows
+            nullRow = false
+        }
+        // Input size: stored position table, diffusers' sample_size, or --input-size.
+        var inputSize: Int?
+        if let s = options.inputSize { inputSize = s }
+        else if layout == .original, let pos = tensors["pos_embed"] { inputSize = gridSide(pos.shape[1]).map { $0 * p } }
+        else if layout == .cerebras, let pos = tensors["patch_embedding_layer.position_embeddings"] { inputSize = gridSide(pos.shape[0]).map { $0 * p } }
+        else if let s = diffusersConfig?["sample_size"]?.intValue { inputSize = s }
+        guard let inputSize else {
+            throw ModelError.config("the input size cannot be read from the weights (no stored position table): pass --input-size (32 for 256 px, 64 for 512 px)")
+        }
+        // Heads cannot be read from weights.
+        var heads: Int
+        if let h = options.heads { heads = h }
+        else if let h = diffusersConfig?["num_attention_heads"]?.intValue { heads = h }
+        else if let h = Preset.heads(forHiddenSize: hidden) {
+            heads = h
+            notes.append("\(h) attention heads, from the preset with hidden size \(hidden) (heads cannot be read from weights; --heads to override)")
+        } else if hidden % 64 == 0 {
+            heads = hidden / 64
+            notes.append("\(heads) attention heads assuming head dimension 64 (heads cannot be read from weights; --heads to override)")
+        } else {
+            throw ModelError.config("hidden size \(hidden) matches no preset and is not a multiple of 64: pass --heads")
+        }
+        var config = DiTConfig(
+            hiddenSize: hidden, depth: depth, numHeads: heads, patchSize: p, inChannels: channels, outChannels: outChannels,
+            numClasses: classes, hasNullClass: nullRow, mlpHidden: mlp, inputSize: inputSize)
+        if let freq = tensors[layout == .original ? "t_embedder.mlp.0.weight" : layout == .diffusers
+            ? "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1.weight" : "timestep_embedding_layer.ffn.ffn.0.linear_layer.weight"] {
+            config.frequencyEmbeddingSize = freq.shape[1]
+        }
+        switch layout {
+        case .original:
+            config.posEmbed = tensors["pos_embed"] == nil ? .computed : .stored
+        case .diffusers:
+            config.timestepShift = 1
+            config.mlpNormEps = diffusersConfig?["norm_eps"]?.doubleValue ?? 1e-5
+            config.posEmbed = .computed
+            if diffusersConfig?["activation_fn"]?.stringValue == "gelu" { config.gelu = .erf }
+            if diffusersConfig?["norm_eps"] == nil { notes.append("config.json has no norm_eps (an older diffusers config): the MLP norm eps is diffusers' default 1e-5") }
+        case .cerebras:
+            config.gelu = .erf
+            config.outputHead = .convTranspose
+            config.timestepInput = .table
+            config.posEmbed = .stored
+        case .unknown: break
+        }
+        if let h = diffusersConfig?["attention_head_dim"]?.intValue, h * heads != hidden {
+            throw ModelError.config("config.json: \(heads) heads × \(h) ≠ hidden size \(hidden)")
+        }
+        let problems = config.problems()
+        guard problems.isEmpty else { throw ModelError.config(problems.joined(separator: "; ")) }
+        return config
+    }
+
+    static func gridSide(_ tokens: Int) -> Int? {
+        let side = Int(Double(tokens).squareRoot().rounded())
+        return side * side == tokens ? side : nil
+    }
+
+    /// A canonical file: names are canonical, the config is in the metadata.
+    static func openCanonical(_ checkpoint: Checkpoint, configText: String) throws -> ModelView {
+        let config = try DiTConfig(json: try JSONParser.parse(configText))
+        let byName = Dictionary(checkpoint.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var tensors: [(String, CanonicalSource, [Int], DType)] = []
+        var problems: [String] = []
+        let expected = Schemes.canonicalTensors(config, includeOptional: Set(Schemes.canonical.filter(\.optional).map(\.template)))
+        let expectedNames = Set(expected.map(\.name))
+        for (name, spec) in expected {
+            guard let t = byName[name] else {
+                if !spec.optional { problems.append("missing: \(name) \(spec.shape(config))") }
+                continue
+            }
+            if t.shape != spec.shape(config) { problems.append("shape: \(name) is \(t.shape), expected \(spec.shape(config))") }
+            tensors.append((name, .tensor(t), spec.shape(config), t.dtype))
+        }
+        for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
+        guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
+        let layout = Layout(rawValue: config.source ?? "") ?? .unknown
+        return ModelView(checkpoint: checkpoint, layout: layout, prefix: "", config: config, tensors: tensors, notes: ["canonical file"])
+    }
+}
+
+extension CanonicalSource {
+    /// The checkpoint tensors this canonical tensor is made from.
+    public var inputs: [TensorInfo] {
+        switch self {
+        case .tensor(let t), .convTransposeWeight(let t), .convTransposeBias(let t, _): return [t]
+        case .rows(let parts): return parts
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import ArgumentParser
+import Checkpoints
+import Models
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options that say how to read a model out of a checkpoint.
+struct ModelOptionGroup: ParsableArguments {
+    @Option(name: .long, help: "Sub-dict of a training checkpoint to read (ema, the default when present, or model).")
+    var key: String?
+
+    @Option(name: .long, help: "Attention heads (cannot be read from weights; default: the matching preset, or head dim 64).")
+    var heads: Int?
+
+    @Option(name: .long, help: "Latent input size S (32 for 256 px, 64 for 512 px) when no position table is stored.")
+    var inputSize: Int?
+
+    @Option(name: .long, help: "Number of classes K when the label table's row count is ambiguous.")
+    var numClasses: Int?
+
+    @Option(name: .long, help: "diffusers: the block whose embedder copy to use when the per-block copies differ.")
+    var embedderBlock: Int?
+
+    var modelOptions: ModelOptions {
+        ModelOptions(key: key, heads: heads, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
+    }
+}
+
+extension DType: ExpressibleByArgument {}
+
+/// `ditkit convert SRC -o OUT --to LAYOUT`: lossless conversion through the canonical form, streaming.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a DiT checkpoint between layouts without losing a bit.",
+        discussion: """
+            Layouts: canonical (one safetensors file with the config in its metadata), diffusers (a DiTPipeline \
+            folder, or the transformer folder with --component-only), original (facebookresearch names, a zip .pt \
+            or, when OUT ends in .safetensors, safetensors), cerebras (Cerebras Model Zoo names, .pt). Tensors are \
+            kept bit for bit unless --dtype casts them; anything the target cannot hold is named and the conversion \
+            stops unless told to drop it (--drop NAME, --drop-sigma). The input is never modified; outputs are \
+            written to temporary names and renamed.
+            """)
+
+    @Argument(help: "Source checkpoint (any format ditkit inspect opens).")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "Output file or folder.")
+    var output: String
+
+    @Option(name: .long, help: "Target layout: canonical, diffusers, original or cerebras.")
+    var to: String
+
+    @Option(name: .long, help: "Cast floating-point tensors: f32, f16 or bf16 (round-to-nearest-even).")
+    var dtype: DType?
+
+    @Flag(name: .long, help: "Replace OUT if it exists.")
+    var force = false
+
+    @Flag(name: .long, help: "diffusers: write only the transformer folder (config.json + weights).")
+    var componentOnly = false
+
+    @Option(name: .long, help: "diffusers: shard the weights (e.g. 5GB, 500MB) and write an index.")
+    var shardSize: String?
+
+    @Option(name: .long, help: "diffusers: name the weights as variant V (diffusion_pytorch_model.V.safetensors).")
+    var variant: String?
+
+    @Option(name: .long, help: "Read a diffusers source's variant weights (e.g. fp16).")
+    var sourceVariant: String?
+
+    @Flag(name: .long, help: "Refuse non-allowlisted pickle classes in the source.")
+    var strict = false
+
+    @Flag(name: .long, help: "Allow dropping the learned-sigma output channels (needed for --to cerebras; lossy).")
+    var dropSigma = false
+
+    @Option(name: .long, help: "Allow dropping this canonical tensor if the target cannot hold it (repeatable).")
+    var drop: [String] = []
+
+    @Flag(name: .long, help: "No progress bar.")
+    var quiet = false
+
+    @OptionGroup var model: ModelOptionGroup
+
+    func validate() throws {
+        guard TargetLayout(rawValue: to) != nil else {
+            throw ValidationError("--to must be one of: canonical, diffusers, original, cerebras")
+        }
+        if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
+        if let shardSize, Convert.parseSize(shardSize) == nil { throw ValidationError("--shard-size \(shardSize): expected e.g. 5GB, 500MB or a byte count") }
+        if (componentOnly || shardSize != nil || variant != nil) && to != "diffusers" {
+            throw ValidationError("--component-only, --shard-size and --variant apply to --to diffusers")
+        }
+    }
+
+    static func parseSize(_ text: String) -> Int? {
+        let units: [(String, Int)] = [("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
+        let upper = text.uppercased()
+        for (suffix, factor) in units where upper.hasSuffix(suffix) {
+            guard let value = Double(upper.dropLast(suffix.count)), value > 0 else { return nil }
+            return Int(value * Double(factor))
+        }
+        return Int(text).flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    func run() throws {
+        let target = TargetLayout(rawValue: to)!
+        if realPath(source) == realPath(output) { throw CLIError.usage("the output would overwrite the source \(source)") }
+        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict))
+        let view = try modelView(checkpoint, model.modelOptions)
+        let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
+        var options = ExportOptions()
+        options.overwrite = force
+        options.componentOnly = componentOnly
+        options.shardSize = shardSize.flatMap(Convert.parseSize)
+        options.variant = variant
+        options.source = checkpoint
+        options.sourceLayout = view.layout
+        let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: "converting")
+        options.progress = progress.update
+        let files = try Exporter.write(plan, to: output, options: options)
+        progress.finish()
+        print(Convert.report(view: view, plan: plan, output: output, files: files))
+    }
+
+    static func report(view: ModelView, plan: ConversionPlan, output: String, files: [String]) -> String {
+        let c = view.config
+        var lines: [[String]] = [
+            ["source", "\(view.checkpoint.path) (\(view.checkpoint.format.rawValue), \(view.layout.summary)"
+                + (view.prefix.isEmpty ? "" : " under \"\(view.prefix)\"") + ")"],
+            ["model", "D=\(c.hiddenSize), depth \(c.depth), \(c.numHeads) heads, patch \(c.patchSize), "
+                + "\(c.inChannels)→\(c.outChannels) channels, \(c.numClasses) classes\(c.hasNullClass ? " + null" : ""), "
+                + "input \(c.inputSize)"],
+            ["wrote", "\(output) (\(plan.target.rawValue)): \(Format.grouped(plan.outputs.count)) tensors, "
+                + "\(Format.bytes(plan.byteCount))"],
+        ]
+        if files.count > 1 { lines.append(["files", files.joined(separator: ", ")]) }
+        var out = Format.table(lines)
+        for note in view.notes + plan.notes { out += "\nnote: " + note }
+        if !plan.casts.isEmpty {
+            out += "\ncast \(plan.casts.count) tensors:"
+            for cast in plan.casts.prefix(8) { out += "\n  " + cast }
+            if plan.casts.count > 8 { out += "\n  … and \(plan.casts.count - 8) more" }
+        }
+        return out
+    }
+}
+
+/// Model-layer errors are input problems (exit 3), with the message as it is.
+func mapLossy<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ModelError { throw CLIError(message: error.description, code: 3) }
+}
+
+func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView {
+    try mapLossy { try ModelView.open(checkpoint, options: options) }
+}
+
+func realPath(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
+/// A one-line progress bar on stderr, redrawn at most every 1%.
+final class ProgressBar {
+    let total: Int
+    let enabled: Bool
+    let label: String
+    private var lastPercent = -1
+
+    init(total: Int, enabled: Bool, label: String) {
+        self.total = max(total, 1)
+        self.enabled = enabled
+        self.label = label
+    }
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        let percent = min(100, done * 100 / total)
+        guard percent != lastPercent else { return }
+        lastPercent = percent
+        let filled = percent * 30 / 100
+        writeStandardError("\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled)
+            + "] \(percent)% \(Format.bytes(done)) / \(Format.bytes(total))")
+    }
+
+    func finish() {
+        guard enabled, lastPercent >= 0 else { return }
+        writeStandardError("\r" + String(repeating: " ", count: 80) + "\r")
+    }
+}
