@@ -29,7 +29,8 @@ public struct ParamsReport {
             let specs = Dictionary(Schemes.canonicalTensors(view.config, includeOptional: Set(Schemes.canonical.map(\.template))).map { ($0.name, $0.spec) },
                                    uniquingKeysWith: { a, _ in a })
             for tensor in view.tensors {
-                let n = tensor.shape.reduce(1, *)
+                // Counted as the checkpoint holds it (a ConvTranspose bias is C numbers, not p²·C).
+                let n = tensor.source.inputs.reduce(0) { $0 + $1.elementCount }
                 let group: String
                 if tensor.name.hasPrefix("blocks.") {
                     group = tensor.name.split(separator: ".").prefix(2).joined(separator: ".")

@@ -65,10 +65,22 @@ struct Params: ParsableCommand {
 }
 
 extension String {
-    /// Two decimals.
-    init(format2 value: Double) {
-        let hundredths = Int((value * 100).rounded())
-        let fraction = hundredths % 100
-        self = "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + "\(fraction)"
+    /// Two decimals (four significant digits below 0.1, for tiny models).
+    init(format2 value: Double) { self = formatGflops(value) }
+}
+
+func formatGflops(_ value: Double) -> String {
+    if value > 0 && value < 0.1 {
+        var digits = 2
+        var scaled = value * 100
+        while scaled < 100 && digits < 12 {
+            scaled *= 10
+            digits += 1
+        }
+        let text = String(Int(scaled.rounded()))
+        return "0." + String(repeating: "0", count: max(0, digits - text.count)) + text
     }
+    let hundredths = Int((value * 100).rounded())
+    let fraction = hundredths % 100
+    return "\(hundredths / 100)." + (fraction < 10 ? "0" : "") + "\(fraction)"
 }
