@@ -27,7 +27,7 @@ public struct OutputTensor {
     /// optionally viewed with another `shape` of the same element count.
     public init(name: String, tensor: TensorInfo, shape: [Int]? = nil) {
         self.init(name: name, dtype: tensor.dtype, shape: shape ?? tensor.shape) { sink in
-            try tensor.withContiguousBytes { try sink.write($0) }
+            try tensor.stream { try sink.write($0) }
         }
     }
 

@@ -27,6 +27,11 @@ public final class TensorStorage: @unchecked Sendable {
         self.file = file
     }
 
+    /// Releases the resident pages of this storage's mapped bytes (see `MappedFile.releasePages`).
+    public func releasePages() {
+        if case .mapped(let file, let offset) = backing { file.releasePages(offset: offset, count: byteCount) }
+    }
+
     /// A view of bytes `range` of this storage. Mapped storages are handed out without copying;
     /// compressed entries are inflated first.
     public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
@@ -104,6 +109,30 @@ public struct TensorInfo: Sendable {
             gathered.withUnsafeMutableBytes { DTypeConversion.swapBytes($0, unit: dtype.swapUnit) }
         }
         return try gathered.withUnsafeBytes(body)
+    }
+
+    /// Streams the tensor's elements, row-major and little-endian, to `write` in chunks of at most `chunk` bytes.
+    /// Contiguous little-endian tensors of a mapped file are read with `pread` into one reused buffer (as `cp`
+    /// does: no page faults, nothing left resident); others go through `withContiguousBytes`.
+    public func stream(chunk: Int = 8 << 20, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard case .mapped(let file, let base) = storage.backing, layout.isContiguous, !storage.bigEndian || dtype.swapUnit == 1 else {
+            try withContiguousBytes(write)
+            return
+        }
+        let start = base + layout.offset * dtype.size
+        let total = byteCount
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunk, max(total, 1)), alignment: 64)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < total {
+            let want = min(buffer.count, total - done)
+            let got = file.read(at: start + done, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            guard got == want else {
+                throw CheckpointError.io(path: file.path, operation: "read", detail: "short read of tensor \(name) at byte \(start + done)")
+            }
+            try write(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            done += got
+        }
     }
 
     /// A copy of the tensor's elements, row-major and little-endian.

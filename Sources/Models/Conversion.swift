@@ -56,7 +56,7 @@ extension ModelView {
             return OutputTensor(name: name, tensor: t, shape: shape)
         case .rows(let parts):
             return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
-                for part in parts { try part.withContiguousBytes { try sink.write($0) } }
+                for part in parts { try part.stream { try sink.write($0) } }
             }
         case .convTransposeWeight(let w):
             // Wt (D, C, p, p) → W (p²·C, D) with W[(pi·p+qi)·C + c, d] = Wt[d, c, pi, qi].
@@ -333,6 +333,7 @@ extension OutputTensor {
         if case .tensor(let t)? = source {
             return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
                 try t.withContiguousBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[range])) }
+                t.storage.releasePages()
             }
         }
         let produce = self.produce

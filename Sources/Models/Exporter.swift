@@ -4,6 +4,8 @@ import Tensors
 /// How and where a conversion plan is written.
 public struct ExportOptions {
     public var overwrite = false
+    /// `fsync` every file before it is renamed into place.
+    public var durable = false
     /// diffusers: write the transformer folder itself instead of a pipeline folder.
     public var componentOnly = false
     /// diffusers: shard the weights at this many bytes, with an index.
@@ -29,18 +31,19 @@ public enum Exporter {
         let outputs = options.progress.map { report in withProgress(plan.outputs, report) } ?? plan.outputs
         switch plan.target {
         case .canonical:
-            try SafetensorsWriter.write(outputs, metadata: canonicalMetadata(plan, options), to: path, overwrite: options.overwrite)
+            try SafetensorsWriter.write(outputs, metadata: canonicalMetadata(plan, options), to: path, overwrite: options.overwrite, durable: options.durable)
             return [fileName(path)]
         case .original:
             if path.hasSuffix(".safetensors") {
-                try SafetensorsWriter.write(outputs, metadata: [("format", "pt")], to: path, overwrite: options.overwrite)
+                try SafetensorsWriter.write(outputs, metadata: [("format", "pt")], to: path, overwrite: options.overwrite, durable: options.durable)
             } else {
-                try TorchWriter.write(.dict(outputs.map { ($0.name, .tensor($0)) }), to: path, overwrite: options.overwrite)
+                try TorchWriter.write(.dict(outputs.map { ($0.name, .tensor($0)) }), to: path, overwrite: options.overwrite, durable: options.durable)
             }
             return [fileName(path)]
         case .cerebras:
             // As Cerebras saves them: {"model": {"model.<name>": tensor}}.
-            try TorchWriter.write(.dict([("model", .dict(outputs.map { ($0.name, .tensor($0)) }))]), to: path, overwrite: options.overwrite)
+            try TorchWriter.write(
+                .dict([("model", .dict(outputs.map { ($0.name, .tensor($0)) }))]), to: path, overwrite: options.overwrite, durable: options.durable)
             return [fileName(path)]
         case .diffusers:
             return try writeDiffusers(plan, outputs: outputs, to: path, options: options)
@@ -96,8 +99,8 @@ public enum Exporter {
         ("timestep_spacing", .string("leading")), ("trained_betas", .null),
     ])
 
-    static func writeJSON(_ value: JSONValue, to path: String) throws {
-        let out = try AtomicFileWriter(destination: path)
+    static func writeJSON(_ value: JSONValue, to path: String, durable: Bool) throws {
+        let out = try AtomicFileWriter(destination: path, durable: durable)
         do {
             try out.write(Array((value.serialized(pretty: true) + "\n").utf8))
             try out.commit()
@@ -117,22 +120,22 @@ public enum Exporter {
             let component = options.componentOnly ? staged : staged + "/transformer"
             let relative = options.componentOnly ? "" : "transformer/"
             try FileSystem.makeDirectory(component)
-            try writeJSON(diffusersConfig(plan.config), to: component + "/config.json")
+            try writeJSON(diffusersConfig(plan.config), to: component + "/config.json", durable: options.durable)
             files.append(relative + "config.json")
             let metadata = [("format", "pt")]
             if let shard = options.shardSize {
                 let written = try ShardedSafetensors.write(
                     outputs, metadata: metadata, directory: component, baseName: "diffusion_pytorch_model",
-                    variant: options.variant, maxShardBytes: shard)
+                    variant: options.variant, maxShardBytes: shard, durable: options.durable)
                 files += written.map { relative + $0 }
             } else {
                 let name = ShardedSafetensors.Naming.single("diffusion_pytorch_model", variant: options.variant)
-                try SafetensorsWriter.write(outputs, metadata: metadata, to: component + "/" + name)
+                try SafetensorsWriter.write(outputs, metadata: metadata, to: component + "/" + name, durable: options.durable)
                 files.append(relative + name)
             }
             if !options.componentOnly {
                 try FileSystem.makeDirectory(staged + "/scheduler")
-                try writeJSON(schedulerConfig, to: staged + "/scheduler/scheduler_config.json")
+                try writeJSON(schedulerConfig, to: staged + "/scheduler/scheduler_config.json", durable: options.durable)
                 files.append("scheduler/scheduler_config.json")
                 var index: [(String, JSONValue)] = [
                     ("_class_name", .string("DiTPipeline")), ("_diffusers_version", .string("0.42.1")),
@@ -154,7 +157,7 @@ public enum Exporter {
                     index.append(("vae", .array([.null, .null])))
                 }
                 if let labels = sourceIndex?["id2label"] { index.append(("id2label", labels)) }
-                try writeJSON(.object(index), to: staged + "/model_index.json")
+                try writeJSON(.object(index), to: staged + "/model_index.json", durable: options.durable)
                 files.insert("model_index.json", at: 0)
             }
             try FileSystem.replaceFolder(path, with: staged, overwrite: options.overwrite)

@@ -83,6 +83,31 @@ public final class MappedFile: @unchecked Sendable {
         try withExtendedLifetime(self) { try body(bytes) }
     }
 
+    /// Reads up to `buffer.count` bytes at `offset` with `pread` into `buffer`; returns the bytes read (fewer
+    /// only at the end of the file or on an error, which the caller treats as a short read).
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = buffer.baseAddress, offset >= 0, offset < size else { return 0 }
+        let wanted = min(buffer.count, size - offset)
+        var filled = 0
+        while filled < wanted {
+            let n = pread(descriptor, base + filled, wanted - filled, off_t(offset + filled))
+            if n > 0 { filled += n } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return filled
+    }
+
+    /// Drops the pages wholly inside a byte range from this process's resident set (`madvise(MADV_DONTNEED)`).
+    /// The mapping stays valid: the data is still in the page cache and faults back in if touched again. Used
+    /// after streaming a tensor out, so converting a file larger than memory keeps a small footprint.
+    public func releasePages(offset: Int, count: Int) {
+        guard let base, count > 0, offset >= 0, offset < size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset + page - 1) / page * page
+        let end = min(size, offset + count) / page * page
+        guard end > start else { return }
+        _ = madvise(base + start, end - start, MADV_DONTNEED)
+    }
+
     /// Tells the kernel a range will be read front to back soon (`madvise(MADV_SEQUENTIAL | MADV_WILLNEED)`).
     public func adviseSequential(offset: Int = 0, count: Int? = nil) {
         guard let base, size > 0 else { return }

@@ -59,6 +59,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
 
+    @Flag(name: .long, help: "fsync each output file before renaming it into place (survives a power loss; slower).")
+    var fsync = false
+
     @Flag(name: .long, help: "diffusers: write only the transformer folder (config.json + weights).")
     var componentOnly = false
 
@@ -114,6 +117,7 @@ struct Convert: ParsableCommand {
         let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
         var options = ExportOptions()
         options.overwrite = force
+        options.durable = fsync
         options.componentOnly = componentOnly
         options.shardSize = shardSize.flatMap(Convert.parseSize)
         options.variant = variant

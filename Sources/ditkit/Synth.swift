@@ -31,6 +31,9 @@ struct Synth: ParsableCommand {
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
 
+    @Flag(name: .long, help: "fsync each output file before renaming it into place (survives a power loss; slower).")
+    var fsync = false
+
     @Flag(name: .long, help: "Allow dropping learned-sigma channels (DiT presets in the Cerebras layout).")
     var dropSigma = false
 
@@ -57,6 +60,7 @@ struct Synth: ParsableCommand {
         }
         var options = ExportOptions()
         options.overwrite = force
+        options.durable = fsync
         options.componentOnly = componentOnly
         options.sourceLayout = chosen.layout
         let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: "writing")

@@ -23,10 +23,14 @@ public final class AtomicFileWriter {
     private var fd: Int32
     private var finished = false
     public private(set) var bytesWritten = 0
+    /// `fsync` before the rename, so the file survives a power loss (the rename alone already guarantees that a
+    /// crash or error never leaves a partial file under the destination name).
+    public let durable: Bool
 
     /// Creates the temporary file. Refuses to replace an existing `destination` unless `overwrite`.
-    public init(destination: String, overwrite: Bool = false) throws {
+    public init(destination: String, overwrite: Bool = false, durable: Bool = false) throws {
         self.destination = destination
+        self.durable = durable
         if !overwrite && access(destination, F_OK) == 0 {
             throw CheckpointError.io(path: destination, operation: "create", detail: "the file exists (use --force to replace it)")
         }
@@ -70,10 +74,10 @@ public final class AtomicFileWriter {
         }
     }
 
-    /// Flushes, closes and renames the temporary file onto the destination.
+    /// Closes (after `fsync` when `durable`) and renames the temporary file onto the destination.
     public func commit() throws {
         guard !finished else { return }
-        guard fsync(fd) == 0 || errno == EINVAL else {
+        guard !durable || fsync(fd) == 0 || errno == EINVAL else {
             throw CheckpointError.io(path: destination, operation: "fsync", detail: describeErrno(errno))
         }
         fchmod(fd, 0o644)
@@ -137,9 +141,9 @@ public struct SafetensorsWriter {
     /// Writes `entries` to `path` atomically. Returns the number of bytes written.
     @discardableResult
     public static func write(
-        _ entries: [Entry], metadata: [(String, String)] = [], to path: String, overwrite: Bool = false
+        _ entries: [Entry], metadata: [(String, String)] = [], to path: String, overwrite: Bool = false, durable: Bool = false
     ) throws -> Int {
-        let out = try AtomicFileWriter(destination: path, overwrite: overwrite)
+        let out = try AtomicFileWriter(destination: path, overwrite: overwrite, durable: durable)
         do {
             try out.write(try header(for: entries, metadata: metadata))
             for entry in entries {

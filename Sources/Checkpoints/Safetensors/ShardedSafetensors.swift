@@ -112,7 +112,7 @@ public struct ShardedSafetensors {
     @discardableResult
     public static func write(
         _ entries: [SafetensorsWriter.Entry], metadata: [(String, String)] = [], directory: String,
-        baseName: String, variant: String? = nil, maxShardBytes: Int, overwrite: Bool = false
+        baseName: String, variant: String? = nil, maxShardBytes: Int, overwrite: Bool = false, durable: Bool = false
     ) throws -> [String] {
         var groups: [[SafetensorsWriter.Entry]] = [[]]
         var groupBytes = 0
@@ -130,7 +130,7 @@ public struct ShardedSafetensors {
         var total = 0
         for (i, group) in groups.enumerated() {
             let name = Naming.shard(baseName, variant: variant, number: i + 1, of: groups.count)
-            try SafetensorsWriter.write(group, metadata: metadata, to: directory + "/" + name, overwrite: overwrite)
+            try SafetensorsWriter.write(group, metadata: metadata, to: directory + "/" + name, overwrite: overwrite, durable: durable)
             written.append(name)
             for entry in group {
                 weightMap.append((entry.name, .string(name)))
@@ -141,7 +141,7 @@ public struct ShardedSafetensors {
             ("metadata", .object([("total_size", .int(total))])), ("weight_map", .object(weightMap)),
         ])
         let indexName = Naming.index(baseName, variant: variant)
-        let out = try AtomicFileWriter(destination: directory + "/" + indexName, overwrite: overwrite)
+        let out = try AtomicFileWriter(destination: directory + "/" + indexName, overwrite: overwrite, durable: durable)
         do {
             try out.write(Array((index.serialized(pretty: true) + "\n").utf8))
             try out.commit()

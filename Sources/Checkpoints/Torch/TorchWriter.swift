@@ -22,14 +22,16 @@ public indirect enum TorchSaveValue {
 /// records. Tensors stream one at a time from their producers; the CRC is computed on the way.
 public enum TorchWriter {
     /// Writes `value` to `path` atomically. `archiveName` is the archive's root folder (torch uses the file stem).
-    public static func write(_ value: TorchSaveValue, to path: String, archiveName: String? = nil, overwrite: Bool = false) throws {
+    public static func write(
+        _ value: TorchSaveValue, to path: String, archiveName: String? = nil, overwrite: Bool = false, durable: Bool = false
+    ) throws {
         let stem = archiveName ?? defaultArchiveName(path)
         var tensors: [OutputTensor] = []
         let pickle = try PickleEncoder.encode(value) { tensor in
             tensors.append(tensor)
             return String(tensors.count - 1)
         }
-        let zip = try ZipStreamWriter(destination: path, overwrite: overwrite)
+        let zip = try ZipStreamWriter(destination: path, overwrite: overwrite, durable: durable)
         do {
             try zip.addEntry(stem + "/data.pkl") { try $0.write(pickle) }
             try zip.addEntry(stem + "/.format_version") { try $0.write(Array("1".utf8)) }
@@ -191,8 +193,8 @@ final class ZipStreamWriter {
     private var entries: [Written] = []
     static let alignment = 64
 
-    init(destination: String, overwrite: Bool) throws {
-        out = try AtomicFileWriter(destination: destination, overwrite: overwrite)
+    init(destination: String, overwrite: Bool, durable: Bool) throws {
+        out = try AtomicFileWriter(destination: destination, overwrite: overwrite, durable: durable)
     }
 
     /// Streams one entry; returns its size.
