@@ -35,9 +35,9 @@ let package = Package(
             ]),
         .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Sources/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport", "CZip"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"]),
         .testTarget(name: "ReferenceTests", dependencies: ["Reference"]),
-        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "TestSupport"]),
     ]
 )

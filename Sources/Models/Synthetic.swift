@@ -21,6 +21,13 @@ public enum Synthetic {
                 return table(name, shape, Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod))
             case "diffusion.sqrt_alphas_cumprod": return table(name, shape, Tables.diffusionSchedule().sqrtAlphasCumprod)
             case "diffusion.sqrt_one_minus_alphas_cumprod": return table(name, shape, Tables.diffusionSchedule().sqrtOneMinus)
+            case "final.linear.bias" where config.outputHead == .convTranspose:
+                // A ConvTranspose head has one bias per channel, repeated over the p² patch positions.
+                let perChannel = random(name, [config.outChannels], std: 0.02, seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+                return OutputTensor(name: name, dtype: .f32, shape: shape) { sink in
+                    let bytes = try perChannel.contiguousBytes()
+                    for _ in 0..<(config.patchSize * config.patchSize) { try sink.write(bytes) }
+                }
             default:
                 let isBias = name.hasSuffix(".bias") || name == "y_embed.table"
                 let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
