@@ -77,7 +77,9 @@ public struct ModelView {
         }
         let layout = match.layout
         let prefix = match.prefix
-        if !prefix.isEmpty && !(layout == .cerebras && prefix == Schemes.cerebras.conventionalPrefix) {
+        let explained = (layout == .cerebras && prefix == Schemes.cerebras.conventionalPrefix)
+            || (matches.contains { $0.prefix == "model." } && matches.contains { $0.prefix == "ema." })
+        if !prefix.isEmpty && !explained {
             notes.append("names carry the prefix \"\(prefix)\"" + (prefix == "module." ? " (DistributedDataParallel)" : ""))
         }
         var byName: [String: TensorInfo] = [:]
