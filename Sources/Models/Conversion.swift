@@ -145,7 +145,8 @@ extension ModelView {
                     if let have {
                         outputs.append(OutputTensor(name: resolve(targetName), tensor: nil, from: have, shape: shape))
                     } else {
-                        outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, notes: &notes))
+                        let dtype = canonical["patch_embed.weight"]?.dtype ?? .f32
+                        outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
                     }
                 case .rows(let names):
                     guard let have else { continue }
@@ -232,7 +233,9 @@ extension ModelView {
         case "diffusion.sqrt_one_minus_alphas_cumprod": expected = Tables.diffusionSchedule().sqrtOneMinus
         default: expected = nil
         }
-        if let expected, let actual = try? tensor.float32(), actual.count == expected.count {
+        if var expected, let actual = try? tensor.float32(), actual.count == expected.count {
+            // A table stored in a narrower dtype is compared with the recomputed one rounded the same way.
+            if tensor.dtype != .f32, tensor.dtype.isFloatingPoint { expected = try rounded(expected, to: tensor.dtype) }
             let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
             if worst <= 1e-6 {
                 return "\(name) is not stored by the \(target.rawValue) layout; it equals the table that layout recomputes (max |Δ| \(worst)), so nothing is lost"
@@ -245,7 +248,8 @@ extension ModelView {
     }
 
     /// A tensor the target stores but this model does not (e.g. pos_embed from diffusers into the original layout).
-    static func recomputed(_ template: String, name: String, shape: [Int], config: DiTConfig, notes: inout [String]) throws -> OutputTensor {
+    /// Recomputed in float64, rounded to f32, then cast to `dtype` (the dtype of the model's weights).
+    static func recomputed(_ template: String, name: String, shape: [Int], config: DiTConfig, dtype: DType, notes: inout [String]) throws -> OutputTensor {
         let values: [Float]
         switch template {
         case "pos_embed": values = Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
@@ -254,10 +258,20 @@ extension ModelView {
         case "diffusion.sqrt_one_minus_alphas_cumprod": values = Tables.diffusionSchedule().sqrtOneMinus
         default: throw ModelError.lossy("the target needs \(name), which this model does not have")
         }
-        notes.append("\(name) recomputed (the source does not store it)")
-        return OutputTensor(name: name, dtype: .f32, shape: shape) { sink in
+        notes.append("\(name) recomputed (the source does not store it)" + (dtype == .f32 ? "" : ", in \(dtype.rawValue) like the model's weights"))
+        let table = OutputTensor(name: name, dtype: .f32, shape: shape) { sink in
             try values.withUnsafeBytes { try sink.write($0) }
         }
+        return table.casting(to: dtype)
+    }
+
+    /// `values` rounded to `dtype` and widened back (round-to-nearest-even, as a cast does).
+    static func rounded(_ values: [Float], to dtype: DType) throws -> [Float] {
+        var narrow = [UInt8](repeating: 0, count: values.count * dtype.size)
+        try values.withUnsafeBufferPointer { src in try narrow.withUnsafeMutableBytes { try DTypeConversion.fromFloat32(src, to: dtype, into: $0) } }
+        var back = [Float](repeating: 0, count: values.count)
+        try narrow.withUnsafeBytes { raw in try back.withUnsafeMutableBufferPointer { try DTypeConversion.toFloat32(raw, dtype: dtype, count: values.count, into: $0) } }
+        return back
     }
 
     /// Canonical linear head weight (p²·Cout, D) → ConvTranspose weight (D, C, p, p), sigma rows dropped.

@@ -115,6 +115,16 @@ struct ConversionTests {
         #expect(same, "Cerebras → original → Cerebras changed a tensor")
     }
 
+    @Test("bf16 Cerebras ↔ original ↔ Cerebras: tables stored in bf16 equal the recomputed ones rounded to bf16, and come back bit for bit")
+    func cerebrasBF16Chain() throws {
+        let dir = TemporaryDirectory()
+        let plan = try Convert.run(try Convert.open(Fixtures.path("checkpoints/cerebras/tiny-cerebras-bf16.pt")), to: .original, dir.file("o.pt"))
+        #expect(plan.notes.contains { $0.contains("t_embed.table") && $0.contains("nothing is lost") })
+        try Convert.run(try Convert.open(dir.file("o.pt")), to: .cerebras, dir.file("c.pt"))
+        let same = try Convert.tensors(dir.file("c.pt")) == Convert.tensors(Fixtures.path("checkpoints/cerebras/tiny-cerebras-bf16.pt"))
+        #expect(same, "bf16 Cerebras → original → Cerebras changed a tensor")
+    }
+
     @Test("what a target cannot hold is named: sigma channels, per-position head bias, a null-class row")
     func refusals() throws {
         let dir = TemporaryDirectory()
