@@ -217,7 +217,7 @@ def cerebras_2b(ditkit: str, bench_dir: str) -> str:
     remove(tmp)
     log(f"ditkit synth cerebras-dit-2B --layout cerebras -o {path} (once) ...")
     t0 = time.time()
-    r = subprocess.run([ditkit, "synth", "cerebras-dit-2B", "--layout", "cerebras", "-o", tmp])
+    r = subprocess.run([ditkit, "synth", "cerebras-dit-2B", "--layout", "cerebras", "-o", tmp], stdout=sys.stderr)
     if r.returncode != 0:
         remove(tmp)
         raise SystemExit(f"bench-convert: ditkit synth exited {r.returncode}")

@@ -307,7 +307,7 @@ public struct ModelView {
         for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
         guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
         let layout = Layout(rawValue: config.source ?? "") ?? .unknown
-        return ModelView(checkpoint: checkpoint, layout: layout, prefix: "", config: config, tensors: tensors, notes: ["canonical file"])
+        return ModelView(checkpoint: checkpoint, layout: layout, prefix: "", config: config, tensors: tensors, notes: [])
     }
 }
 
