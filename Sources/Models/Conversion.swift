@@ -143,7 +143,7 @@ extension ModelView {
                     var shape = spec.shape(targetConfig)
                     if layout == .cerebras && spec.template == "pos_embed" { shape = [config.tokens, config.hiddenSize] }
                     if let have {
-                        outputs.append(OutputTensor(name: resolve(targetName), tensor: nil, from: have, shape: shape))
+                        outputs.append(have.renamed(resolve(targetName), shape: shape))
                     } else {
                         let dtype = canonical["patch_embed.weight"]?.dtype ?? .f32
                         outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
@@ -333,9 +333,9 @@ extension OutputTensor {
         return out
     }
 
-    /// `from` under a new name and shape.
-    init(name: String, tensor: TensorInfo?, from: OutputTensor, shape: [Int]) {
-        self.init(name: name, dtype: from.dtype, shape: shape, produce: from.produce)
+    /// The same elements under a new name and a shape of the same size.
+    func renamed(_ newName: String, shape: [Int]) -> OutputTensor {
+        OutputTensor(name: newName, dtype: dtype, shape: shape, produce: produce)
     }
 
     /// Rows [k·n/parts, (k+1)·n/parts) of this tensor: zero-copy when the source is one mapped tensor,

@@ -123,10 +123,7 @@ struct Convert: ParsableCommand {
         options.variant = variant
         options.source = checkpoint
         options.sourceLayout = view.layout
-        let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: "converting")
-        options.progress = progress.update
-        let files = try Exporter.write(plan, to: output, options: options)
-        progress.finish()
+        let files = try export(plan, to: output, options: options, quiet: quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
     }
 
@@ -166,6 +163,16 @@ func realPath(_ path: String) -> String {
     guard let resolved = realpath(path, nil) else { return path }
     defer { free(resolved) }
     return String(cString: resolved)
+}
+
+/// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.
+func export(_ plan: ConversionPlan, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
+    var options = options
+    let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: label)
+    options.progress = progress.update
+    let files = try Exporter.write(plan, to: output, options: options)
+    progress.finish()
+    return files
 }
 
 /// A one-line progress bar on stderr, redrawn at most every 1%.

@@ -63,10 +63,7 @@ struct Synth: ParsableCommand {
         options.durable = fsync
         options.componentOnly = componentOnly
         options.sourceLayout = chosen.layout
-        let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: "writing")
-        options.progress = progress.update
-        let files = try Exporter.write(plan, to: output, options: options)
-        progress.finish()
+        let files = try export(plan, to: output, options: options, quiet: quiet, label: "writing")
         print("wrote \(output): \(chosen.name) (seed \(seed)) in the \(target.rawValue) layout, \(Format.grouped(plan.outputs.count)) tensors, "
             + "\(Format.bytes(plan.byteCount))" + (files.count > 1 ? " in \(files.count) files" : ""))
         for note in plan.notes { print("note: " + note) }
