@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Reference", targets: ["Reference"]),
+        .library(name: "Verification", targets: ["Verification"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,17 +28,18 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors", "CZip"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
         .target(name: "Reference", dependencies: ["Models", "CBLAS"]),
+        .target(name: "Verification", dependencies: ["Reference"]),
         .executableTarget(
             name: "ditkit",
             dependencies: [
-                "Checkpoints", "Models", "Tensors",
+                "Checkpoints", "Models", "Tensors", "Reference", "Verification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Sources/TestSupport"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport", "CZip"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"]),
-        .testTarget(name: "ReferenceTests", dependencies: ["Reference"]),
+        .testTarget(name: "ReferenceTests", dependencies: ["Reference", "Verification", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "TestSupport"]),
     ]
 )

@@ -1,0 +1,275 @@
+import Checkpoints
+import Models
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A DiT's weights in float32 (non-f32 checkpoints are widened once), in canonical form.
+public struct DiTWeights: Sendable {
+    public struct Block: Sendable {
+        public var qkvW: [Float], qkvB: [Float], outW: [Float], outB: [Float]
+        public var fc1W: [Float], fc1B: [Float], fc2W: [Float], fc2B: [Float]
+        public var modW: [Float], modB: [Float]
+    }
+
+    public let config: DiTConfig
+    public var patchW: [Float], patchB: [Float]
+    /// (T, D): the stored table, or the 2-D sin-cos table computed for the grid.
+    public var posEmbed: [Float]
+    /// (1000, F) when timesteps index a table (Cerebras).
+    public var tTable: [Float]?
+    public var tFc1W: [Float], tFc1B: [Float], tFc2W: [Float], tFc2B: [Float]
+    public var yTable: [Float]
+    public var blocks: [Block]
+    public var finalModW: [Float], finalModB: [Float], finalW: [Float], finalB: [Float]
+
+    /// Loads the canonical tensors of `view` as float32.
+    public init(_ view: ModelView) throws {
+        try self.init(config: view.config, tensors: Dictionary(view.canonicalOutputs().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// Builds weights from canonical tensors (e.g. synthetic ones) by name.
+    public init(config: DiTConfig, tensors: [String: OutputTensor]) throws {
+        func load(_ name: String) throws -> [Float] {
+            guard let t = tensors[name] else { throw ModelError.config("the model has no \(name)") }
+            return try t.float32()
+        }
+        self.config = config
+        patchW = try load("patch_embed.weight"); patchB = try load("patch_embed.bias")
+        if let stored = tensors["pos_embed"], stored.shape == [1, config.tokens, config.hiddenSize] {
+            posEmbed = try stored.float32()
+        } else {
+            posEmbed = Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
+        }
+        tTable = config.timestepInput == .table
+            ? (try tensors["t_embed.table"].map { try $0.float32() } ?? Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod))
+            : nil
+        tFc1W = try load("t_embed.fc1.weight"); tFc1B = try load("t_embed.fc1.bias")
+        tFc2W = try load("t_embed.fc2.weight"); tFc2B = try load("t_embed.fc2.bias")
+        yTable = try load("y_embed.table")
+        blocks = try (0..<config.depth).map { i in
+            let b = "blocks.\(i)."
+            return Block(
+                qkvW: try load(b + "attn.qkv.weight"), qkvB: try load(b + "attn.qkv.bias"),
+                outW: try load(b + "attn.out.weight"), outB: try load(b + "attn.out.bias"),
+                fc1W: try load(b + "mlp.fc1.weight"), fc1B: try load(b + "mlp.fc1.bias"),
+                fc2W: try load(b + "mlp.fc2.weight"), fc2B: try load(b + "mlp.fc2.bias"),
+                modW: try load(b + "modulation.weight"), modB: try load(b + "modulation.bias"))
+        }
+        finalModW = try load("final.modulation.weight"); finalModB = try load("final.modulation.bias")
+        finalW = try load("final.linear.weight"); finalB = try load("final.linear.bias")
+    }
+}
+
+/// Inputs of one forward pass: latents (N, C, S, S), timesteps and class ids (the null class is K).
+public struct DiTInputs: Sendable {
+    public var x: [Float]
+    public var t: [Float]
+    public var y: [Int]
+    public var batch: Int { t.count }
+
+    public init(x: [Float], t: [Float], y: [Int]) {
+        self.x = x
+        self.t = t
+        self.y = y
+    }
+
+    /// Deterministic inputs: x ~ N(0, 1) from `seed`; timesteps and classes cycle through the given lists
+    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2, so t = 0, 999 and the null class are covered).
+    public static func make(config: DiTConfig, batch: Int, seed: UInt64, timesteps: [Float]? = nil, classes: [Int]? = nil) -> DiTInputs {
+        let ts = timesteps ?? [0, 999, 500, 250]
+        let ys = classes ?? [0, config.numClasses, 1, 2]
+        let count = batch * config.inChannels * config.inputSize * config.inputSize
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        func uniform() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return (Double(z >> 11) + 0.5) / Double(1 << 53)
+        }
+        var x = [Float](repeating: 0, count: count)
+        var i = 0
+        while i < count {  // Box–Muller
+            let r = (-2 * log(uniform())).squareRoot(), angle = 2 * Double.pi * uniform()
+            x[i] = Float(r * cos(angle))
+            if i + 1 < count { x[i + 1] = Float(r * sin(angle)) }
+            i += 2
+        }
+        return DiTInputs(x: x, t: (0..<batch).map { ts[$0 % ts.count] }, y: (0..<batch).map { ys[$0 % ys.count] })
+    }
+}
+
+/// Activations recorded during a forward pass, by the names of DESIGN.md's trace format.
+public final class Trace: @unchecked Sendable {
+    public private(set) var layers: [(name: String, shape: [Int], values: [Float])] = []
+    public init() {}
+    func record(_ name: String, _ shape: [Int], _ pointer: UnsafePointer<Float>, count: Int) {
+        layers.append((name, shape, Array(UnsafeBufferPointer(start: pointer, count: count))))
+    }
+    public func append(_ name: String, _ shape: [Int], _ values: [Float]) { layers.append((name, shape, values)) }
+    public func layer(_ name: String) -> (shape: [Int], values: [Float])? {
+        layers.first { $0.name == name }.map { ($0.shape, $0.values) }
+    }
+}
+
+/// The float32 reference forward pass of the DiT family, with the numerics of `semantics` (shift, max period,
+/// each norm's eps, GELU form, timestep input); by default the weights' own config. Matrix products go through
+/// `cblas_sgemm`; everything else is vectorised and split over the cores.
+public struct DiTForward: Sendable {
+    public let weights: DiTWeights
+    public let semantics: DiTConfig
+
+    public init(weights: DiTWeights, semantics: DiTConfig? = nil) {
+        self.weights = weights
+        self.semantics = semantics ?? weights.config
+    }
+
+    /// Runs the model; returns the output (N, Cout, S, S). With a `trace`, records every layer of the trace format.
+    public func run(_ inputs: DiTInputs, trace: Trace? = nil) -> [Float] {
+        let c = weights.config, s = semantics
+        let n = inputs.batch, d = c.hiddenSize, p = c.patchSize, ch = c.inChannels, cout = c.outChannels
+        let side = c.inputSize, grid = c.gridSize, tokens = c.tokens, rows = n * tokens
+        let f = c.frequencyEmbeddingSize, mlp = c.mlpHidden, heads = c.numHeads, hd = d / heads
+        trace?.append("input.x", [n, ch, side, side], inputs.x)
+        trace?.append("input.t", [n], inputs.t)
+        trace?.append("input.y", [n], inputs.y.map(Float.init))
+
+        // Patchify: each token's C·p·p values in (c, pi, qi) order, then one GEMM with the conv weight.
+        let patchLength = ch * p * p
+        var patches = [Float](repeating: 0, count: rows * patchLength)
+        for b in 0..<n { for gi in 0..<grid { for gj in 0..<grid {
+            let row = (b * tokens + gi * grid + gj) * patchLength
+            for cc in 0..<ch { for pi in 0..<p { for qi in 0..<p {
+                patches[row + (cc * p + pi) * p + qi] = inputs.x[((b * ch + cc) * side + gi * p + pi) * side + gj * p + qi]
+            } } }
+        } } }
+        var x = [Float](repeating: 0, count: rows * d)
+        GEMM.linear(patches, rows: rows, inFeatures: patchLength, weight: weights.patchW, bias: weights.patchB, outFeatures: d, into: &x)
+        x.withUnsafeMutableBufferPointer { xb in
+            weights.posEmbed.withUnsafeBufferPointer { pos in
+                for b in 0..<n { for i in 0..<(tokens * d) { xb[b * tokens * d + i] += pos[i] } }
+            }
+        }
+        trace?.append("patch_embed", [n, tokens, d], x)
+
+        // Timestep embedding: sinusoid [cos, sin] with frequencies exp(−ln(max_period)·k/(half − shift)), or a
+        // table row for integer timesteps; then Linear → SiLU → Linear.
+        let half = f / 2
+        var sinusoid = [Float](repeating: 0, count: n * f)
+        for b in 0..<n {
+            if let table = weights.tTable, s.timestepInput == .table {
+                let row = max(0, min(999, Int(inputs.t[b].rounded())))
+                for k in 0..<f { sinusoid[b * f + k] = table[row * f + k] }
+            } else {
+                for k in 0..<half {
+                    // In float32, as both reference implementations compute it (exp(−ln(P)·arange(half)/(half − shift)));
+                    // in float64 the frequencies differ by an ulp, which t = 999 turns into 1e-5 of t_embed.
+                    let frequency = expf(Float(-log(s.maxPeriod)) * Float(k) / Float(half - s.timestepShift))
+                    let angle = inputs.t[b] * frequency
+                    sinusoid[b * f + k] = cos(angle)
+                    sinusoid[b * f + half + k] = sin(angle)
+                }
+            }
+        }
+        var hidden = [Float](repeating: 0, count: n * d)
+        GEMM.linear(sinusoid, rows: n, inFeatures: f, weight: weights.tFc1W, bias: weights.tFc1B, outFeatures: d, into: &hidden)
+        Kernels.silu(&hidden, count: n * d)
+        var tEmbed = [Float](repeating: 0, count: n * d)
+        GEMM.linear(hidden, rows: n, inFeatures: d, weight: weights.tFc2W, bias: weights.tFc2B, outFeatures: d, into: &tEmbed)
+        trace?.append("t_embed", [n, d], tEmbed)
+        var yEmbed = [Float](repeating: 0, count: n * d)
+        for b in 0..<n {
+            let row = max(0, min(c.labelRows - 1, inputs.y[b]))
+            for j in 0..<d { yEmbed[b * d + j] = weights.yTable[row * d + j] }
+        }
+        trace?.append("y_embed", [n, d], yEmbed)
+        var cond = zip(tEmbed, yEmbed).map { $0 + $1 }
+        trace?.append("cond", [n, d], cond)
+        Kernels.silu(&cond, count: n * d)  // every modulation reads SiLU(c)
+
+        var h = [Float](repeating: 0, count: rows * d)
+        var qkv = [Float](repeating: 0, count: rows * 3 * d)
+        var attention = [Float](repeating: 0, count: rows * d)
+        var projected = [Float](repeating: 0, count: rows * d)
+        var inner = [Float](repeating: 0, count: rows * mlp)
+        var modulation = [Float](repeating: 0, count: n * 6 * d)
+        var scores = [Float](repeating: 0, count: tokens * tokens)
+        let scale = 1 / Float(hd).squareRoot()
+        for (i, block) in weights.blocks.enumerated() {
+            GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW, bias: block.modB, outFeatures: 6 * d, into: &modulation)
+            modulation.withUnsafeBufferPointer { m in
+                let base = m.baseAddress!
+                // Attention: h = LN(x)·(1+scale_msa)+shift_msa → qkv → per-head softmax(q kᵀ/√hd) v → proj.
+                Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.attentionNormEps), tokens: tokens,
+                                          shift: base, scale: base + d, stride: 6 * d)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.qkvW, bias: block.qkvB, outFeatures: 3 * d, into: &qkv)
+                qkv.withUnsafeBufferPointer { q in
+                    attention.withUnsafeMutableBufferPointer { out in
+                        scores.withUnsafeMutableBufferPointer { sc in
+                            for b in 0..<n { for head in 0..<heads {
+                                let qh = q.baseAddress! + b * tokens * 3 * d + head * hd
+                                GEMM.multiply(qh, qh + d, into: sc.baseAddress!, m: tokens, n: tokens, k: hd, transposeB: true,
+                                              lda: 3 * d, ldb: 3 * d, ldc: tokens)
+                                Kernels.softmaxRows(sc.baseAddress!, rows: tokens, cols: tokens, ld: tokens, scale: scale)
+                                GEMM.multiply(sc.baseAddress!, qh + 2 * d, into: out.baseAddress! + b * tokens * d + head * hd,
+                                              m: tokens, n: hd, k: tokens, lda: tokens, ldb: 3 * d, ldc: d)
+                            } }
+                        }
+                    }
+                }
+                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW, bias: block.outB, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
+                // MLP: h = LN(x)·(1+scale_mlp)+shift_mlp → fc1 → GELU → fc2.
+                Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.mlpNormEps), tokens: tokens,
+                                          shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W, bias: block.fc1B, outFeatures: mlp, into: &inner)
+                Kernels.gelu(&inner, count: rows * mlp, exact: s.gelu == .erf)
+                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W, bias: block.fc2B, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
+            }
+            trace?.append("blocks.\(i)", [n, tokens, d], x)
+        }
+
+        // Final layer: (shift, scale) from SiLU(c), LN·(1+scale)+shift, linear head.
+        var finalMod = [Float](repeating: 0, count: n * 2 * d)
+        GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW, bias: weights.finalModB, outFeatures: 2 * d, into: &finalMod)
+        finalMod.withUnsafeBufferPointer { m in
+            Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.finalNormEps), tokens: tokens,
+                                      shift: m.baseAddress!, scale: m.baseAddress! + d, stride: 2 * d)
+        }
+        let headWidth = p * p * cout
+        var final = [Float](repeating: 0, count: rows * headWidth)
+        GEMM.linear(h, rows: rows, inFeatures: d, weight: weights.finalW, bias: weights.finalB, outFeatures: headWidth, into: &final)
+        trace?.append("final", [n, tokens, headWidth], final)
+
+        // Unpatchify: (N, h, w, p, p, Cout) → (N, Cout, h·p, w·p).
+        var output = [Float](repeating: 0, count: n * cout * side * side)
+        for b in 0..<n { for gi in 0..<grid { for gj in 0..<grid {
+            let token = (b * tokens + gi * grid + gj) * headWidth
+            for pi in 0..<p { for qi in 0..<p { for cc in 0..<cout {
+                output[((b * cout + cc) * side + gi * p + pi) * side + gj * p + qi] = final[token + (pi * p + qi) * cout + cc]
+            } } }
+        } } }
+        trace?.append("output", [n, cout, side, side], output)
+        return output
+    }
+
+    /// Classifier-free guidance: eps = uncond + scale·(cond − uncond). The original DiT guides the first 3
+    /// channels only (`channels: 3`), diffusers' DiTPipeline all latent channels (`channels: C`); the rest of each
+    /// sample (e.g. the learned sigma) is taken from the conditional prediction.
+    public static func guide(conditional: [Float], unconditional: [Float], scale: Float, batch: Int, channels: Int, guided: Int, side: Int) -> [Float] {
+        var out = conditional
+        let plane = side * side
+        for b in 0..<batch { for c in 0..<min(guided, channels) {
+            let base = (b * channels + c) * plane
+            for i in 0..<plane { out[base + i] = unconditional[base + i] + scale * (conditional[base + i] - unconditional[base + i]) }
+        } }
+        return out
+    }
+}

@@ -1,0 +1,121 @@
+import Checkpoints
+import Models
+import Reference
+import Tensors
+
+/// How close two layers must be.
+public struct Tolerance: Sendable, Equatable {
+    /// Relative L2 error ‖a−b‖/‖b‖ allowed.
+    public var rtol: Double
+    /// Absolute max |a−b| that passes regardless (for layers near zero).
+    public var atol: Double
+
+    public init(rtol: Double, atol: Double) {
+        self.rtol = rtol
+        self.atol = atol
+    }
+
+    /// 1e-5 relative for float32 weights, scaled by the coarsest weight dtype of either side
+    /// (f16: 2e-3, bf16: 1.6e-2, about twice their unit roundoff).
+    public static func `default`(for dtypes: [DType]) -> Tolerance {
+        let rtol: Double
+        if dtypes.contains(.bf16) || dtypes.contains(.f8e4m3) || dtypes.contains(.f8e5m2) { rtol = 1.6e-2 }
+        else if dtypes.contains(.f16) { rtol = 2e-3 }
+        else { rtol = 1e-5 }
+        return Tolerance(rtol: rtol, atol: 0)
+    }
+}
+
+/// One row of a verification: a layer of both traces.
+public struct LayerComparison: Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let maxAbs: Double
+    public let relativeL2: Double
+    public let passed: Bool
+    /// Why a layer could not be compared (missing on one side, shapes differ).
+    public let problem: String?
+}
+
+/// The result of comparing two traces.
+public struct VerificationReport: Sendable {
+    public let layers: [LayerComparison]
+    public let tolerance: Tolerance
+    /// Name of the first layer that failed, if any.
+    public let firstDivergence: String?
+    /// The likely causes of the first divergence, from config differences.
+    public let likelyCauses: [String]
+    public let labelA: String
+    public let labelB: String
+    public var passed: Bool { firstDivergence == nil }
+
+    /// Compares every layer present in both traces (inputs included: they must be identical).
+    public static func compare(_ a: Trace, _ b: Trace, tolerance: Tolerance, configA: DiTConfig?, configB: DiTConfig?,
+                               semanticsA: DiTConfig?, semanticsB: DiTConfig?, labelA: String, labelB: String) -> VerificationReport {
+        let names = TraceFile.order(Array(Set(a.layers.map(\.name)).union(b.layers.map(\.name))))
+        var rows: [LayerComparison] = []
+        for name in names {
+            guard let x = a.layer(name), let y = b.layer(name) else {
+                continue  // a trace may hold only some layers; compare what both have
+            }
+            guard x.shape == y.shape, x.values.count == y.values.count else {
+                rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: .infinity, relativeL2: .infinity, passed: false,
+                                            problem: "shapes differ: \(x.shape) vs \(y.shape)"))
+                continue
+            }
+            var maxAbs = 0.0, diff2 = 0.0, ref2 = 0.0
+            var nonFinite = false
+            for (u, v) in zip(x.values, y.values) {
+                let du = Double(u), dv = Double(v)
+                if !du.isFinite || !dv.isFinite { if !(du.isNaN && dv.isNaN) && du != dv { nonFinite = true }; continue }
+                let delta = abs(du - dv)
+                maxAbs = max(maxAbs, delta)
+                diff2 += delta * delta
+                ref2 += dv * dv
+            }
+            let rel = ref2 > 0 ? (diff2 / ref2).squareRoot() : (diff2 > 0 ? .infinity : 0)
+            let passed = !nonFinite && (rel <= tolerance.rtol || maxAbs <= tolerance.atol)
+            rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: nonFinite ? .infinity : maxAbs, relativeL2: nonFinite ? .infinity : rel,
+                                        passed: passed, problem: nonFinite ? "non-finite values differ" : nil))
+        }
+        let first = rows.first { !$0.passed }?.name
+        var causes = first.map { likelyCauses(layer: $0, semanticsA ?? configA, semanticsB ?? configB, configA, configB) } ?? []
+        if let first, !causes.isEmpty, !causes[0].hasPrefix("the configs agree") {
+            // Other numeric differences that affect the layers after the first divergence.
+            for later in ["t_embed", "blocks.0", "final"] where later != first {
+                for cause in likelyCauses(layer: later, semanticsA ?? configA, semanticsB ?? configB, configA, configB)
+                where !cause.hasPrefix("the configs agree") && !causes.contains(cause) {
+                    causes.append(cause + " (also)")
+                }
+            }
+        }
+        return VerificationReport(layers: rows, tolerance: tolerance, firstDivergence: first, likelyCauses: causes, labelA: labelA, labelB: labelB)
+    }
+
+    /// Names the numeric differences between the two sides that can make `layer` diverge first.
+    static func likelyCauses(layer: String, _ a: DiTConfig?, _ b: DiTConfig?, _ configA: DiTConfig?, _ configB: DiTConfig?) -> [String] {
+        guard let a, let b else { return [] }
+        var causes: [String] = []
+        func fmt(_ v: Double) -> String { v == 1e-6 ? "1e-6" : v == 1e-5 ? "1e-5" : "\(v)" }
+        if layer == "t_embed" || layer == "cond" {
+            if a.timestepShift != b.timestepShift { causes.append("t_embed: timestep frequency shift \(a.timestepShift) vs \(b.timestepShift)") }
+            if a.maxPeriod != b.maxPeriod { causes.append("t_embed: max period \(a.maxPeriod) vs \(b.maxPeriod)") }
+            if a.timestepInput != b.timestepInput { causes.append("t_embed: timestep input \(a.timestepInput.rawValue) vs \(b.timestepInput.rawValue)") }
+        }
+        if layer.hasPrefix("blocks.") {
+            if a.attentionNormEps != b.attentionNormEps { causes.append("blocks.*: attention norm eps \(fmt(a.attentionNormEps)) vs \(fmt(b.attentionNormEps))") }
+            if a.mlpNormEps != b.mlpNormEps { causes.append("blocks.*: MLP norm eps \(fmt(a.mlpNormEps)) vs \(fmt(b.mlpNormEps))") }
+            if a.gelu != b.gelu { causes.append("blocks.*: GELU \(a.gelu.rawValue) vs \(b.gelu.rawValue)") }
+        }
+        if layer == "final" || layer == "output" {
+            if a.finalNormEps != b.finalNormEps { causes.append("final: norm eps \(fmt(a.finalNormEps)) vs \(fmt(b.finalNormEps))") }
+        }
+        if layer == "patch_embed", let ca = configA, let cb = configB, ca.posEmbed != cb.posEmbed {
+            causes.append("patch_embed: position table \(ca.posEmbed.rawValue) vs \(cb.posEmbed.rawValue)")
+        }
+        if causes.isEmpty {
+            causes.append("the configs agree on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)")
+        }
+        return causes
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Checkpoints
+import Models
+import Reference
+import Verification
+
+/// Inputs of a forward pass, shared by trace and verify.
+struct InputOptionGroup: ParsableArguments {
+    @Option(name: .long, help: "Seed of the random latents x ~ N(0, 1).")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Batch size.")
+    var batch: Int = 4
+
+    @Option(name: .long, help: "Timesteps, comma-separated, cycled over the batch (default 0,999,500,250).")
+    var timesteps: String?
+
+    @Option(name: .long, help: "Class ids, comma-separated, cycled over the batch (default 0,K,1,2; K is the null class).")
+    var classes: String?
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        if let timesteps, parse(timesteps).map({ $0.contains { $0 == nil } }) ?? true { throw ValidationError("--timesteps: expected numbers like 0,999") }
+        if let classes, parse(classes).map({ $0.contains { $0 == nil } }) ?? true { throw ValidationError("--classes: expected integers like 0,1000") }
+    }
+
+    func parse(_ text: String) -> [Double?]? {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters()) }
+        return parts.isEmpty ? nil : parts
+    }
+
+    func inputs(for config: DiTConfig) throws -> DiTInputs {
+        let ys = classes.map { parse($0)!.map { Int($0!) } }
+        if let ys, let bad = ys.first(where: { $0 < 0 || $0 >= config.labelRows }) {
+            throw CLIError.usage("class \(bad) is outside the label table (0…\(config.labelRows - 1); \(config.numClasses) is the null class)")
+        }
+        return DiTInputs.make(
+            config: config, batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } }, classes: ys)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}
+
+/// Semantics a user can force: a named source's numerics, or one side's.
+enum SemanticsChoice: String, ExpressibleByArgument, CaseIterable {
+    case original, diffusers, a, b
+
+    func apply(to config: DiTConfig, a: DiTConfig, b: DiTConfig?) -> DiTConfig {
+        var c = config
+        let numerics: DiTConfig
+        switch self {
+        case .original: numerics = config.withOriginalSemantics()
+        case .diffusers:
+            var d = config.withOriginalSemantics()
+            d.timestepShift = 1
+            d.mlpNormEps = 1e-5
+            numerics = d
+        case .a: numerics = a
+        case .b: numerics = b ?? a
+        }
+        c.timestepShift = numerics.timestepShift
+        c.maxPeriod = numerics.maxPeriod
+        c.attentionNormEps = numerics.attentionNormEps
+        c.mlpNormEps = numerics.mlpNormEps
+        c.finalNormEps = numerics.finalNormEps
+        c.gelu = numerics.gelu
+        if numerics.timestepInput == .sinusoid || config.timestepInput == .table { c.timestepInput = numerics.timestepInput }
+        return c
+    }
+}
+
+func loadModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> (ModelView, DiTWeights) {
+    let view = try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
+    return (view, try mapLossy { try DiTWeights(view) })
+}
+
+/// `ditkit trace PATH -o TRACE.safetensors`: run the reference forward and save its activations.
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trace",
+        abstract: "Run the float32 reference forward pass and save every layer's activations.",
+        discussion: "The trace format (DESIGN.md): input.x, input.t, input.y, t_embed, y_embed, cond, patch_embed, blocks.{i}, final, output.")
+
+    @Argument(help: "Checkpoint (any layout ditkit converts).")
+    var path: String
+
+    @Option(name: .shortAndLong, help: "Output trace (.safetensors).")
+    var output: String
+
+    @Option(name: .long, help: "Numerics to run with: original, diffusers (default: the checkpoint's own).")
+    var semantics: SemanticsChoice?
+
+    @Flag(name: .long, help: "Replace OUT if it exists.")
+    var force = false
+
+    @OptionGroup var inputs: InputOptionGroup
+    @OptionGroup var open: OpenOptionGroup
+    @OptionGroup var model: ModelOptionGroup
+
+    func run() throws {
+        let (view, weights) = try loadModel(path, open, model)
+        let semanticsConfig = semantics.map { $0.apply(to: view.config, a: view.config, b: nil) } ?? view.config
+        let trace = Trace()
+        _ = DiTForward(weights: weights, semantics: semanticsConfig).run(try inputs.inputs(for: view.config), trace: trace)
+        try TraceFile.write(trace, to: output, metadata: [
+            ("format", "pt"), ("ditkit.trace.semantics", semantics?.rawValue ?? view.layout.rawValue),
+            ("ditkit.trace.source", "ditkit reference forward of \(path)"), ("ditkit.config", semanticsConfig.json.serialized()),
+        ], overwrite: force)
+        print("wrote \(output): \(trace.layers.count) layers, batch \(inputs.batch), \(view.layout.summary) with "
+              + "\(semantics?.rawValue ?? "its own") semantics")
+    }
+}

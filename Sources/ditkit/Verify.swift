@@ -1,0 +1,101 @@
+import ArgumentParser
+import Checkpoints
+import Models
+import Reference
+import Tensors
+import Verification
+
+/// `ditkit verify A [B] [--against TRACE]`: do two checkpoints compute the same function, layer by layer?
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare two checkpoints (or one against a PyTorch trace) layer by layer on the same inputs.",
+        discussion: """
+            Each side runs in its own numerics by default (timestep frequency shift, norm eps, GELU form); \
+            --semantics forces one, so "the weights were mapped wrong" can be told from "the implementations \
+            differ". Exit 0 when every layer is within tolerance, 1 when one is not.
+            """)
+
+    @Argument(help: "Checkpoint A.")
+    var a: String
+
+    @Argument(help: "Checkpoint B.")
+    var b: String?
+
+    @Option(name: .long, help: "Compare A with this trace (e.g. written by scripts/torch-trace.py) on its inputs.")
+    var against: String?
+
+    @Option(name: .long, help: "Run both sides with these numerics: original, diffusers, a or b.")
+    var semantics: SemanticsChoice?
+
+    @Option(name: .long, help: "Relative L2 tolerance per layer (default 1e-5, scaled for f16/bf16 weights).")
+    var rtol: Double?
+
+    @Option(name: .long, help: "Absolute max |a−b| under which a layer passes anyway.")
+    var atol: Double = 0
+
+    @Flag(name: .long, help: "Print JSON (schemas/verify.schema.json).")
+    var json = false
+
+    @Option(name: .long, help: "Write an SVG chart of the per-layer relative error.")
+    var plot: String?
+
+    @OptionGroup var inputs: InputOptionGroup
+    @OptionGroup var open: OpenOptionGroup
+    @OptionGroup var model: ModelOptionGroup
+
+    func validate() throws {
+        guard (b == nil) != (against == nil) else { throw ValidationError("give either a second checkpoint B or --against TRACE") }
+    }
+
+    func run() throws {
+        let report = try Verify.compare(a: a, b: b, against: against, semantics: semantics, rtol: rtol, atol: atol,
+                                        inputs: inputs, open: open, model: model)
+        if let plot {
+            let out = try AtomicFileWriter(destination: plot, overwrite: true)
+            try out.write(Array(report.svg.utf8))
+            try out.commit()
+        }
+        print(json ? report.json.serialized(pretty: true) : report.text)
+        if !report.passed { throw CLIError(message: "verification failed at \(report.firstDivergence!)", code: 1) }
+    }
+
+    static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
+                        inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
+        let (viewA, weightsA) = try loadModel(a, open, model)
+        let dtypesA = viewA.tensors.map(\.dtype)
+        if let against {
+            let (reference, metadata) = try TraceFile.read(against)
+            guard let traceInputs = TraceFile.inputs(of: reference) else {
+                throw CLIError(message: "\(against): the trace has no input.x, input.t and input.y to run on", code: 3)
+            }
+            let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
+            let referenceConfig: DiTConfig? = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
+                $0.apply(to: viewA.config, a: viewA.config, b: nil)
+            }
+            let semanticsA = semantics.map { $0.apply(to: viewA.config, a: viewA.config, b: referenceConfig) } ?? viewA.config
+            let trace = Trace()
+            _ = DiTForward(weights: weightsA, semantics: semanticsA).run(traceInputs, trace: trace)
+            return VerificationReport.compare(
+                trace, reference, tolerance: Tolerance(rtol: rtol ?? Tolerance.default(for: dtypesA).rtol, atol: atol),
+                configA: viewA.config, configB: nil, semanticsA: semanticsA, semanticsB: referenceConfig,
+                labelA: "\(a) (ditkit reference, \(semantics?.rawValue ?? viewA.layout.rawValue) semantics)",
+                labelB: "\(against) (trace\(referenceSemantics.map { ", \($0) semantics" } ?? ""))")
+        }
+        let (viewB, weightsB) = try loadModel(b!, open, model)
+        let semanticsA = semantics.map { $0.apply(to: viewA.config, a: viewA.config, b: viewB.config) } ?? viewA.config
+        let semanticsB = semantics.map { $0.apply(to: viewB.config, a: viewA.config, b: viewB.config) } ?? viewB.config
+        guard viewA.config.inChannels == viewB.config.inChannels, viewA.config.inputSize == viewB.config.inputSize else {
+            throw CLIError(message: "the models take different inputs (\(viewA.config.inChannels)×\(viewA.config.inputSize)² vs "
+                           + "\(viewB.config.inChannels)×\(viewB.config.inputSize)²)", code: 3)
+        }
+        let shared = try inputs.inputs(for: viewA.config)
+        let traceA = Trace(), traceB = Trace()
+        _ = DiTForward(weights: weightsA, semantics: semanticsA).run(shared, trace: traceA)
+        _ = DiTForward(weights: weightsB, semantics: semanticsB).run(shared, trace: traceB)
+        return VerificationReport.compare(
+            traceA, traceB, tolerance: Tolerance(rtol: rtol ?? Tolerance.default(for: dtypesA + viewB.tensors.map(\.dtype)).rtol, atol: atol),
+            configA: viewA.config, configB: viewB.config, semanticsA: semanticsA, semanticsB: semanticsB,
+            labelA: "\(a) (\(viewA.layout.summary), \(semantics?.rawValue ?? "own") semantics)",
+            labelB: "\(b!) (\(viewB.layout.summary), \(semantics?.rawValue ?? "own") semantics)")
+    }
+}
