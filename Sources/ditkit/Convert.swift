@@ -1,7 +1,9 @@
 import ArgumentParser
 import Checkpoints
 import Models
+import Reference
 import Tensors
+import Verification
 
 #if canImport(Glibc)
 import Glibc
@@ -86,6 +88,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
+    @Flag(name: .long, help: "After writing, run source and output on the same inputs (source semantics) and compare every layer.")
+    var verify = false
+
     @OptionGroup var model: ModelOptionGroup
 
     func validate() throws {
@@ -125,6 +130,37 @@ struct Convert: ParsableCommand {
         options.sourceLayout = view.layout
         let files = try export(plan, to: output, options: options, quiet: quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
+        if verify { try verifyOutput(source: view, plan: plan) }
+    }
+
+    /// Runs the source and the written output on the same inputs, both with the source's numerics (so only the
+    /// weights can differ), and fails (exit 1) on the first layer outside the tolerance.
+    func verifyOutput(source: ModelView, plan: ConversionPlan) throws {
+        var options = model.modelOptions
+        options.heads = options.heads ?? source.config.numHeads
+        options.inputSize = options.inputSize ?? source.config.inputSize
+        let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: variant)), options)
+        let a = try mapLossy { try DiTWeights(source) }, b = try mapLossy { try DiTWeights(written) }
+        let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
+        let traceA = Trace(), traceB = Trace()
+        _ = DiTForward(weights: a).run(inputs, trace: traceA)
+        _ = DiTForward(weights: b, semantics: SemanticsChoice.a.apply(to: written.config, a: source.config, b: nil)).run(inputs, trace: traceB)
+        var skipped: [String] = []
+        if source.config.outChannels != written.config.outChannels {
+            skipped = ["final", "output"]  // sigma channels were dropped on purpose
+        }
+        let keep = { (t: Trace) -> Trace in
+            let kept = Trace()
+            for layer in t.layers where !skipped.contains(layer.name) { kept.append(layer.name, layer.shape, layer.values) }
+            return kept
+        }
+        let report = VerificationReport.compare(
+            keep(traceA), keep(traceB), tolerance: Tolerance.default(for: source.tensors.map(\.dtype) + written.tensors.map(\.dtype)),
+            configA: source.config, configB: written.config, semanticsA: source.config, semanticsB: source.config,
+            labelA: "\(self.source) (source)", labelB: "\(output) (written, run with the source's semantics)")
+        print("\nverify:\n" + report.text)
+        if !skipped.isEmpty { print("(final and output not compared: the output has \(written.config.outChannels) channels, the source \(source.config.outChannels))") }
+        if !report.passed { throw CLIError(message: "the written checkpoint does not compute what the source does (first divergence: \(report.firstDivergence!))", code: 1) }
     }
 
     static func report(view: ModelView, plan: ConversionPlan, output: String, files: [String]) -> String {
