@@ -271,7 +271,11 @@ def load_original(sd: dict, args, extra: dict, notes: list) -> Loaded:
         dit_original = _import_generate("dit_original")
         model = dit_original.DiT(**kw)
         desc = "ditkit fixtures/generate/dit_original.DiT"
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as e:       # size mismatches
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip().startswith("size mismatch")]
+        raise TraceError(f"the weights do not fit {desc} built with {kw}: " + "; ".join(lines[:3]))
     missing = [k for k in missing if k != "pos_embed"]        # recomputed by the constructor when not stored
     if missing or unexpected:
         raise TraceError(f"the weights do not fit {desc}: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -572,18 +576,35 @@ def check_shapes(tr: dict, cfg: dict):
 
 
 def save_trace(path, tensors: dict, semantics: str, source: str):
-    """safetensors, float32, the contract's metadata; written to a temporary file and renamed."""
-    import safetensors.torch as st
+    """safetensors, float32, the contract's metadata; written to a temporary file and renamed.
 
+    Written here rather than with safetensors.torch.save_file so that the bytes are reproducible: the header keeps
+    the trace's order (inputs, embeddings, blocks, final, output; data in the same order) and the metadata keys in
+    a fixed order (the safetensors library writes its metadata from a hash map, in a different order every run).
+    The header is padded with spaces to a multiple of 8, as the library does."""
     if semantics not in KINDS:
         raise TraceError(f"unknown semantics {semantics}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "pt", "ditkit.trace": TRACE_VERSION, "ditkit.trace.semantics": semantics,
-            "ditkit.trace.source": source}
+    header = {"__metadata__": {"format": "pt", "ditkit.trace": TRACE_VERSION, "ditkit.trace.semantics": semantics,
+                               "ditkit.trace.source": source}}
+    blobs, offset = [], 0
+    for name, v in tensors.items():
+        if v.dtype != torch.float32:
+            raise TraceError(f"internal: {name} is {v.dtype}, traces are float32")
+        data = v.detach().cpu().contiguous().numpy().astype("<f4", copy=False).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        st.save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        with open(tmp, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text)
+            for b in blobs:
+                f.write(b)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -260,6 +260,54 @@ public struct DiTForward: Sendable {
         return output
     }
 
+    /// One matrix product of the forward pass, as `run` issues it to `cblas_sgemm`.
+    public struct GEMMShape: Sendable, Equatable {
+        public let m: Int, n: Int, k: Int
+        public let transposeB: Bool
+        public let lda: Int, ldb: Int, ldc: Int
+        public let count: Int
+        public var multiplyAdds: Int { m * n * k * count }
+    }
+
+    /// Every matrix product `run` performs for a batch of `n`, in order (kept beside `run`, which it mirrors),
+    /// for the GEMM floor of `ditkit bench forward`.
+    public func gemmShapes(batch n: Int) -> [GEMMShape] {
+        let c = weights.config
+        let d = c.hiddenSize, rows = n * c.tokens, t = c.tokens, hd = d / c.numHeads
+        func linear(_ m: Int, _ k: Int, _ out: Int) -> GEMMShape {
+            GEMMShape(m: m, n: out, k: k, transposeB: true, lda: k, ldb: k, ldc: out, count: 1)
+        }
+        var shapes = [
+            linear(rows, c.inChannels * c.patchSize * c.patchSize, d), linear(n, c.frequencyEmbeddingSize, d), linear(n, d, d),
+        ]
+        for _ in 0..<c.depth {
+            shapes += [
+                linear(n, d, 6 * d), linear(rows, d, 3 * d),
+                GEMMShape(m: t, n: t, k: hd, transposeB: true, lda: 3 * d, ldb: 3 * d, ldc: t, count: n * c.numHeads),
+                GEMMShape(m: t, n: hd, k: t, transposeB: false, lda: t, ldb: 3 * d, ldc: d, count: n * c.numHeads),
+                linear(rows, d, d), linear(rows, d, c.mlpHidden), linear(rows, c.mlpHidden, d),
+            ]
+        }
+        shapes += [linear(n, d, 2 * d), linear(rows, d, c.patchSize * c.patchSize * c.outChannels)]
+        return shapes
+    }
+
+    /// Runs exactly the matrix products of a forward pass (`gemmShapes`) on scratch buffers: the floor a forward
+    /// pass cannot beat with this BLAS.
+    public static func runGEMMFloor(_ shapes: [GEMMShape], scratch: inout [Float]) {
+        let needed = shapes.map { max($0.m * $0.lda, ($0.transposeB ? $0.n : $0.k) * $0.ldb, $0.m * $0.ldc) }.max() ?? 0
+        if scratch.count < 3 * needed { scratch = [Float](repeating: 0.001, count: 3 * needed) }
+        scratch.withUnsafeMutableBufferPointer { buffer in
+            let a = buffer.baseAddress!, b = a + needed, c = b + needed
+            for shape in shapes {
+                for _ in 0..<shape.count {
+                    GEMM.multiply(a, b, into: c, m: shape.m, n: shape.n, k: shape.k, transposeB: shape.transposeB,
+                                  lda: shape.lda, ldb: shape.ldb, ldc: shape.ldc)
+                }
+            }
+        }
+    }
+
     /// Classifier-free guidance: eps = uncond + scale·(cond − uncond). The original DiT guides the first 3
     /// channels only (`channels: 3`), diffusers' DiTPipeline all latent channels (`channels: C`); the rest of each
     /// sample (e.g. the learned sigma) is taken from the conditional prediction.

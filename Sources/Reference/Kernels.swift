@@ -47,15 +47,18 @@ public enum Kernels {
         parallelRows(rows) { range in
             for r in range {
                 let row = x + r * dim, o = out + r * dim
-                var sum: Float = 0
-                for j in 0..<dim { sum += row[j] }
-                let mean = sum / Float(dim)
-                var squares: Float = 0
-                for j in 0..<dim { let d = row[j] - mean; squares += d * d }
-                let inverse = 1 / (squares / Float(dim) + eps).squareRoot()
+                let mean = Vector.sum(row, dim) / Float(dim)
+                let inverse = 1 / (Vector.sumSquaredDeviations(row, dim, mean: mean) / Float(dim) + eps).squareRoot()
                 let sample = r / tokens
                 let sh = shift + sample * stride, sc = scale + sample * stride
-                for j in 0..<dim { o[j] = (row[j] - mean) * inverse * (1 + sc[j]) + sh[j] }
+                let vm = Vector.V(repeating: mean), vi = Vector.V(repeating: inverse)
+                var j = 0
+                while j + 8 <= dim {
+                    let v = (Vector.load(row + j) - vm) * vi * (1 + Vector.load(sc + j)) + Vector.load(sh + j)
+                    Vector.store(v, o + j)
+                    j += 8
+                }
+                while j < dim { o[j] = (row[j] - mean) * inverse * (1 + sc[j]) + sh[j]; j += 1 }
             }
         }
     }
@@ -81,9 +84,18 @@ public enum Kernels {
             if exact {
                 for i in start..<end { x[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
             } else {
-                for i in start..<end {
+                // 0.5·x·(1 + tanh(u)) = x·σ(2u) = x / (1 + e^(−2u)): the same function without tanh's cancellation.
+                var i = start
+                while i + 8 <= end {
+                    let v = Vector.load(x + i)
+                    let u = (v + 0.044715 * v * v * v) * -1.5957691216057308
+                    Vector.store(v / (1 + Vector.exp(u)), x + i)
+                    i += 8
+                }
+                while i < end {
                     let v = x[i]
-                    x[i] = 0.5 * v * (1 + tanhf(0.79788456080286536 * (v + 0.044715 * v * v * v)))
+                    x[i] = v / (1 + expf(-1.5957691216057308 * (v + 0.044715 * v * v * v)))
+                    i += 1
                 }
             }
         }
@@ -91,18 +103,26 @@ public enum Kernels {
 
     /// Row-wise softmax of `rows`×`cols` (row stride `ld`), scaled by `scale` first; stable (max subtracted).
     public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int, scale: Float) {
-        for r in 0..<rows {
-            let row = x + r * ld
-            var maximum = -Float.infinity
-            for j in 0..<cols { maximum = max(maximum, row[j]) }
-            var sum: Float = 0
-            for j in 0..<cols {
-                let e = expf((row[j] - maximum) * scale)
-                row[j] = e
-                sum += e
+        parallelRows(rows, minimumRowsPerChunk: 32) { range in
+            for r in range {
+                let row = x + r * ld
+                let maximum = Vector.max(row, cols)
+                let vmax = Vector.V(repeating: maximum), vscale = Vector.V(repeating: scale)
+                var sums = Vector.V()
+                var j = 0
+                while j + 8 <= cols {
+                    let e = Vector.exp((Vector.load(row + j) - vmax) * vscale)
+                    Vector.store(e, row + j)
+                    sums += e
+                    j += 8
+                }
+                var sum = sums.sum()
+                while j < cols { let e = expf((row[j] - maximum) * scale); row[j] = e; sum += e; j += 1 }
+                let inverse = Vector.V(repeating: 1 / sum)
+                j = 0
+                while j + 8 <= cols { Vector.store(Vector.load(row + j) * inverse, row + j); j += 8 }
+                while j < cols { row[j] *= 1 / sum; j += 1 }
             }
-            let inverse = 1 / sum
-            for j in 0..<cols { row[j] *= inverse }
         }
     }
 }

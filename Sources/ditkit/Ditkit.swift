@@ -18,7 +18,7 @@ struct Ditkit: ParsableCommand {
             Exit codes: 0 success, 1 verification failed, 2 usage, 3 unreadable or hostile input, 4 I/O.
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self])
+        subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self, Bench.self])
 
     static func main() {
         do {

@@ -1,0 +1,82 @@
+/// SIMD building blocks for the element-wise kernels: an exp accurate to about 2 ulp over float32's range, and
+/// horizontal reductions with several accumulators (so the compiler may keep them in vector registers; a scalar
+/// float sum is never vectorised, because addition order is part of its result).
+public enum Vector {
+    public typealias V = SIMD8<Float>
+
+    /// e^x lane-wise: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for exactness), e^r by a degree-6
+    /// polynomial (Cephes expf coefficients), 2^n by building the exponent bits. Only plain arithmetic and bit
+    /// casts, so every step is a vector instruction: n is rounded by adding and subtracting 1.5·2²³, and its
+    /// integer value is read from the low bits of that sum. Inputs are clamped to [−87.3, 88.7] (below, the
+    /// result is ~1e-38 rather than 0; above, ~3e38 rather than inf — harmless for softmax and GELU).
+    @inline(__always)
+    public static func exp(_ x: V) -> V {
+        let clamped = pointwiseMin(pointwiseMax(x, V(repeating: -87.33654)), V(repeating: 88.72283))
+        let magic = V(repeating: 12582912)  // 1.5 · 2^23
+        let shifted = clamped * 1.44269504088896341 + magic
+        let n = shifted - magic
+        var r = clamped - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p = V(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * r * r + r + 1
+        // The low 22 bits of `shifted` hold n + 2^22 (two's complement offset); n + 127 lands in the exponent.
+        let integer = unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: V.self)
+        return p * scale
+    }
+
+    @inline(__always)
+    public static func load(_ p: UnsafePointer<Float>) -> V {
+        UnsafeRawPointer(p).loadUnaligned(as: V.self)
+    }
+
+    @inline(__always)
+    public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
+
+    /// Σ x[i] in float32 (two vector accumulators, then the lanes, then the tail).
+    @inline(__always)
+    public static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var a = V(), b = V()
+        var i = 0
+        while i + 16 <= count { a += load(x + i); b += load(x + i + 8); i += 16 }
+        if i + 8 <= count { a += load(x + i); i += 8 }
+        var total = (a + b).sum()
+        while i < count { total += x[i]; i += 1 }
+        return total
+    }
+
+    /// Σ (x[i] − mean)².
+    @inline(__always)
+    public static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ count: Int, mean: Float) -> Float {
+        let m = V(repeating: mean)
+        var a = V(), b = V()
+        var i = 0
+        while i + 16 <= count {
+            let u = load(x + i) - m, w = load(x + i + 8) - m
+            a += u * u; b += w * w
+            i += 16
+        }
+        if i + 8 <= count { let u = load(x + i) - m; a += u * u; i += 8 }
+        var total = (a + b).sum()
+        while i < count { let d = x[i] - mean; total += d * d; i += 1 }
+        return total
+    }
+
+    /// max x[i].
+    @inline(__always)
+    public static func max(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var m = V(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= count { m = pointwiseMax(m, load(x + i)); i += 8 }
+        var result = m.max()
+        while i < count { result = Swift.max(result, x[i]); i += 1 }
+        return result
+    }
+}
