@@ -118,6 +118,21 @@ public final class Trace: @unchecked Sendable {
     }
 }
 
+/// Activation buffers of a forward pass, reusable across passes of the same batch size (a sampling loop, a
+/// benchmark) so that every pass does not fault in fresh pages. Not for two passes at once.
+public final class Workspace: @unchecked Sendable {
+    var buffers: [String: [Float]] = [:]
+    public init() {}
+
+    /// A buffer of `count` floats; its contents are whatever the last pass left (every use overwrites it).
+    func take(_ name: String, _ count: Int) -> [Float] {
+        if let buffer = buffers.removeValue(forKey: name), buffer.count == count { return buffer }
+        return [Float](repeating: 0, count: count)
+    }
+
+    func give(_ name: String, _ buffer: [Float]) { buffers[name] = buffer }
+}
+
 /// The float32 reference forward pass of the DiT family, with the numerics of `semantics` (shift, max period,
 /// each norm's eps, GELU form, timestep input); by default the weights' own config. Matrix products go through
 /// `cblas_sgemm`; everything else is vectorised and split over the cores.
@@ -131,7 +146,7 @@ public struct DiTForward: Sendable {
     }
 
     /// Runs the model; returns the output (N, Cout, S, S). With a `trace`, records every layer of the trace format.
-    public func run(_ inputs: DiTInputs, trace: Trace? = nil) -> [Float] {
+    public func run(_ inputs: DiTInputs, trace: Trace? = nil, workspace: Workspace = Workspace()) -> [Float] {
         let c = weights.config, s = semantics
         let n = inputs.batch, d = c.hiddenSize, p = c.patchSize, ch = c.inChannels, cout = c.outChannels
         let side = c.inputSize, grid = c.gridSize, tokens = c.tokens, rows = n * tokens
@@ -193,13 +208,18 @@ public struct DiTForward: Sendable {
         trace?.append("cond", [n, d], cond)
         Kernels.silu(&cond, count: n * d)  // every modulation reads SiLU(c)
 
-        var h = [Float](repeating: 0, count: rows * d)
-        var qkv = [Float](repeating: 0, count: rows * 3 * d)
-        var attention = [Float](repeating: 0, count: rows * d)
-        var projected = [Float](repeating: 0, count: rows * d)
-        var inner = [Float](repeating: 0, count: rows * mlp)
-        var modulation = [Float](repeating: 0, count: n * 6 * d)
-        var scores = [Float](repeating: 0, count: tokens * tokens)
+        var h = workspace.take("h", rows * d)
+        var qkv = workspace.take("qkv", rows * 3 * d)
+        var attention = workspace.take("attention", rows * d)
+        var projected = workspace.take("projected", rows * d)
+        var inner = workspace.take("inner", rows * mlp)
+        var modulation = workspace.take("modulation", n * 6 * d)
+        var scores = workspace.take("scores", tokens * tokens)
+        defer {
+            workspace.give("h", h); workspace.give("qkv", qkv); workspace.give("attention", attention)
+            workspace.give("projected", projected); workspace.give("inner", inner); workspace.give("modulation", modulation)
+            workspace.give("scores", scores)
+        }
         let scale = 1 / Float(hd).squareRoot()
         for (i, block) in weights.blocks.enumerated() {
             GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW, bias: block.modB, outFeatures: 6 * d, into: &modulation)
@@ -223,15 +243,15 @@ public struct DiTForward: Sendable {
                         }
                     }
                 }
-                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW, bias: block.outB, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
+                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW, bias: nil, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, bias: block.outB, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
                 // MLP: h = LN(x)·(1+scale_mlp)+shift_mlp → fc1 → GELU → fc2.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.mlpNormEps), tokens: tokens,
                                           shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d)
-                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W, bias: block.fc1B, outFeatures: mlp, into: &inner)
-                Kernels.gelu(&inner, count: rows * mlp, exact: s.gelu == .erf)
-                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W, bias: block.fc2B, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W, bias: nil, outFeatures: mlp, into: &inner)
+                Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B, exact: s.gelu == .erf)
+                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W, bias: nil, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, bias: block.fc2B, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
             }
             trace?.append("blocks.\(i)", [n, tokens, d], x)
         }
@@ -292,19 +312,36 @@ public struct DiTForward: Sendable {
         return shapes
     }
 
-    /// Runs exactly the matrix products of a forward pass (`gemmShapes`) on scratch buffers: the floor a forward
-    /// pass cannot beat with this BLAS.
-    public static func runGEMMFloor(_ shapes: [GEMMShape], scratch: inout [Float]) {
-        let needed = shapes.map { max($0.m * $0.lda, ($0.transposeB ? $0.n : $0.k) * $0.ldb, $0.m * $0.ldc) }.max() ?? 0
-        if scratch.count < 3 * needed { scratch = [Float](repeating: 0.001, count: 3 * needed) }
+    /// Runs exactly the matrix products of a forward pass of `batch` samples — the model's own weight matrices as
+    /// the B operands, activation-sized scratch buffers for A and C — and nothing else: the floor a forward pass
+    /// cannot beat with this BLAS (it pays the same weight traffic from memory as a real pass).
+    public func runGEMMFloor(batch n: Int, scratch: inout [Float]) {
+        let c = weights.config
+        let d = c.hiddenSize, t = c.tokens, rows = n * t, hd = d / c.numHeads, f = c.mlpHidden
+        let needed = rows * max(3 * d, f, c.patchSize * c.patchSize * c.outChannels, c.inChannels * c.patchSize * c.patchSize)
+        if scratch.count < 2 * needed + t * t { scratch = [Float](repeating: 0.001, count: 2 * needed + t * t) }
         scratch.withUnsafeMutableBufferPointer { buffer in
-            let a = buffer.baseAddress!, b = a + needed, c = b + needed
-            for shape in shapes {
-                for _ in 0..<shape.count {
-                    GEMM.multiply(a, b, into: c, m: shape.m, n: shape.n, k: shape.k, transposeB: shape.transposeB,
-                                  lda: shape.lda, ldb: shape.ldb, ldc: shape.ldc)
-                }
+            let a = buffer.baseAddress!, out = a + needed, scores = out + needed
+            func linear(_ m: Int, _ k: Int, _ w: [Float], _ outFeatures: Int) {
+                GEMM.multiply(a, w, into: out, m: m, n: outFeatures, k: k, transposeB: true)
             }
+            linear(rows, c.inChannels * c.patchSize * c.patchSize, weights.patchW, d)
+            linear(n, c.frequencyEmbeddingSize, weights.tFc1W, d)
+            linear(n, d, weights.tFc2W, d)
+            for block in weights.blocks {
+                linear(n, d, block.modW, 6 * d)
+                linear(rows, d, block.qkvW, 3 * d)
+                for b in 0..<n { for head in 0..<c.numHeads {
+                    let q = a + b * t * 3 * d + head * hd
+                    GEMM.multiply(q, q + d, into: scores, m: t, n: t, k: hd, transposeB: true, lda: 3 * d, ldb: 3 * d, ldc: t)
+                    GEMM.multiply(scores, q + 2 * d, into: out + b * t * d + head * hd, m: t, n: hd, k: t, lda: t, ldb: 3 * d, ldc: d)
+                } }
+                linear(rows, d, block.outW, d)
+                linear(rows, d, block.fc1W, f)
+                linear(rows, f, block.fc2W, d)
+            }
+            linear(n, d, weights.finalModW, 2 * d)
+            linear(rows, d, weights.finalW, c.patchSize * c.patchSize * c.outChannels)
         }
     }
 

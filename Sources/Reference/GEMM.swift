@@ -17,14 +17,13 @@ public enum GEMM {
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
-    /// y (rows×out) = x (rows×in) · Wᵀ + bias, W (out×in) as PyTorch's Linear stores it.
+    /// y (rows×out) = x (rows×in) · Wᵀ + bias, W (out×in) as PyTorch's Linear stores it. Without `bias` the caller
+    /// adds it, fused into the next element-wise kernel (one pass over y instead of a pre-fill and a β pass).
     public static func linear(
         _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         outFeatures: Int, into y: UnsafeMutablePointer<Float>
     ) {
-        if let bias {
-            for r in 0..<rows { (y + r * outFeatures).update(from: bias, count: outFeatures) }
-        }
-        multiply(x, weight, into: y, m: rows, n: outFeatures, k: inFeatures, transposeB: true, beta: bias == nil ? 0 : 1)
+        multiply(x, weight, into: y, m: rows, n: outFeatures, k: inFeatures, transposeB: true)
+        if let bias { Kernels.addBias(y, rows: rows, dim: outFeatures, bias: bias) }
     }
 }

@@ -63,40 +63,63 @@ public enum Kernels {
         }
     }
 
-    /// x += gate ⊙ y, gate per sample (row r uses gate + (r / tokens)·stride).
+    /// x += gate ⊙ (y + bias), gate per sample (row r uses gate + (r / tokens)·stride): a linear layer's bias and
+    /// the gated residual in one pass.
     public static func gatedResidual(
-        _ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, rows: Int, dim: Int, tokens: Int,
+        _ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, bias: UnsafePointer<Float>, rows: Int, dim: Int, tokens: Int,
         gate: UnsafePointer<Float>, stride: Int
     ) {
         parallelRows(rows) { range in
             for r in range {
                 let g = gate + (r / tokens) * stride, xr = x + r * dim, yr = y + r * dim
-                for j in 0..<dim { xr[j] += g[j] * yr[j] }
+                for j in 0..<dim { xr[j] += g[j] * (yr[j] + bias[j]) }
             }
         }
     }
 
-    /// GELU in place: the tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))) or the exact 0.5x(1+erf(x/√2)).
+    /// y[r, j] += bias[j].
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, dim: Int, bias: UnsafePointer<Float>) {
+        parallelRows(rows) { range in
+            for r in range {
+                let row = y + r * dim
+                for j in 0..<dim { row[j] += bias[j] }
+            }
+        }
+    }
+
+    /// GELU of (x + bias) in place, rows of `dim`: the tanh approximation 0.5u(1+tanh(√(2/π)(u+0.044715u³))) or
+    /// the exact 0.5u(1+erf(u/√2)).
+    public static func biasGELU(_ x: UnsafeMutablePointer<Float>, rows: Int, dim: Int, bias: UnsafePointer<Float>, exact: Bool) {
+        parallelRows(rows) { range in
+            for r in range {
+                let row = x + r * dim
+                if exact {
+                    for j in 0..<dim { let v = row[j] + bias[j]; row[j] = 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
+                } else {
+                    // 0.5·v·(1 + tanh(u)) = v·σ(2u) = v / (1 + e^(−2u)): the same function without tanh's cancellation.
+                    var j = 0
+                    while j + 8 <= dim {
+                        let v = Vector.load(row + j) + Vector.load(bias + j)
+                        Vector.store(v / (1 + Vector.exp((v + 0.044715 * v * v * v) * -1.5957691216057308)), row + j)
+                        j += 8
+                    }
+                    while j < dim {
+                        let v = row[j] + bias[j]
+                        row[j] = v / (1 + Vector.exp(-1.5957691216057308 * (v + 0.044715 * v * v * v)))
+                        j += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// GELU in place (no bias).
     public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int, exact: Bool) {
-        let rows = max(1, count / 4096)
-        parallelRows(rows, minimumRowsPerChunk: 8) { range in
-            let start = range.lowerBound * count / rows, end = range.upperBound * count / rows
-            if exact {
-                for i in start..<end { x[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
-            } else {
-                // 0.5·x·(1 + tanh(u)) = x·σ(2u) = x / (1 + e^(−2u)): the same function without tanh's cancellation.
-                var i = start
-                while i + 8 <= end {
-                    let v = Vector.load(x + i)
-                    let u = (v + 0.044715 * v * v * v) * -1.5957691216057308
-                    Vector.store(v / (1 + Vector.exp(u)), x + i)
-                    i += 8
-                }
-                while i < end {
-                    let v = x[i]
-                    x[i] = v / (1 + expf(-1.5957691216057308 * (v + 0.044715 * v * v * v)))
-                    i += 1
-                }
+        parallelRows(count, minimumRowsPerChunk: 4096) { range in
+            for i in range {
+                let v = x[i]
+                x[i] = exact ? 0.5 * v * (1 + erff(v * 0.70710678118654752))
+                    : v / (1 + Vector.exp(-1.5957691216057308 * (v + 0.044715 * v * v * v)))
             }
         }
     }
@@ -108,20 +131,11 @@ public enum Kernels {
                 let row = x + r * ld
                 let maximum = Vector.max(row, cols)
                 let vmax = Vector.V(repeating: maximum), vscale = Vector.V(repeating: scale)
-                var sums = Vector.V()
                 var j = 0
-                while j + 8 <= cols {
-                    let e = Vector.exp((Vector.load(row + j) - vmax) * vscale)
-                    Vector.store(e, row + j)
-                    sums += e
-                    j += 8
-                }
-                var sum = sums.sum()
-                while j < cols { let e = expf((row[j] - maximum) * scale); row[j] = e; sum += e; j += 1 }
-                let inverse = Vector.V(repeating: 1 / sum)
-                j = 0
-                while j + 8 <= cols { Vector.store(Vector.load(row + j) * inverse, row + j); j += 8 }
-                while j < cols { row[j] *= 1 / sum; j += 1 }
+                while j + 8 <= cols { Vector.store(Vector.exp((Vector.load(row + j) - vmax) * vscale), row + j); j += 8 }
+                while j < cols { row[j] = Vector.exp((row[j] - maximum) * scale); j += 1 }
+                let inverse = 1 / Vector.sum(row, cols)
+                for j in 0..<cols { row[j] *= inverse }
             }
         }
     }

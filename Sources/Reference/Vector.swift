@@ -11,7 +11,8 @@ public enum Vector {
     /// result is ~1e-38 rather than 0; above, ~3e38 rather than inf — harmless for softmax and GELU).
     @inline(__always)
     public static func exp(_ x: V) -> V {
-        let clamped = pointwiseMin(pointwiseMax(x, V(repeating: -87.33654)), V(repeating: 88.72283))
+        let low = V(repeating: -87.33654), high = V(repeating: 88.72283)
+        let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         let magic = V(repeating: 12582912)  // 1.5 · 2^23
         let shifted = clamped * 1.44269504088896341 + magic
         let n = shifted - magic
@@ -28,6 +29,25 @@ public enum Vector {
         let integer = unsafeBitCast(shifted, to: SIMD8<UInt32>.self) &- 0x4B40_0000
         let scale = unsafeBitCast((integer &+ 127) &<< 23, to: V.self)
         return p * scale
+    }
+
+    /// The same e^x for one float, in straight-line arithmetic a loop vectoriser turns into vector code.
+    @inline(__always)
+    public static func exp(_ x: Float) -> Float {
+        let clamped = Swift.min(Swift.max(x, -87.33654), 88.72283)
+        let shifted = clamped * 1.44269504088896341 + 12582912
+        let n = shifted - 12582912
+        var r = clamped - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p: Float = 1.9875691500e-4
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * r * r + r + 1
+        let integer = shifted.bitPattern &- 0x4B40_0000
+        return p * Float(bitPattern: (integer &+ 127) &<< 23)
     }
 
     @inline(__always)
@@ -69,13 +89,16 @@ public enum Vector {
         return total
     }
 
-    /// max x[i].
+    /// max x[i] (four independent running maxima, then the tail).
     @inline(__always)
     public static func max(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-        var m = V(repeating: -.infinity)
+        var m0 = -Float.infinity, m1 = -Float.infinity, m2 = -Float.infinity, m3 = -Float.infinity
         var i = 0
-        while i + 8 <= count { m = pointwiseMax(m, load(x + i)); i += 8 }
-        var result = m.max()
+        while i + 4 <= count {
+            m0 = Swift.max(m0, x[i]); m1 = Swift.max(m1, x[i + 1]); m2 = Swift.max(m2, x[i + 2]); m3 = Swift.max(m3, x[i + 3])
+            i += 4
+        }
+        var result = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
         while i < count { result = Swift.max(result, x[i]); i += 1 }
         return result
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Models
 import Reference
+import Reference
 
 #if canImport(Glibc)
 import Glibc
@@ -58,15 +59,16 @@ struct BenchForward: ParsableCommand {
         let inputs = DiTInputs.make(config: chosen.config, batch: batch, seed: 0)
         let shapes = forward.gemmShapes(batch: batch)
         var scratch: [Float] = []
-        _ = forward.run(inputs)
-        DiTForward.runGEMMFloor(shapes, scratch: &scratch)
+        let workspace = Workspace()  // reused across passes, as a sampling loop would
+        _ = forward.run(inputs, workspace: workspace)
+        forward.runGEMMFloor(batch: batch, scratch: &scratch)
         var forwardTimes: [Double] = [], floorTimes: [Double] = []
         for _ in 0..<rounds {
             var start = BenchForward.now()
-            _ = forward.run(inputs)
+            _ = forward.run(inputs, workspace: workspace)
             forwardTimes.append(BenchForward.now() - start)
             start = BenchForward.now()
-            DiTForward.runGEMMFloor(shapes, scratch: &scratch)
+            forward.runGEMMFloor(batch: batch, scratch: &scratch)
             floorTimes.append(BenchForward.now() - start)
         }
         let forwardMs = BenchForward.median(forwardTimes) * 1000, floorMs = BenchForward.median(floorTimes) * 1000
