@@ -323,13 +323,23 @@ extension OutputTensor {
         return collector.bytes
     }
 
+    /// The elements as float32, streamed straight into the result (one pass over the source; non-f32 dtypes are
+    /// widened chunk by chunk).
     public func float32() throws -> [Float] {
-        let bytes = try contiguousBytes()
-        let count = bytes.count / dtype.size
-        var out = [Float](repeating: 0, count: count)
-        try bytes.withUnsafeBytes { raw in
-            try out.withUnsafeMutableBufferPointer { try DTypeConversion.toFloat32(raw, dtype: dtype, count: count, into: $0) }
+        let count = byteCount / dtype.size
+        var failure: Error?
+        let out = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let sink = FloatSink(destination: buffer, dtype: dtype)
+            do {
+                try produce(sink)
+                try sink.finish()
+            } catch {
+                failure = error
+                buffer.initialize(repeating: 0)
+            }
+            initialized = count
         }
+        if let failure { throw failure }
         return out
     }
 
@@ -354,6 +364,51 @@ extension OutputTensor {
         return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
             let window = WindowSink(range: range, downstream: sink)
             try produce(window)
+        }
+    }
+}
+
+/// Writes a stream of little-endian `dtype` elements into a float32 buffer, converting as it goes.
+final class FloatSink: ByteSink {
+    let destination: UnsafeMutableBufferPointer<Float>
+    let dtype: DType
+    private var written = 0  // elements
+    private var pending: [UInt8] = []
+
+    init(destination: UnsafeMutableBufferPointer<Float>, dtype: DType) {
+        self.destination = destination
+        self.dtype = dtype
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) throws {
+        var input = chunk
+        if !pending.isEmpty {
+            let take = min(dtype.size - pending.count, input.count)
+            pending += input.prefix(take)
+            input = UnsafeRawBufferPointer(rebasing: input[take...])
+            if pending.count == dtype.size {
+                let element = pending
+                pending = []
+                try element.withUnsafeBytes { try convert($0) }
+            }
+        }
+        let whole = input.count / dtype.size * dtype.size
+        if whole > 0 { try convert(UnsafeRawBufferPointer(rebasing: input[0..<whole])) }
+        pending += input[whole...]
+    }
+
+    private func convert(_ bytes: UnsafeRawBufferPointer) throws {
+        let count = bytes.count / dtype.size
+        guard written + count <= destination.count else {
+            throw ModelError.config("a tensor produced more elements than its shape holds")
+        }
+        try DTypeConversion.toFloat32(bytes, dtype: dtype, count: count, into: UnsafeMutableBufferPointer(rebasing: destination[written..<(written + count)]))
+        written += count
+    }
+
+    func finish() throws {
+        guard pending.isEmpty, written == destination.count else {
+            throw ModelError.config("a tensor produced \(written) of \(destination.count) elements")
         }
     }
 }

@@ -1,6 +1,12 @@
 import Checkpoints
 import Tensors
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How one canonical tensor is obtained from a checkpoint's tensors.
 public enum CanonicalSource {
     /// The same elements (possibly reshaped).
@@ -161,9 +167,16 @@ public struct ModelView {
             guard chosen >= 0 && chosen < depth else { throw ModelError.config("--embedder-block \(chosen) is outside 0..<\(depth)") }
             return copies[chosen]
         }
-        let reference = try copies[0].contiguousBytes()
+        // Compared in place (zero-copy views of the mapped shards), not copied into arrays.
         var differing: [Int] = []
-        for (j, copy) in copies.enumerated().dropFirst() where try copy.contiguousBytes() != reference { differing.append(j) }
+        try copies[0].withContiguousBytes { reference in
+            for (j, copy) in copies.enumerated().dropFirst() {
+                let same = try copy.withContiguousBytes { bytes in
+                    bytes.count == reference.count && memcmp(bytes.baseAddress!, reference.baseAddress!, bytes.count) == 0
+                }
+                if !same { differing.append(j) }
+            }
+        }
         guard differing.isEmpty else {
             throw ModelError.mapping(
                 path: path,

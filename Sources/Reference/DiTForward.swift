@@ -8,45 +8,93 @@ import Glibc
 import Darwin
 #endif
 
-/// A DiT's weights in float32 (non-f32 checkpoints are widened once), in canonical form.
+/// float32 elements of one weight: a view of the mapped checkpoint when the tensor is stored as contiguous,
+/// aligned little-endian f32 (no copy; the mapping stays alive with this value), or an owned array otherwise
+/// (widened from another dtype, gathered from parts, or recomputed).
+public struct WeightArray: @unchecked Sendable {
+    public let base: UnsafePointer<Float>
+    public let count: Int
+    private let owner: AnyObject
+
+    final class Owned {
+        let values: UnsafeMutableBufferPointer<Float>
+        init(_ array: [Float]) {
+            values = .allocate(capacity: max(array.count, 1))
+            _ = values.initialize(from: array)
+        }
+        deinit { values.deallocate() }
+    }
+
+    public init(_ values: [Float]) {
+        let owned = Owned(values)
+        self.init(base: UnsafePointer(owned.values.baseAddress!), count: values.count, owner: owned)
+    }
+
+    private init(base: UnsafePointer<Float>, count: Int, owner: AnyObject) {
+        self.base = base
+        self.count = count
+        self.owner = owner
+    }
+
+    /// Loads `tensor`: zero-copy from the mapping when possible, else through `float32()`.
+    init(_ tensor: OutputTensor, source: CanonicalSource?) throws {
+        if case .tensor(let t)? = source, t.dtype == .f32, t.isZeroCopy, case .mapped(let file, let offset) = t.storage.backing {
+            let address = file.bytes.baseAddress! + offset + t.layout.offset * 4
+            if Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0 {
+                self.init(base: address.assumingMemoryBound(to: Float.self), count: t.elementCount, owner: file)
+                return
+            }
+        }
+        self.init(try tensor.float32())
+    }
+
+    public subscript(i: Int) -> Float { base[i] }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
+/// A DiT's weights in float32 (non-f32 checkpoints are widened once; f32 ones are read in place), in canonical form.
 public struct DiTWeights: Sendable {
     public struct Block: Sendable {
-        public var qkvW: [Float], qkvB: [Float], outW: [Float], outB: [Float]
-        public var fc1W: [Float], fc1B: [Float], fc2W: [Float], fc2B: [Float]
-        public var modW: [Float], modB: [Float]
+        public var qkvW: WeightArray, qkvB: WeightArray, outW: WeightArray, outB: WeightArray
+        public var fc1W: WeightArray, fc1B: WeightArray, fc2W: WeightArray, fc2B: WeightArray
+        public var modW: WeightArray, modB: WeightArray
     }
 
     public let config: DiTConfig
-    public var patchW: [Float], patchB: [Float]
+    public var patchW: WeightArray, patchB: WeightArray
     /// (T, D): the stored table, or the 2-D sin-cos table computed for the grid.
-    public var posEmbed: [Float]
+    public var posEmbed: WeightArray
     /// (1000, F) when timesteps index a table (Cerebras).
-    public var tTable: [Float]?
-    public var tFc1W: [Float], tFc1B: [Float], tFc2W: [Float], tFc2B: [Float]
-    public var yTable: [Float]
+    public var tTable: WeightArray?
+    public var tFc1W: WeightArray, tFc1B: WeightArray, tFc2W: WeightArray, tFc2B: WeightArray
+    public var yTable: WeightArray
     public var blocks: [Block]
-    public var finalModW: [Float], finalModB: [Float], finalW: [Float], finalB: [Float]
+    public var finalModW: WeightArray, finalModB: WeightArray, finalW: WeightArray, finalB: WeightArray
 
     /// Loads the canonical tensors of `view` as float32.
     public init(_ view: ModelView) throws {
-        try self.init(config: view.config, tensors: Dictionary(view.canonicalOutputs().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
+        try self.init(
+            config: view.config, tensors: Dictionary(view.canonicalOutputs().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
+            sources: Dictionary(view.tensors.map { ($0.name, $0.source) }, uniquingKeysWith: { a, _ in a }))
     }
 
-    /// Builds weights from canonical tensors (e.g. synthetic ones) by name.
-    public init(config: DiTConfig, tensors: [String: OutputTensor]) throws {
-        func load(_ name: String) throws -> [Float] {
+    /// Builds weights from canonical tensors (e.g. synthetic ones) by name; `sources` lets f32 tensors of a mapped
+    /// checkpoint be read in place.
+    public init(config: DiTConfig, tensors: [String: OutputTensor], sources: [String: CanonicalSource] = [:]) throws {
+        func load(_ name: String) throws -> WeightArray {
             guard let t = tensors[name] else { throw ModelError.config("the model has no \(name)") }
-            return try t.float32()
+            return try WeightArray(t, source: sources[name])
         }
         self.config = config
         patchW = try load("patch_embed.weight"); patchB = try load("patch_embed.bias")
         if let stored = tensors["pos_embed"], stored.shape == [1, config.tokens, config.hiddenSize] {
-            posEmbed = try stored.float32()
+            posEmbed = try WeightArray(stored, source: sources["pos_embed"])
         } else {
-            posEmbed = Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
+            posEmbed = WeightArray(Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize))
         }
         tTable = config.timestepInput == .table
-            ? (try tensors["t_embed.table"].map { try $0.float32() } ?? Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod))
+            ? (try tensors["t_embed.table"].map { try WeightArray($0, source: sources["t_embed.table"]) }
+                ?? WeightArray(Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod)))
             : nil
         tFc1W = try load("t_embed.fc1.weight"); tFc1B = try load("t_embed.fc1.bias")
         tFc2W = try load("t_embed.fc2.weight"); tFc2B = try load("t_embed.fc2.bias")
@@ -165,11 +213,10 @@ public struct DiTForward: Sendable {
             } } }
         } } }
         var x = [Float](repeating: 0, count: rows * d)
-        GEMM.linear(patches, rows: rows, inFeatures: patchLength, weight: weights.patchW, bias: weights.patchB, outFeatures: d, into: &x)
+        GEMM.linear(patches, rows: rows, inFeatures: patchLength, weight: weights.patchW.base, bias: weights.patchB.base, outFeatures: d, into: &x)
         x.withUnsafeMutableBufferPointer { xb in
-            weights.posEmbed.withUnsafeBufferPointer { pos in
-                for b in 0..<n { for i in 0..<(tokens * d) { xb[b * tokens * d + i] += pos[i] } }
-            }
+            let pos = weights.posEmbed.base
+            for b in 0..<n { for i in 0..<(tokens * d) { xb[b * tokens * d + i] += pos[i] } }
         }
         trace?.append("patch_embed", [n, tokens, d], x)
 
@@ -193,10 +240,10 @@ public struct DiTForward: Sendable {
             }
         }
         var hidden = [Float](repeating: 0, count: n * d)
-        GEMM.linear(sinusoid, rows: n, inFeatures: f, weight: weights.tFc1W, bias: weights.tFc1B, outFeatures: d, into: &hidden)
+        GEMM.linear(sinusoid, rows: n, inFeatures: f, weight: weights.tFc1W.base, bias: weights.tFc1B.base, outFeatures: d, into: &hidden)
         Kernels.silu(&hidden, count: n * d)
         var tEmbed = [Float](repeating: 0, count: n * d)
-        GEMM.linear(hidden, rows: n, inFeatures: d, weight: weights.tFc2W, bias: weights.tFc2B, outFeatures: d, into: &tEmbed)
+        GEMM.linear(hidden, rows: n, inFeatures: d, weight: weights.tFc2W.base, bias: weights.tFc2B.base, outFeatures: d, into: &tEmbed)
         trace?.append("t_embed", [n, d], tEmbed)
         var yEmbed = [Float](repeating: 0, count: n * d)
         for b in 0..<n {
@@ -222,13 +269,13 @@ public struct DiTForward: Sendable {
         }
         let scale = 1 / Float(hd).squareRoot()
         for (i, block) in weights.blocks.enumerated() {
-            GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW, bias: block.modB, outFeatures: 6 * d, into: &modulation)
+            GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW.base, bias: block.modB.base, outFeatures: 6 * d, into: &modulation)
             modulation.withUnsafeBufferPointer { m in
                 let base = m.baseAddress!
                 // Attention: h = LN(x)·(1+scale_msa)+shift_msa → qkv → per-head softmax(q kᵀ/√hd) v → proj.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.attentionNormEps), tokens: tokens,
                                           shift: base, scale: base + d, stride: 6 * d)
-                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.qkvW, bias: block.qkvB, outFeatures: 3 * d, into: &qkv)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.qkvW.base, bias: block.qkvB.base, outFeatures: 3 * d, into: &qkv)
                 qkv.withUnsafeBufferPointer { q in
                     attention.withUnsafeMutableBufferPointer { out in
                         scores.withUnsafeMutableBufferPointer { sc in
@@ -243,29 +290,29 @@ public struct DiTForward: Sendable {
                         }
                     }
                 }
-                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW, bias: nil, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, bias: block.outB, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
+                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW.base, bias: nil, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, bias: block.outB.base, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
                 // MLP: h = LN(x)·(1+scale_mlp)+shift_mlp → fc1 → GELU → fc2.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.mlpNormEps), tokens: tokens,
                                           shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d)
-                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W, bias: nil, outFeatures: mlp, into: &inner)
-                Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B, exact: s.gelu == .erf)
-                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W, bias: nil, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, bias: block.fc2B, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W.base, bias: nil, outFeatures: mlp, into: &inner)
+                Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B.base, exact: s.gelu == .erf)
+                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W.base, bias: nil, outFeatures: d, into: &projected)
+                Kernels.gatedResidual(&x, projected, bias: block.fc2B.base, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
             }
             trace?.append("blocks.\(i)", [n, tokens, d], x)
         }
 
         // Final layer: (shift, scale) from SiLU(c), LN·(1+scale)+shift, linear head.
         var finalMod = [Float](repeating: 0, count: n * 2 * d)
-        GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW, bias: weights.finalModB, outFeatures: 2 * d, into: &finalMod)
+        GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW.base, bias: weights.finalModB.base, outFeatures: 2 * d, into: &finalMod)
         finalMod.withUnsafeBufferPointer { m in
             Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.finalNormEps), tokens: tokens,
                                       shift: m.baseAddress!, scale: m.baseAddress! + d, stride: 2 * d)
         }
         let headWidth = p * p * cout
         var final = [Float](repeating: 0, count: rows * headWidth)
-        GEMM.linear(h, rows: rows, inFeatures: d, weight: weights.finalW, bias: weights.finalB, outFeatures: headWidth, into: &final)
+        GEMM.linear(h, rows: rows, inFeatures: d, weight: weights.finalW.base, bias: weights.finalB.base, outFeatures: headWidth, into: &final)
         trace?.append("final", [n, tokens, headWidth], final)
 
         // Unpatchify: (N, h, w, p, p, Cout) → (N, Cout, h·p, w·p).
@@ -322,8 +369,8 @@ public struct DiTForward: Sendable {
         if scratch.count < 2 * needed + t * t { scratch = [Float](repeating: 0.001, count: 2 * needed + t * t) }
         scratch.withUnsafeMutableBufferPointer { buffer in
             let a = buffer.baseAddress!, out = a + needed, scores = out + needed
-            func linear(_ m: Int, _ k: Int, _ w: [Float], _ outFeatures: Int) {
-                GEMM.multiply(a, w, into: out, m: m, n: outFeatures, k: k, transposeB: true)
+            func linear(_ m: Int, _ k: Int, _ w: WeightArray, _ outFeatures: Int) {
+                GEMM.multiply(a, w.base, into: out, m: m, n: outFeatures, k: k, transposeB: true)
             }
             linear(rows, c.inChannels * c.patchSize * c.patchSize, weights.patchW, d)
             linear(n, c.frequencyEmbeddingSize, weights.tFc1W, d)
