@@ -77,7 +77,7 @@ extension VerificationReport {
         }
         let step = layers.count > 1 ? (right - left) / Double(layers.count - 1) : 0
         func x(_ i: Int) -> Double { layers.count > 1 ? left + Double(i) * step : (left + right) / 2 }
-        func f(_ v: Double) -> String { String(Int((v * 10).rounded())) == "" ? "0" : String(format1: v) }
+        func f(_ v: Double) -> String { String(format1: v) }
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="sans-serif" font-size="11">
             <rect width="100%" height="100%" fill="white"/>
