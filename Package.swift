@@ -44,10 +44,11 @@ let package = Package(
         .systemLibrary(
             name: "CZip", pkgConfig: "libzip",
             providers: [.apt(["libzip-dev"]), .brew(["libzip"])]),
+        .systemLibrary(name: "CSystem"),
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
-        .target(name: "Tensors"),
+        .target(name: "Tensors", dependencies: ["CSystem"]),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CZip"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
         .target(name: "Reference", dependencies: ["Models", "CBLAS"], swiftSettings: referenceSettings),

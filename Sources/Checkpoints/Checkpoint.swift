@@ -112,7 +112,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     static func openFile(_ file: MappedFile, kind: FormatSniffer.FileKind, options: OpenOptions) throws -> Checkpoint {
         let path = file.path
-        let fileName = path.split(separator: "/").last.map(String.init) ?? path
+        let fileName = FileSystem.fileName(path)
         switch kind {
         case .safetensors:
             let st = try SafetensorsFile(file: file)
@@ -121,7 +121,7 @@ public final class Checkpoint: @unchecked Sendable {
             let sharded = try ShardedSafetensors(indexPath: path)
             return Checkpoint(
                 path: path, format: .safetensorsSharded, tensors: sharded.tensors, metadata: sharded.metadata,
-                files: [fileName] + sharded.shards.map { $0.file.path.split(separator: "/").last.map(String.init) ?? "" },
+                files: [fileName] + sharded.shards.map { FileSystem.fileName($0.file.path) },
                 notes: sharded.notes)
         case .torchZip, .torchLegacy, .pickle:
             let loaded: TorchArchive.Loaded

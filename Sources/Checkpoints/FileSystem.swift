@@ -9,6 +9,9 @@ import Darwin
 /// The few file-system operations writers need, each turned into a `CheckpointError.io` naming the path.
 public enum FileSystem {
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The last component of a path.
+    public static func fileName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
     public static func isDirectory(_ path: String) -> Bool { FormatSniffer.isDirectory(path) }
 
     public static func makeDirectory(_ path: String) throws {

@@ -3,6 +3,13 @@ import Tensors
 /// Where streamed tensor bytes go (a file being written, a checksum, a converter).
 public protocol ByteSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// Copies a byte range of a file without passing it through memory, when the sink can (a plain output file);
+    /// returns false to be given the bytes through `write` instead.
+    func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool
+}
+
+extension ByteSink {
+    public func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool { false }
 }
 
 extension AtomicFileWriter: ByteSink {}
@@ -27,7 +34,7 @@ public struct OutputTensor {
     /// optionally viewed with another `shape` of the same element count.
     public init(name: String, tensor: TensorInfo, shape: [Int]? = nil) {
         self.init(name: name, dtype: tensor.dtype, shape: shape ?? tensor.shape) { sink in
-            try tensor.stream { try sink.write($0) }
+            try tensor.write(to: sink)
         }
     }
 
@@ -52,11 +59,48 @@ public struct OutputTensor {
     }
 }
 
+/// Splits a byte stream into runs of whole elements, carrying an element that is split across writes over to
+/// the next write. Shared by the sinks that convert elements as they stream.
+public struct ElementChunker {
+    public let elementSize: Int
+    private var pending: [UInt8] = []
+
+    public init(elementSize: Int) { self.elementSize = elementSize }
+
+    /// Whether the stream so far ended on an element boundary.
+    public var isAligned: Bool { pending.isEmpty }
+
+    /// Hands `body` the whole elements of `bytes` (plus any completed carried-over element), in runs of at most
+    /// `maxElements`.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, maxElements: Int = .max, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var input = bytes
+        if !pending.isEmpty {
+            let take = min(elementSize - pending.count, input.count)
+            pending += input.prefix(take)
+            input = UnsafeRawBufferPointer(rebasing: input[take...])
+            if pending.count == elementSize {
+                let element = pending
+                pending = []
+                try element.withUnsafeBytes { try body($0) }
+            }
+        }
+        let whole = input.count / elementSize * elementSize
+        let run = maxElements == .max ? whole : maxElements * elementSize
+        var offset = 0
+        while offset < whole {
+            let length = min(run, whole - offset)
+            try body(UnsafeRawBufferPointer(rebasing: input[offset..<(offset + length)]))
+            offset += length
+        }
+        pending += input[whole...]
+    }
+}
+
 /// Converts a stream of `from` elements into `to` elements chunk by chunk (through float32).
 final class CastingSink: ByteSink {
     let from: DType, to: DType
     let downstream: ByteSink
-    private var pending: [UInt8] = []
+    private var chunker: ElementChunker
     private var floats: [Float] = []
     private var converted: [UInt8] = []
     static let chunkElements = 1 << 16
@@ -65,30 +109,11 @@ final class CastingSink: ByteSink {
         self.from = from
         self.to = to
         self.downstream = downstream
+        chunker = ElementChunker(elementSize: from.size)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var input = bytes
-        // Complete an element split across writes.
-        if !pending.isEmpty {
-            let need = from.size - pending.count
-            let take = min(need, input.count)
-            pending += input.prefix(take)
-            input = UnsafeRawBufferPointer(rebasing: input[take...])
-            if pending.count == from.size {
-                let element = pending
-                pending = []
-                try element.withUnsafeBytes { try convert($0) }
-            }
-        }
-        let whole = input.count / from.size * from.size
-        var offset = 0
-        while offset < whole {
-            let length = min(CastingSink.chunkElements * from.size, whole - offset)
-            try convert(UnsafeRawBufferPointer(rebasing: input[offset..<(offset + length)]))
-            offset += length
-        }
-        pending += input[whole...]
+        try chunker.feed(bytes, maxElements: CastingSink.chunkElements) { try convert($0) }
     }
 
     private func convert(_ chunk: UnsafeRawBufferPointer) throws {
@@ -106,7 +131,7 @@ final class CastingSink: ByteSink {
     }
 
     func finish() throws {
-        guard pending.isEmpty else {
+        guard chunker.isAligned else {
             throw CheckpointError.malformed(path: "(conversion)", location: "cast", reason: "stream ended inside an element")
         }
     }

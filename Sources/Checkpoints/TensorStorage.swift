@@ -27,11 +27,6 @@ public final class TensorStorage: @unchecked Sendable {
         self.file = file
     }
 
-    /// Releases the resident pages of this storage's mapped bytes (see `MappedFile.releasePages`).
-    public func releasePages() {
-        if case .mapped(let file, let offset) = backing { file.releasePages(offset: offset, count: byteCount) }
-    }
-
     /// A view of bytes `range` of this storage. Mapped storages are handed out without copying;
     /// compressed entries are inflated first.
     public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
@@ -111,16 +106,19 @@ public struct TensorInfo: Sendable {
         return try gathered.withUnsafeBytes(body)
     }
 
-    /// Streams the tensor's elements, row-major and little-endian, to `write` in chunks of at most `chunk` bytes.
-    /// Contiguous little-endian tensors of a mapped file are read with `pread` into one reused buffer (as `cp`
-    /// does: no page faults, nothing left resident); others go through `withContiguousBytes`.
-    public func stream(chunk: Int = 8 << 20, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+    /// Streams bytes `range` (default: all) of the tensor's elements, row-major and little-endian, to `write` in
+    /// chunks of at most `chunk` bytes. Contiguous little-endian tensors of a mapped file are read with `pread`
+    /// into one reused buffer (as `cp` does: no page faults, nothing left resident); others go through
+    /// `withContiguousBytes`.
+    public func stream(bytes range: Range<Int>? = nil, chunk: Int = 8 << 20, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let range = range ?? 0..<byteCount
+        precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
         guard case .mapped(let file, let base) = storage.backing, layout.isContiguous, !storage.bigEndian || dtype.swapUnit == 1 else {
-            try withContiguousBytes(write)
+            try withContiguousBytes { try write(UnsafeRawBufferPointer(rebasing: $0[range])) }
             return
         }
-        let start = base + layout.offset * dtype.size
-        let total = byteCount
+        let start = base + layout.offset * dtype.size + range.lowerBound
+        let total = range.count
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunk, max(total, 1)), alignment: 64)
         defer { buffer.deallocate() }
         var done = 0
@@ -133,6 +131,18 @@ public struct TensorInfo: Sendable {
             try write(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
             done += got
         }
+    }
+
+    /// Writes bytes `range` (default: all) of the tensor's elements to `sink`: copied inside the kernel when the
+    /// sink is a plain file and the tensor a contiguous little-endian range of a mapped file, else streamed.
+    public func write(bytes range: Range<Int>? = nil, to sink: ByteSink) throws {
+        let range = range ?? 0..<byteCount
+        if case .mapped(let file, let base) = storage.backing, layout.isContiguous, !storage.bigEndian || dtype.swapUnit == 1,
+            try sink.copy(from: file, offset: base + layout.offset * dtype.size + range.lowerBound, count: range.count)
+        {
+            return
+        }
+        try stream(bytes: range) { try sink.write($0) }
     }
 
     /// A copy of the tensor's elements, row-major and little-endian.

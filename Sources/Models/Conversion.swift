@@ -56,7 +56,7 @@ extension ModelView {
             return OutputTensor(name: name, tensor: t, shape: shape)
         case .rows(let parts):
             return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
-                for part in parts { try part.stream { try sink.write($0) } }
+                for part in parts { try part.write(to: sink) }
             }
         case .convTransposeWeight(let w):
             // Wt (D, C, p, p) → W (p²·C, D) with W[(pi·p+qi)·C + c, d] = Wt[d, c, pi, qi].
@@ -348,7 +348,7 @@ extension OutputTensor {
         OutputTensor(name: newName, dtype: dtype, shape: shape, produce: produce)
     }
 
-    /// Rows [k·n/parts, (k+1)·n/parts) of this tensor: zero-copy when the source is one mapped tensor,
+    /// Rows [k·n/parts, (k+1)·n/parts) of this tensor: read directly when the source is one checkpoint tensor,
     /// otherwise filtered from the stream.
     func rowSlice(_ k: Int, of parts: Int, name: String, shape: [Int], source: CanonicalSource?) -> OutputTensor {
         let total = byteCount
@@ -356,8 +356,7 @@ extension OutputTensor {
         let range = (k * length)..<((k + 1) * length)
         if case .tensor(let t)? = source {
             return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
-                try t.withContiguousBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[range])) }
-                t.storage.releasePages()
+                try t.write(bytes: range, to: sink)
             }
         }
         let produce = self.produce
@@ -373,41 +372,27 @@ final class FloatSink: ByteSink {
     let destination: UnsafeMutableBufferPointer<Float>
     let dtype: DType
     private var written = 0  // elements
-    private var pending: [UInt8] = []
+    private var chunker: ElementChunker
 
     init(destination: UnsafeMutableBufferPointer<Float>, dtype: DType) {
         self.destination = destination
         self.dtype = dtype
+        chunker = ElementChunker(elementSize: dtype.size)
     }
 
     func write(_ chunk: UnsafeRawBufferPointer) throws {
-        var input = chunk
-        if !pending.isEmpty {
-            let take = min(dtype.size - pending.count, input.count)
-            pending += input.prefix(take)
-            input = UnsafeRawBufferPointer(rebasing: input[take...])
-            if pending.count == dtype.size {
-                let element = pending
-                pending = []
-                try element.withUnsafeBytes { try convert($0) }
+        try chunker.feed(chunk) { bytes in
+            let count = bytes.count / dtype.size
+            guard written + count <= destination.count else {
+                throw ModelError.config("a tensor produced more elements than its shape holds")
             }
+            try DTypeConversion.toFloat32(bytes, dtype: dtype, count: count, into: UnsafeMutableBufferPointer(rebasing: destination[written..<(written + count)]))
+            written += count
         }
-        let whole = input.count / dtype.size * dtype.size
-        if whole > 0 { try convert(UnsafeRawBufferPointer(rebasing: input[0..<whole])) }
-        pending += input[whole...]
-    }
-
-    private func convert(_ bytes: UnsafeRawBufferPointer) throws {
-        let count = bytes.count / dtype.size
-        guard written + count <= destination.count else {
-            throw ModelError.config("a tensor produced more elements than its shape holds")
-        }
-        try DTypeConversion.toFloat32(bytes, dtype: dtype, count: count, into: UnsafeMutableBufferPointer(rebasing: destination[written..<(written + count)]))
-        written += count
     }
 
     func finish() throws {
-        guard pending.isEmpty, written == destination.count else {
+        guard chunker.isAligned, written == destination.count else {
             throw ModelError.config("a tensor produced \(written) of \(destination.count) elements")
         }
     }

@@ -89,6 +89,28 @@ public struct DiTConfig: Sendable, Equatable {
         return c
     }
 
+    /// diffusers' DiT numerics: timestep shift 1, MLP norm eps 1e-5 (its default `norm_eps`), the rest as the original.
+    public func withDiffusersSemantics() -> DiTConfig {
+        var c = withOriginalSemantics()
+        c.timestepShift = 1
+        c.mlpNormEps = 1e-5
+        return c
+    }
+
+    /// These sizes with the numerics of `other` (shift, max period, each eps, GELU, timestep input), so two models
+    /// can be run with the same numerics. A timestep table is used only when this model has one.
+    public func withNumerics(of other: DiTConfig) -> DiTConfig {
+        var c = self
+        c.timestepShift = other.timestepShift
+        c.maxPeriod = other.maxPeriod
+        c.attentionNormEps = other.attentionNormEps
+        c.mlpNormEps = other.mlpNormEps
+        c.finalNormEps = other.finalNormEps
+        c.gelu = other.gelu
+        if other.timestepInput == .sinusoid || timestepInput == .table { c.timestepInput = other.timestepInput }
+        return c
+    }
+
     /// Checks the sizes fit together; returns the problems found.
     public func problems() -> [String] {
         var out: [String] = []

@@ -32,32 +32,30 @@ public enum Exporter {
         switch plan.target {
         case .canonical:
             try SafetensorsWriter.write(outputs, metadata: canonicalMetadata(plan, options), to: path, overwrite: options.overwrite, durable: options.durable)
-            return [fileName(path)]
+            return [FileSystem.fileName(path)]
         case .original:
             if path.hasSuffix(".safetensors") {
                 try SafetensorsWriter.write(outputs, metadata: [("format", "pt")], to: path, overwrite: options.overwrite, durable: options.durable)
             } else {
                 try TorchWriter.write(.dict(outputs.map { ($0.name, .tensor($0)) }), to: path, overwrite: options.overwrite, durable: options.durable)
             }
-            return [fileName(path)]
+            return [FileSystem.fileName(path)]
         case .cerebras:
             // As Cerebras saves them: {"model": {"model.<name>": tensor}}.
             try TorchWriter.write(
                 .dict([("model", .dict(outputs.map { ($0.name, .tensor($0)) }))]), to: path, overwrite: options.overwrite, durable: options.durable)
-            return [fileName(path)]
+            return [FileSystem.fileName(path)]
         case .diffusers:
             return try writeDiffusers(plan, outputs: outputs, to: path, options: options)
         }
     }
-
-    static func fileName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
 
     /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (DESIGN.md, canonical format).
     public static func canonicalMetadata(_ plan: ConversionPlan, _ options: ExportOptions) -> [(String, String)] {
         var source: [(String, JSONValue)] = [("scheme", .string(options.sourceLayout.rawValue))]
         if let checkpoint = options.source {
             source.insert(("format", .string(checkpoint.format.rawValue)), at: 0)
-            source.append(("file", .string(fileName(checkpoint.path))))
+            source.append(("file", .string(FileSystem.fileName(checkpoint.path))))
         }
         return [
             ("format", "pt"), ("ditkit.canonical", "1"), ("ditkit.config", plan.config.json.serialized()),
@@ -186,5 +184,12 @@ final class CountingSink: ByteSink {
         try downstream.write(bytes)
         counter.total += bytes.count
         counter.report(counter.total)
+    }
+
+    func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool {
+        guard try downstream.copy(from: file, offset: offset, count: count) else { return false }
+        counter.total += count
+        counter.report(counter.total)
+        return true
     }
 }

@@ -49,7 +49,6 @@ public struct WeightArray: @unchecked Sendable {
     }
 
     public subscript(i: Int) -> Float { base[i] }
-    public var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
 /// A DiT's weights in float32 (non-f32 checkpoints are widened once; f32 ones are read in place), in canonical form.

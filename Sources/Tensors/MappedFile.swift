@@ -1,3 +1,4 @@
+import CSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -83,6 +84,20 @@ public final class MappedFile: @unchecked Sendable {
         try withExtendedLifetime(self) { try body(bytes) }
     }
 
+    /// Copies `count` bytes at `offset` to the current position of `destination` inside the kernel
+    /// (`copy_file_range`), as `cp` does. Returns the bytes copied; 0 when the kernel cannot copy between these
+    /// files (the caller then copies through memory), fewer than `count` only on an error after some progress.
+    public func copy(offset: Int, count: Int, to destination: Int32) -> Int {
+        guard offset >= 0, count > 0, offset + count <= size else { return 0 }
+        var input = Int64(offset)
+        var copied = 0
+        while copied < count {
+            let n = ditkit_copy_file_range(descriptor, &input, destination, UInt(count - copied))
+            if n > 0 { copied += n } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return copied
+    }
+
     /// Reads up to `buffer.count` bytes at `offset` with `pread` into `buffer`; returns the bytes read (fewer
     /// only at the end of the file or on an error, which the caller treats as a short read).
     public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
@@ -94,28 +109,5 @@ public final class MappedFile: @unchecked Sendable {
             if n > 0 { filled += n } else if n < 0 && errno == EINTR { continue } else { break }
         }
         return filled
-    }
-
-    /// Drops the pages wholly inside a byte range from this process's resident set (`madvise(MADV_DONTNEED)`).
-    /// The mapping stays valid: the data is still in the page cache and faults back in if touched again. Used
-    /// after streaming a tensor out, so converting a file larger than memory keeps a small footprint.
-    public func releasePages(offset: Int, count: Int) {
-        guard let base, count > 0, offset >= 0, offset < size else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (offset + page - 1) / page * page
-        let end = min(size, offset + count) / page * page
-        guard end > start else { return }
-        _ = madvise(base + start, end - start, MADV_DONTNEED)
-    }
-
-    /// Tells the kernel a range will be read front to back soon (`madvise(MADV_SEQUENTIAL | MADV_WILLNEED)`).
-    public func adviseSequential(offset: Int = 0, count: Int? = nil) {
-        guard let base, size > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (offset / page) * page
-        let end = min(size, offset + (count ?? (size - offset)))
-        guard end > start else { return }
-        _ = madvise(base + start, end - start, MADV_SEQUENTIAL)
-        _ = madvise(base + start, end - start, MADV_WILLNEED)
     }
 }

@@ -144,7 +144,7 @@ struct Convert: ParsableCommand {
         let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
         let traceA = Trace(), traceB = Trace()
         _ = DiTForward(weights: a).run(inputs, trace: traceA)
-        _ = DiTForward(weights: b, semantics: SemanticsChoice.a.apply(to: written.config, a: source.config, b: nil)).run(inputs, trace: traceB)
+        _ = DiTForward(weights: b, semantics: written.config.withNumerics(of: source.config)).run(inputs, trace: traceB)
         var skipped: [String] = []
         if source.config.outChannels != written.config.outChannels {
             skipped = ["final", "output"]  // sigma channels were dropped on purpose
@@ -205,7 +205,7 @@ func realPath(_ path: String) -> String {
 func export(_ plan: ConversionPlan, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
     var options = options
     let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: label)
-    options.progress = progress.update
+    if progress.enabled { options.progress = progress.update }
     let files = try Exporter.write(plan, to: output, options: options)
     progress.finish()
     return files

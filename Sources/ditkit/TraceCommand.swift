@@ -50,26 +50,12 @@ enum SemanticsChoice: String, ExpressibleByArgument, CaseIterable {
     case original, diffusers, a, b
 
     func apply(to config: DiTConfig, a: DiTConfig, b: DiTConfig?) -> DiTConfig {
-        var c = config
-        let numerics: DiTConfig
         switch self {
-        case .original: numerics = config.withOriginalSemantics()
-        case .diffusers:
-            var d = config.withOriginalSemantics()
-            d.timestepShift = 1
-            d.mlpNormEps = 1e-5
-            numerics = d
-        case .a: numerics = a
-        case .b: numerics = b ?? a
+        case .original: return config.withOriginalSemantics()
+        case .diffusers: return config.withDiffusersSemantics()
+        case .a: return config.withNumerics(of: a)
+        case .b: return config.withNumerics(of: b ?? a)
         }
-        c.timestepShift = numerics.timestepShift
-        c.maxPeriod = numerics.maxPeriod
-        c.attentionNormEps = numerics.attentionNormEps
-        c.mlpNormEps = numerics.mlpNormEps
-        c.finalNormEps = numerics.finalNormEps
-        c.gelu = numerics.gelu
-        if numerics.timestepInput == .sinusoid || config.timestepInput == .table { c.timestepInput = numerics.timestepInput }
-        return c
     }
 }
 

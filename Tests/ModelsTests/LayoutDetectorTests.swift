@@ -46,3 +46,20 @@ struct LayoutDetectorTests {
         #expect(report.layout == .original)
     }
 }
+
+@Suite("numeric semantics")
+struct SemanticsTests {
+    @Test("withNumerics copies every numeric choice and keeps the sizes; a table is used only when the model has one")
+    func numerics() throws {
+        var cerebras = try #require(Preset.named("cerebras-dit-small")).config
+        cerebras.mlpNormEps = 1e-6
+        let original = try #require(Preset.named("DiT-S/2")).config
+        let mixed = original.withNumerics(of: cerebras)
+        #expect(mixed.gelu == .erf && mixed.timestepInput == .sinusoid && mixed.hiddenSize == original.hiddenSize)
+        #expect(mixed.outChannels == original.outChannels)
+        let diffusers = cerebras.withDiffusersSemantics()
+        #expect(diffusers.timestepShift == 1 && diffusers.mlpNormEps == 1e-5 && diffusers.gelu == .tanh && diffusers.timestepInput == .sinusoid)
+        let back = cerebras.withNumerics(of: cerebras.withOriginalSemantics())
+        #expect(back.timestepInput == .sinusoid && back.gelu == .tanh)
+    }
+}

@@ -164,3 +164,24 @@ import Glibc
 
 private func FILE_create(_ path: String) { close(open(path, O_CREAT | O_WRONLY, 0o644)) }
 private func FILE_remove(_ path: String) { unlink(path) }
+
+@Suite("kernel copies")
+struct CopyTests {
+    @Test("MappedFile.copy moves an exact byte range into another file at its current position")
+    func copyRange() throws {
+        let source = "/tmp/ditkit-copy-src-\(UInt32.random(in: 0...UInt32.max))", target = source + ".out"
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 * 31) }
+        let fd = open(source, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        defer { unlink(source); unlink(target) }
+        let file = try MappedFile(path: source)
+        let out = open(target, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        _ = write(out, "ab", 2)
+        #expect(file.copy(offset: 1234, count: 50_000, to: out) == 50_000)
+        #expect(file.copy(offset: 99_000, count: 5_000, to: out) == 0, "a range past the end copies nothing")
+        close(out)
+        let copied = try MappedFile(path: target)
+        #expect(Array(copied.bytes) == Array("ab".utf8) + Array(bytes[1234..<51_234]))
+    }
+}

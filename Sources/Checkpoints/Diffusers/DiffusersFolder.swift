@@ -143,7 +143,7 @@ public enum DiffusersFolder {
             let sharded = try ShardedSafetensors(indexPath: filePath)
             component.tensors = sharded.tensors
             component.metadata = sharded.metadata
-            component.files += [chosen.file] + sharded.shards.map { fileName($0.file.path) }
+            component.files += [chosen.file] + sharded.shards.map { FileSystem.fileName($0.file.path) }
             component.notes += sharded.notes
         } else if chosen.isIndex {
             let (tensors, files) = try openBinShards(indexPath: filePath, options: options)
@@ -203,8 +203,6 @@ public enum DiffusersFolder {
     static func map(_ path: String) throws -> MappedFile {
         do { return try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
     }
-
-    static func fileName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
 
     /// The variant a weights file name carries, if any (`diffusion_pytorch_model.fp16.safetensors` → fp16,
     /// `…safetensors.index.fp16.json` → fp16, `…fp16-00001-of-00002.safetensors` and

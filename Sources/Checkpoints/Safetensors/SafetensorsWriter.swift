@@ -65,6 +65,15 @@ public final class AtomicFileWriter {
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Copies in the kernel (`copy_file_range`); false when the kernel cannot, before anything was written.
+    public func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool {
+        let copied = file.copy(offset: offset, count: count, to: fd)
+        bytesWritten += copied
+        if copied == count { return true }
+        if copied == 0 { return false }
+        throw CheckpointError.io(path: destination, operation: "copy_file_range", detail: describeErrno(errno))
+    }
+
     /// Overwrites bytes already written at `offset` (e.g. a zip local header's sizes), without moving the end.
     public func patch(at offset: Int, _ bytes: [UInt8]) throws {
         precondition(offset >= 0 && offset + bytes.count <= bytesWritten)

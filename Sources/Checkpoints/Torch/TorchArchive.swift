@@ -54,7 +54,7 @@ enum TorchArchive {
             notes.append("some entries are compressed: their tensors are inflated when read (no zero-copy)")
         }
 
-        let host = TorchPickleHost(path: path) { key, byteCount, _, offset in
+        let host = TorchPickleHost { key, byteCount, _, offset in
             let name = root + "data/" + key
             guard let entry = directory.entry(named: name) else {
                 throw PickleError.malformed(offset: offset, reason: "storage \(key) has no zip entry \(name)")
@@ -136,7 +136,7 @@ enum TorchArchive {
         // pickle: the first learns each storage's size and element size, the second binds the located bytes.
         final class Sizes { var byKey: [String: (bytes: Int, elementSize: Int)] = [:] }
         let sizes = Sizes()
-        let sizing = TorchPickleHost(path: path) { key, byteCount, elementSize, _ in
+        let sizing = TorchPickleHost { key, byteCount, elementSize, _ in
             sizes.byKey[key] = (byteCount, elementSize)
             return TensorStorage(key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: 0), file: path)
         }
@@ -182,7 +182,7 @@ enum TorchArchive {
                 key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: dataOffset), file: path)
             cursor = dataOffset + byteCount
         }
-        let binding = TorchPickleHost(path: path) { key, _, _, offset in
+        let binding = TorchPickleHost { key, _, _, offset in
             guard let storage = placeholders[key] else {
                 throw PickleError.malformed(offset: offset, reason: "storage \(key) is not in the file's storage list")
             }

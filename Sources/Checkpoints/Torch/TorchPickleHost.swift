@@ -56,10 +56,8 @@ final class TorchPickleHost: UnpicklerHost {
 
     private let resolveStorage: StorageResolver
     private var storages: [String: TensorStorage] = [:]
-    private let path: String
 
-    init(path: String, resolveStorage: @escaping StorageResolver) {
-        self.path = path
+    init(resolveStorage: @escaping StorageResolver) {
         self.resolveStorage = resolveStorage
     }
 
