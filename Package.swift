@@ -25,7 +25,8 @@ let hostHasAVX2AndFMA: Bool = {
 let referenceSettings: [SwiftSetting] = hostHasAVX2AndFMA ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
 
 // Module graph (see DESIGN.md): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
-// CZip wraps libzip for Checkpoints; CBLAS wraps OpenBLAS for Reference only.
+// CZip wraps libzip for Checkpoints; CBLAS wraps OpenBLAS for Reference only; CKernels holds Reference's AVX-512
+// kernels (C, compiled per function for AVX-512 and chosen at run time).
 let package = Package(
     name: "ditkit",
     platforms: [.macOS(.v14)],
@@ -51,7 +52,8 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CSystem"]),
         .target(name: "Checkpoints", dependencies: ["Tensors", "CZip"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
-        .target(name: "Reference", dependencies: ["Models", "CBLAS"], swiftSettings: referenceSettings),
+        .target(name: "CKernels"),
+        .target(name: "Reference", dependencies: ["Models", "CBLAS", "CKernels"], swiftSettings: referenceSettings),
         .target(name: "Verification", dependencies: ["Reference"]),
         .executableTarget(
             name: "ditkit",

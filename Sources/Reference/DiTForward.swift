@@ -182,14 +182,17 @@ public final class Workspace: @unchecked Sendable {
 
 /// The float32 reference forward pass of the DiT family, with the numerics of `semantics` (shift, max period,
 /// each norm's eps, GELU form, timestep input); by default the weights' own config. Matrix products go through
-/// `cblas_sgemm`; everything else is vectorised and split over the cores.
+/// `cblas_sgemm`, except those `kernels` gives to ditkit's AVX-512 kernels (few-sample matrix–vector products,
+/// attention); everything else is vectorised and split over the cores.
 public struct DiTForward: Sendable {
     public let weights: DiTWeights
     public let semantics: DiTConfig
+    public let kernels: KernelChoice
 
-    public init(weights: DiTWeights, semantics: DiTConfig? = nil) {
+    public init(weights: DiTWeights, semantics: DiTConfig? = nil, kernels: KernelChoice = .automatic) {
         self.weights = weights
         self.semantics = semantics ?? weights.config
+        self.kernels = kernels
     }
 
     /// Runs the model; returns the output (N, Cout, S, S). With a `trace`, records every layer of the trace format.
@@ -239,10 +242,10 @@ public struct DiTForward: Sendable {
             }
         }
         var hidden = [Float](repeating: 0, count: n * d)
-        GEMM.linear(sinusoid, rows: n, inFeatures: f, weight: weights.tFc1W.base, bias: weights.tFc1B.base, outFeatures: d, into: &hidden)
+        GEMM.linear(sinusoid, rows: n, inFeatures: f, weight: weights.tFc1W.base, bias: weights.tFc1B.base, outFeatures: d, into: &hidden, kernels: kernels)
         Kernels.silu(&hidden, count: n * d)
         var tEmbed = [Float](repeating: 0, count: n * d)
-        GEMM.linear(hidden, rows: n, inFeatures: d, weight: weights.tFc2W.base, bias: weights.tFc2B.base, outFeatures: d, into: &tEmbed)
+        GEMM.linear(hidden, rows: n, inFeatures: d, weight: weights.tFc2W.base, bias: weights.tFc2B.base, outFeatures: d, into: &tEmbed, kernels: kernels)
         trace?.append("t_embed", [n, d], tEmbed)
         var yEmbed = [Float](repeating: 0, count: n * d)
         for b in 0..<n {
@@ -260,7 +263,7 @@ public struct DiTForward: Sendable {
         var projected = workspace.take("projected", rows * d)
         var inner = workspace.take("inner", rows * mlp)
         var modulation = workspace.take("modulation", n * 6 * d)
-        var scores = workspace.take("scores", tokens * tokens)
+        var scores = workspace.take("scores", Attention.scratchCount(tokens: tokens, headDim: hd, kernels: kernels))
         defer {
             workspace.give("h", h); workspace.give("qkv", qkv); workspace.give("attention", attention)
             workspace.give("projected", projected); workspace.give("inner", inner); workspace.give("modulation", modulation)
@@ -268,7 +271,7 @@ public struct DiTForward: Sendable {
         }
         let scale = 1 / Float(hd).squareRoot()
         for (i, block) in weights.blocks.enumerated() {
-            GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW.base, bias: block.modB.base, outFeatures: 6 * d, into: &modulation)
+            GEMM.linear(cond, rows: n, inFeatures: d, weight: block.modW.base, bias: block.modB.base, outFeatures: 6 * d, into: &modulation, kernels: kernels)
             modulation.withUnsafeBufferPointer { m in
                 let base = m.baseAddress!
                 // Attention: h = LN(x)·(1+scale_msa)+shift_msa → qkv → per-head softmax(q kᵀ/√hd) v → proj.
@@ -278,14 +281,8 @@ public struct DiTForward: Sendable {
                 qkv.withUnsafeBufferPointer { q in
                     attention.withUnsafeMutableBufferPointer { out in
                         scores.withUnsafeMutableBufferPointer { sc in
-                            for b in 0..<n { for head in 0..<heads {
-                                let qh = q.baseAddress! + b * tokens * 3 * d + head * hd
-                                GEMM.multiply(qh, qh + d, into: sc.baseAddress!, m: tokens, n: tokens, k: hd, transposeB: true,
-                                              lda: 3 * d, ldb: 3 * d, ldc: tokens)
-                                Kernels.softmaxRows(sc.baseAddress!, rows: tokens, cols: tokens, ld: tokens, scale: scale)
-                                GEMM.multiply(sc.baseAddress!, qh + 2 * d, into: out.baseAddress! + b * tokens * d + head * hd,
-                                              m: tokens, n: hd, k: tokens, lda: tokens, ldb: 3 * d, ldc: d)
-                            } }
+                            Attention.run(qkv: q.baseAddress!, into: out.baseAddress!, batch: n, tokens: tokens, dim: d, heads: heads,
+                                          scale: scale, scratch: sc.baseAddress!, kernels: kernels)
                         }
                     }
                 }
@@ -304,7 +301,7 @@ public struct DiTForward: Sendable {
 
         // Final layer: (shift, scale) from SiLU(c), LN·(1+scale)+shift, linear head.
         var finalMod = [Float](repeating: 0, count: n * 2 * d)
-        GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW.base, bias: weights.finalModB.base, outFeatures: 2 * d, into: &finalMod)
+        GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW.base, bias: weights.finalModB.base, outFeatures: 2 * d, into: &finalMod, kernels: kernels)
         finalMod.withUnsafeBufferPointer { m in
             Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.finalNormEps), tokens: tokens,
                                       shift: m.baseAddress!, scale: m.baseAddress! + d, stride: 2 * d)
@@ -365,11 +362,17 @@ public struct DiTForward: Sendable {
         let c = weights.config
         let d = c.hiddenSize, t = c.tokens, rows = n * t, hd = d / c.numHeads, f = c.mlpHidden
         let needed = rows * max(3 * d, f, c.patchSize * c.patchSize * c.outChannels, c.inChannels * c.patchSize * c.patchSize)
-        if scratch.count < 2 * needed + t * t { scratch = [Float](repeating: 0.001, count: 2 * needed + t * t) }
+        let attentionScratch = Attention.scratchCount(tokens: t, headDim: hd, kernels: kernels)
+        if scratch.count < 2 * needed + attentionScratch { scratch = [Float](repeating: 0.001, count: 2 * needed + attentionScratch) }
+        let kernels = kernels
         scratch.withUnsafeMutableBufferPointer { buffer in
-            let a = buffer.baseAddress!, out = a + needed, scores = out + needed
+            let a = buffer.baseAddress!, out = a + needed, attention = out + needed
             func linear(_ m: Int, _ k: Int, _ w: WeightArray, _ outFeatures: Int) {
-                GEMM.multiply(a, w.base, into: out, m: m, n: outFeatures, k: k, transposeB: true)
+                if m <= GEMM.vectorRows {  // as `run` issues it: the matrix–vector kernel or sgemm, without the bias
+                    GEMM.linear(a, rows: m, inFeatures: k, weight: w.base, bias: nil, outFeatures: outFeatures, into: out, kernels: kernels)
+                } else {
+                    GEMM.multiply(a, w.base, into: out, m: m, n: outFeatures, k: k, transposeB: true)
+                }
             }
             linear(rows, c.inChannels * c.patchSize * c.patchSize, weights.patchW, d)
             linear(n, c.frequencyEmbeddingSize, weights.tFc1W, d)
@@ -377,11 +380,8 @@ public struct DiTForward: Sendable {
             for block in weights.blocks {
                 linear(n, d, block.modW, 6 * d)
                 linear(rows, d, block.qkvW, 3 * d)
-                for b in 0..<n { for head in 0..<c.numHeads {
-                    let q = a + b * t * 3 * d + head * hd
-                    GEMM.multiply(q, q + d, into: scores, m: t, n: t, k: hd, transposeB: true, lda: 3 * d, ldb: 3 * d, ldc: t)
-                    GEMM.multiply(scores, q + 2 * d, into: out + b * t * d + head * hd, m: t, n: hd, k: t, lda: t, ldb: 3 * d, ldc: d)
-                } }
+                Attention.run(qkv: a, into: out, batch: n, tokens: t, dim: d, heads: c.numHeads, scale: 1,
+                              scratch: attention, kernels: kernels, softmax: false)
                 linear(rows, d, block.outW, d)
                 linear(rows, d, block.fc1W, f)
                 linear(rows, f, block.fc2W, d)

@@ -26,19 +26,25 @@ struct TorchTraceTests {
         try ModelView.open(try Checkpoint.open(path), options: ModelOptions(heads: heads))
     }
 
-    static func report(_ view: ModelView, semantics: DiTConfig? = nil, against path: String) throws -> VerificationReport {
+    static func report(
+        _ view: ModelView, semantics: DiTConfig? = nil, against path: String, kernels: KernelChoice = .automatic
+    ) throws -> VerificationReport {
         let (reference, _) = try TraceFile.read(path)
         let inputs = try #require(TraceFile.inputs(of: reference))
         let trace = Trace()
-        _ = DiTForward(weights: try DiTWeights(view), semantics: semantics).run(inputs, trace: trace)
+        _ = DiTForward(weights: try DiTWeights(view), semantics: semantics, kernels: kernels).run(inputs, trace: trace)
         return VerificationReport.compare(trace, reference, tolerance: Tolerance(rtol: 1e-5, atol: 0), configA: view.config, configB: nil,
                                           semanticsA: semantics, semanticsB: nil, labelA: "ditkit", labelB: path)
     }
 
-    @Test("every fixture trace: each layer within rel 1e-5 in the model's own semantics", arguments: cases)
-    func ownSemantics(_ c: Case) throws {
+    /// The AVX-512 kernels (where the CPU has them) and the OpenBLAS-only path must both match.
+    static let kernelChoices: [KernelChoice] = GEMM.avx512Available ? [.automatic, .blas] : [.blas]
+
+    @Test("every fixture trace: each layer within rel 1e-5 in the model's own semantics, with either kernel set",
+          arguments: cases, kernelChoices)
+    func ownSemantics(_ c: Case, kernels: KernelChoice) throws {
         let view = try Self.view(c.model, heads: c.entry["config"]?["heads"]?.intValue ?? 2)
-        let report = try Self.report(view, against: c.trace)
+        let report = try Self.report(view, against: c.trace, kernels: kernels)
         #expect(report.passed, "\(report.text)")
         #expect(report.layers.map(\.name) == TraceFile.order(c.entry["layers"]!.arrayValue!.compactMap(\.stringValue)))
     }
