@@ -31,30 +31,18 @@ INLINE __mmask16 lanes(long count) {
     for (int r = 0; r < 4; r++)                                                                                       \
         for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_ps();                                                 \
     const float *w0 = w + n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;                                   \
-    long p = 0;                                                                                                       \
-    for (; p + 16 <= k; p += 16) {                                                                                    \
-        __m512 a0 = _mm512_loadu_ps(w0 + p), a1 = _mm512_loadu_ps(w1 + p);                                            \
-        __m512 a2 = _mm512_loadu_ps(w2 + p), a3 = _mm512_loadu_ps(w3 + p);                                            \
-        for (int j = 0; j < NB; j++) {                                                                                \
-            __m512 xv = _mm512_loadu_ps(x + j * ldx + p);                                                             \
-            acc[0][j] = _mm512_fmadd_ps(a0, xv, acc[0][j]);                                                           \
-            acc[1][j] = _mm512_fmadd_ps(a1, xv, acc[1][j]);                                                           \
-            acc[2][j] = _mm512_fmadd_ps(a2, xv, acc[2][j]);                                                           \
-            acc[3][j] = _mm512_fmadd_ps(a3, xv, acc[3][j]);                                                           \
-        }                                                                                                             \
-    }                                                                                                                 \
-    if (p < k) {                                                                                                      \
-        __mmask16 m = lanes(k - p);                                                                                   \
-        __m512 a0 = _mm512_maskz_loadu_ps(m, w0 + p), a1 = _mm512_maskz_loadu_ps(m, w1 + p);                          \
-        __m512 a2 = _mm512_maskz_loadu_ps(m, w2 + p), a3 = _mm512_maskz_loadu_ps(m, w3 + p);                          \
-        for (int j = 0; j < NB; j++) {                                                                                \
-            __m512 xv = _mm512_maskz_loadu_ps(m, x + j * ldx + p);                                                    \
-            acc[0][j] = _mm512_fmadd_ps(a0, xv, acc[0][j]);                                                           \
-            acc[1][j] = _mm512_fmadd_ps(a1, xv, acc[1][j]);                                                           \
-            acc[2][j] = _mm512_fmadd_ps(a2, xv, acc[2][j]);                                                           \
-            acc[3][j] = _mm512_fmadd_ps(a3, xv, acc[3][j]);                                                           \
-        }                                                                                                             \
-    }                                                                                                                 \
+    for (long p = 0; p < k; p += 16) { /* the last step masked to the lanes left */                                  \
+        __mmask16 m = lanes(k - p);                                                                                  \
+        __m512 a0 = _mm512_maskz_loadu_ps(m, w0 + p), a1 = _mm512_maskz_loadu_ps(m, w1 + p);                         \
+        __m512 a2 = _mm512_maskz_loadu_ps(m, w2 + p), a3 = _mm512_maskz_loadu_ps(m, w3 + p);                         \
+        for (int j = 0; j < NB; j++) {                                                                               \
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + j * ldx + p);                                                   \
+            acc[0][j] = _mm512_fmadd_ps(a0, xv, acc[0][j]);                                                          \
+            acc[1][j] = _mm512_fmadd_ps(a1, xv, acc[1][j]);                                                          \
+            acc[2][j] = _mm512_fmadd_ps(a2, xv, acc[2][j]);                                                          \
+            acc[3][j] = _mm512_fmadd_ps(a3, xv, acc[3][j]);                                                          \
+        }                                                                                                            \
+    }                                                                                                                \
     for (int r = 0; r < 4; r++)                                                                                       \
         for (int j = 0; j < NB; j++)                                                                                  \
             y[j * ldy + n + r] = _mm512_reduce_add_ps(acc[r][j]) + (bias ? bias[n + r] : 0.0f);
@@ -67,9 +55,7 @@ AVX512 static void gemv4_4(const float *w, long ldw, long n, long k, const float
 /// One row against one sample (the rows left over when the range is not a multiple of 4).
 AVX512 static float dot(const float *a, const float *b, long k) {
     __m512 acc = _mm512_setzero_ps();
-    long p = 0;
-    for (; p + 16 <= k; p += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), acc);
-    if (p < k) {
+    for (long p = 0; p < k; p += 16) {
         __mmask16 m = lanes(k - p);
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + p), _mm512_maskz_loadu_ps(m, b + p), acc);
     }

@@ -367,12 +367,8 @@ public struct DiTForward: Sendable {
         let kernels = kernels
         scratch.withUnsafeMutableBufferPointer { buffer in
             let a = buffer.baseAddress!, out = a + needed, attention = out + needed
-            func linear(_ m: Int, _ k: Int, _ w: WeightArray, _ outFeatures: Int) {
-                if m <= GEMM.vectorRows {  // as `run` issues it: the matrix–vector kernel or sgemm, without the bias
-                    GEMM.linear(a, rows: m, inFeatures: k, weight: w.base, bias: nil, outFeatures: outFeatures, into: out, kernels: kernels)
-                } else {
-                    GEMM.multiply(a, w.base, into: out, m: m, n: outFeatures, k: k, transposeB: true)
-                }
+            func linear(_ m: Int, _ k: Int, _ w: WeightArray, _ outFeatures: Int) {  // as `run` issues it, without the bias
+                GEMM.linear(a, rows: m, inFeatures: k, weight: w.base, bias: nil, outFeatures: outFeatures, into: out, kernels: kernels)
             }
             linear(rows, c.inChannels * c.patchSize * c.patchSize, weights.patchW, d)
             linear(n, c.frequencyEmbeddingSize, weights.tFc1W, d)
