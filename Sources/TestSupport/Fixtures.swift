@@ -61,10 +61,24 @@ public enum DitkitBinary {
         public let status: Int32
         public let stdout: String
         public let stderr: String
+        /// The process was killed by a signal (a crash or a trap), not exited: `status` is the signal number.
+        public var signaled: Bool = false
+        /// The process ran past the run's time limit and was killed.
+        public var timedOut: Bool = false
+        /// Wall time of the run, in seconds.
+        public var seconds: Double = 0
+        /// Peak resident set the process reported (`DITKIT_REPORT_PEAK_RSS`), in KiB, when it exited normally.
+        public var peakKiB: Int? {
+            guard let range = stderr.range(of: "ditkit: peak RSS ") else { return nil }
+            return Int(stderr[range.upperBound...].prefix { $0.isNumber })
+        }
     }
 
-    /// Runs `ditkit` with `arguments`, in `directory` (default: the package root).
-    public static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    /// Runs `ditkit` with `arguments`, in `directory` (default: the package root). With `timeout`, a run still
+    /// going after that many seconds is killed and reported as `timedOut`.
+    public static func run(
+        _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:], timeout: Double? = nil
+    ) throws -> Result {
         let process = Process()
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
@@ -76,17 +90,39 @@ public enum DitkitBinary {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        let start = Date()
         try process.run()
+        nonisolated(unsafe) var killed = false
+        var watchdog: Thread?
+        if let timeout {
+            let pid = process.processIdentifier
+            let thread = Thread {
+                let deadline = Date().addingTimeInterval(timeout)
+                while Date() < deadline {
+                    if Thread.current.isCancelled { return }
+                    usleep(20_000)
+                }
+                killed = true
+                kill(pid, SIGKILL)
+            }
+            thread.start()
+            watchdog = thread
+        }
         // Read both pipes to the end before waiting, so a large output cannot block the child.
         nonisolated(unsafe) var errData = Data()
         let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
         errReader.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog?.cancel()
         while !errReader.isFinished { usleep(1000) }
-        return Result(
+        var result = Result(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
+        result.signaled = process.terminationReason == .uncaughtSignal
+        result.timedOut = killed
+        result.seconds = Date().timeIntervalSince(start)
+        return result
     }
 }
 
