@@ -310,6 +310,11 @@ def print_table(summary):
                 print(f"{'':<12} {name}: wall <= {WALL_RATIO_TARGET}x cp {ok(m['wall_target_met'])} "
                       f"({m['ratio_wall_to_cp']:.2f}x), peak RSS <= {RSS_TARGET_MIB:.0f} MiB "
                       f"{ok(m['rss_target_met'])} ({m['median_peak_rss_mib']:.1f} MiB)")
+        for target in ("canonical", "diffusers"):
+            d, b = e["tools"].get("ditkit " + target), e["tools"].get("baseline " + target)
+            if d and b:
+                print(f"{'':<12} ditkit / baseline {target}: wall {d['median_wall_ms'] / b['median_wall_ms']:.3f}x, "
+                      f"peak RSS {d['median_peak_rss_mib'] / b['median_peak_rss_mib']:.3f}x")
         if "anchor_command" in e:
             print(f"{'':<12} anchor = {e['anchor_command']}")
     print(f"measurement: {summary['measurement']}")
@@ -330,6 +335,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--anchor-only", action="store_true", help="time cp and the Python anchor only (no ditkit)")
     ap.add_argument("--no-anchor", action="store_true", help="skip the (slow) Python anchor")
+    ap.add_argument("--baseline", metavar="BIN", help="also time this ditkit binary (e.g. a build of an earlier "
+                    "commit), interleaved, and report ditkit / baseline")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--cerebras-2b", action="store_true", help="only the Cerebras 2B case")
     g.add_argument("--all", action="store_true", help="the DiT-XL/2 case and the Cerebras 2B case")
@@ -363,6 +370,11 @@ def main() -> int:
             o2 = os.path.join(out_dir, "out-diffusers")
             tools += [("ditkit canonical", [ditkit, "convert", xl2, "-o", o1, "--to", "canonical", "--force"], o1),
                       ("ditkit diffusers", [ditkit, "convert", xl2, "-o", o2, "--to", "diffusers", "--force"], o2)]
+            if args.baseline:
+                tools += [("baseline canonical", [args.baseline, "convert", xl2, "-o", o1, "--to", "canonical",
+                                                  "--force"], o1),
+                          ("baseline diffusers", [args.baseline, "convert", xl2, "-o", o2, "--to", "diffusers",
+                                                  "--force"], o2)]
         if not args.no_anchor:
             o3 = os.path.join(out_dir, "anchor-diffusers")
             tools.append(("anchor", [py, str(HERE / "bench-convert.py"), "--anchor", xl2, o3], o3))
