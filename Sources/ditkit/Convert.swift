@@ -116,7 +116,9 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let target = TargetLayout(rawValue: to)!
-        if realPath(source) == realPath(output) { throw CLIError.usage("the output would overwrite the source \(source)") }
+        // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
+        if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
+        if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
         let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict))
         let view = try modelView(checkpoint, model.modelOptions)
         let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
@@ -193,12 +195,6 @@ func mapLossy<T>(_ body: () throws -> T) throws -> T {
 
 func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView {
     try mapLossy { try ModelView.open(checkpoint, options: options) }
-}
-
-func realPath(_ path: String) -> String {
-    guard let resolved = realpath(path, nil) else { return path }
-    defer { free(resolved) }
-    return String(cString: resolved)
 }
 
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.
