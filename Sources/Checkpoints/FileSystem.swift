@@ -61,7 +61,8 @@ public enum FileSystem {
             guard inside else {
                 throw CheckpointError.escapes(
                     path: path, location: "symlink",
-                    reason: "leads to \(target), outside the checkpoint folder \(root); ditkit follows no link out of it")
+                    reason: "leads to \(target), outside the checkpoint folder \(root); ditkit follows no link out of it "
+                        + "(copy the file into the folder instead of linking it)")
             }
             guard stat(path, &info) == 0 else {
                 if errno == ENOENT { return nil }
@@ -162,7 +163,8 @@ public enum FileSystem {
     }
 
     /// Removes a file, a symlink or a folder and everything in it, never following a symlink: a link is removed
-    /// itself, never what it points to, and no folder is entered through one. Best effort (errors are ignored).
+    /// itself, never what it points to, and no folder is entered through one, nor one on another file system (a
+    /// mount point inside is left alone, as `rm --one-file-system` does). Best effort (errors are ignored).
     public static func removeTree(_ path: String) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
@@ -172,14 +174,14 @@ public enum FileSystem {
         }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return }
-        removeContents(of: fd)
+        removeContents(of: fd, device: info.st_dev)
         close(fd)
         rmdir(path)
     }
 
-    /// Empties the folder open as `fd`, entering subfolders relative to it with `O_NOFOLLOW` so that a folder
-    /// swapped for a symlink meanwhile is not entered either.
-    static func removeContents(of fd: Int32) {
+    /// Empties the folder open as `fd`, entering subfolders on `device` relative to it with `O_NOFOLLOW` so that
+    /// a folder swapped for a symlink meanwhile is not entered either.
+    static func removeContents(of fd: Int32, device: dev_t) {
         let listing = dup(fd)
         guard listing >= 0, let dir = fdopendir(listing) else {
             if listing >= 0 { close(listing) }
@@ -197,9 +199,10 @@ public enum FileSystem {
             var info = stat()
             guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             if (info.st_mode & S_IFMT) == S_IFDIR {
+                guard info.st_dev == device else { continue }
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { continue }
-                removeContents(of: child)
+                removeContents(of: child, device: device)
                 close(child)
                 unlinkat(fd, name, AT_REMOVEDIR)
             } else {
