@@ -99,6 +99,9 @@ struct Convert: ParsableCommand {
         }
         if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
         if let shardSize, Convert.parseSize(shardSize) == nil { throw ValidationError("--shard-size \(shardSize): expected e.g. 5GB, 500MB or a byte count") }
+        for name in [variant, sourceVariant].compactMap({ $0 }) where !FileSystem.isPlainName(name) {
+            throw ValidationError("a variant is part of a file name: \(name) must not be empty, . or .., or hold / or NUL")
+        }
         if (componentOnly || shardSize != nil || variant != nil) && to != "diffusers" {
             throw ValidationError("--component-only, --shard-size and --variant apply to --to diffusers")
         }
