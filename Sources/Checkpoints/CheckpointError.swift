@@ -1,9 +1,9 @@
 import Tensors
 
 /// Everything that can go wrong opening a checkpoint. Each case names the file and, where it applies, the
-/// entry, tensor or byte offset, and what was expected. `exitCode` follows DESIGN.md: 3 unreadable or hostile
-/// input, 4 I/O.
-public enum CheckpointError: Error, CustomStringConvertible, Sendable {
+/// entry, tensor or byte offset, and what was expected. Its `kind` (and so `exitCode`) follows DESIGN.md:
+/// 3 unreadable or hostile input, 4 I/O.
+public enum CheckpointError: DitkitError, Sendable {
     /// The path does not exist.
     case notFound(path: String)
     /// A system call failed (permissions, a directory where a file was expected, …).
@@ -21,18 +21,41 @@ public enum CheckpointError: Error, CustomStringConvertible, Sendable {
     case notAllowed(path: String, location: String, reason: String)
     /// A diffusers folder with a missing or mismatched file.
     case folder(path: String, reason: String)
+    /// A folder or index names a file outside itself: a component or shard name that is not a plain name
+    /// (`../x`, `a/b`, empty, NUL), or a symlink that leads out of the checkpoint's folder.
+    case escapes(path: String, location: String, reason: String)
+    /// A diffusers folder holds only variant weights (`fp16`, …) and none was chosen.
+    case variantNeeded(path: String, variants: [String])
+    /// An output exists and replacing it was not asked for.
+    case outputExists(path: String)
 
-    public var exitCode: Int32 {
+    /// `.io` for a missing file, a failed system call or an existing output; `.hostile` for a file that tries to
+    /// execute code or to reach outside its folder; `.input` for everything else.
+    public var kind: ErrorKind {
         switch self {
-        case .notFound, .io: return 4
-        default: return 3
+        case .notFound, .io, .outputExists: return .io
+        case .hostile, .escapes: return .hostile
+        default: return .input
+        }
+    }
+
+    /// The exit code of `kind` (DESIGN.md).
+    public var exitCode: Int32 { kind.exitCode }
+
+    public var file: String? { path }
+
+    public var location: String? {
+        switch self {
+        case .malformed(_, let l, _), .hostile(_, let l, _), .notAllowed(_, let l, _), .escapes(_, let l, _): return l
+        default: return nil
         }
     }
 
     public var path: String {
         switch self {
         case .notFound(let p), .io(let p, _, _), .unrecognized(let p, _), .unsupported(let p, _, _),
-            .malformed(let p, _, _), .hostile(let p, _, _), .notAllowed(let p, _, _), .folder(let p, _):
+            .malformed(let p, _, _), .hostile(let p, _, _), .notAllowed(let p, _, _), .folder(let p, _),
+            .escapes(let p, _, _), .variantNeeded(let p, _), .outputExists(let p):
             return p
         }
     }
@@ -47,6 +70,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Sendable {
         case .hostile(let path, let location, let reason): return "\(path): HOSTILE: \(location): \(reason)"
         case .notAllowed(let path, let location, let reason): return "\(path): \(location): \(reason)"
         case .folder(let path, let reason): return "\(path): \(reason)"
+        case .escapes(let path, let location, let reason): return "\(path): HOSTILE: \(location): \(reason)"
+        case .variantNeeded(let path, let variants):
+            return "\(path): only variant weights are present (\(variants.joined(separator: ", "))); choose one of them to read"
+        case .outputExists(let path): return "\(path): exists; not replaced"
         }
     }
 

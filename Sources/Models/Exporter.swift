@@ -23,11 +23,16 @@ public struct ExportOptions {
 }
 
 /// Writes conversion plans: canonical safetensors, original `.pt` (or `.safetensors`), Cerebras `.pt`, diffusers
-/// folders. Every file is written to a temporary name and renamed; folders are staged and renamed whole.
+/// folders. Every file is written to a temporary name and renamed; folders are staged and swapped in whole
+/// (`FileSystem.replaceFolder`), so a failure leaves neither a partial output nor a temporary.
 public enum Exporter {
-    /// Writes `plan` to `path`; returns the files written (relative to `path` for folders).
+    /// Writes `plan` to `path`; returns the files written (relative to `path` for folders). Throws
+    /// `CheckpointError.io` before writing anything when `path` is, contains or lies inside `options.source`.
     @discardableResult
     public static func write(_ plan: ConversionPlan, to path: String, options: ExportOptions = ExportOptions()) throws -> [String] {
+        if let source = options.source, let overlap = FileSystem.overlap(output: path, input: source.path) {
+            throw CheckpointError.io(path: path, operation: "write", detail: overlap)
+        }
         let outputs = options.progress.map { report in withProgress(plan.outputs, report) } ?? plan.outputs
         switch plan.target {
         case .canonical:
@@ -109,9 +114,7 @@ public enum Exporter {
     }
 
     static func writeDiffusers(_ plan: ConversionPlan, outputs: [OutputTensor], to path: String, options: ExportOptions) throws -> [String] {
-        if FileSystem.exists(path) && !options.overwrite {
-            throw CheckpointError.io(path: path, operation: "create", detail: "it exists (use --force to replace it)")
-        }
+        if FileSystem.exists(path) && !options.overwrite { throw CheckpointError.outputExists(path: path) }
         let staged = try FileSystem.temporaryDirectory(beside: path)
         do {
             var files: [String] = []
@@ -143,13 +146,11 @@ public enum Exporter {
                 // Carry a source pipeline's VAE and labels over; otherwise the VAE is left out ([null, null]).
                 let sourceIndex = options.source?.config("model_index.json")
                 if let source = options.source, source.format == .diffusersPipeline, let vae = sourceIndex?["vae"],
-                    case .array(let spec) = vae, spec.count == 2, spec[0] != .null, FileSystem.isDirectory(source.path + "/vae")
+                    case .array(let spec) = vae, spec.count == 2, spec[0] != .null,
+                    try FileSystem.entry(source.path + "/vae", root: source.path) == .directory
                 {
                     try FileSystem.makeDirectory(staged + "/vae")
-                    for name in try FormatSniffer.listDirectory(source.path + "/vae") where !FileSystem.isDirectory(source.path + "/vae/" + name) {
-                        try FileSystem.copyFile(source.path + "/vae/" + name, staged + "/vae/" + name)
-                        files.append("vae/" + name)
-                    }
+                    files += try copyComponent(source.path + "/vae", root: source.path, to: staged + "/vae").map { "vae/" + $0 }
                     index.append(("vae", vae))
                 } else {
                     index.append(("vae", .array([.null, .null])))
@@ -164,6 +165,23 @@ public enum Exporter {
             FileSystem.removeTree(staged)
             throw error
         }
+    }
+}
+
+extension Exporter {
+    /// Copies a carried-over component folder (`vae/`) by content: only the files diffusers names (`config.json`
+    /// and weights files, every variant), nothing else (a token file or a README stays behind). A symlink is
+    /// followed only when it stays inside the source folder `root` or its Hugging Face cache blobs
+    /// (`FileSystem.entry`); one that leads elsewhere stops the conversion with `CheckpointError.escapes` naming it,
+    /// as does a FIFO or device. Returns the names copied.
+    static func copyComponent(_ folder: String, root: String, to destination: String) throws -> [String] {
+        var copied: [String] = []
+        for name in try FormatSniffer.listDirectory(folder) where name == "config.json" || DiffusersFolder.isWeightsFile(name) {
+            guard try FileSystem.entry(folder + "/" + name, root: root) == .file else { continue }
+            try FileSystem.copyFile(folder + "/" + name, destination + "/" + name)
+            copied.append(name)
+        }
+        return copied
     }
 }
 

@@ -43,7 +43,10 @@ struct Convert: ParsableCommand {
             or, when OUT ends in .safetensors, safetensors), cerebras (Cerebras Model Zoo names, .pt). Tensors are \
             kept bit for bit unless --dtype casts them; anything the target cannot hold is named and the conversion \
             stops unless told to drop it (--drop NAME, --drop-sigma). The input is never modified; outputs are \
-            written to temporary names and renamed.
+            written to temporary names and renamed. OUT may not be, contain or lie inside SRC (real paths are \
+            compared). --force swaps a complete new OUT in and removes the old one after, never following a \
+            symlink (an OUT that is a link is replaced itself). A pipeline's vae/ is carried over by content, only \
+            config.json and weights files; a file there that links out of SRC stops the conversion.
             """)
 
     @Argument(help: "Source checkpoint (any format ditkit inspect opens).")
@@ -99,6 +102,9 @@ struct Convert: ParsableCommand {
         }
         if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
         if let shardSize, Convert.parseSize(shardSize) == nil { throw ValidationError("--shard-size \(shardSize): expected e.g. 5GB, 500MB or a byte count") }
+        for name in [variant, sourceVariant].compactMap({ $0 }) where !FileSystem.isPlainName(name) {
+            throw ValidationError("a variant is part of a file name: \(name) must not be empty, . or .., or hold / or NUL")
+        }
         if (componentOnly || shardSize != nil || variant != nil) && to != "diffusers" {
             throw ValidationError("--component-only, --shard-size and --variant apply to --to diffusers")
         }
@@ -116,7 +122,9 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let target = TargetLayout(rawValue: to)!
-        if realPath(source) == realPath(output) { throw CLIError.usage("the output would overwrite the source \(source)") }
+        // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
+        if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
+        if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
         let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict))
         let view = try modelView(checkpoint, model.modelOptions)
         let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
@@ -193,12 +201,6 @@ func mapLossy<T>(_ body: () throws -> T) throws -> T {
 
 func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView {
     try mapLossy { try ModelView.open(checkpoint, options: options) }
-}
-
-func realPath(_ path: String) -> String {
-    guard let resolved = realpath(path, nil) else { return path }
-    defer { free(resolved) }
-    return String(cString: resolved)
 }
 
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.

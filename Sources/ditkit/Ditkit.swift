@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoints
+import Tensors
 
 #if canImport(Glibc)
 import Glibc
@@ -8,37 +9,58 @@ import Darwin
 #endif
 
 /// The `ditkit` command. Exit codes (DESIGN.md): 0 success, 1 verification failed, 2 usage,
-/// 3 unreadable or hostile input, 4 I/O.
+/// 3 unreadable or hostile input, 4 I/O; 70 (EX_SOFTWARE) for an internal error, an error of a type that does not
+/// conform to `DitkitError` (a bug: every error ditkit throws should say what kind it is).
 @main
 struct Ditkit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ditkit",
         abstract: "Open, inspect, convert and verify Diffusion Transformer (DiT) checkpoints.",
         discussion: """
-            Exit codes: 0 success, 1 verification failed, 2 usage, 3 unreadable or hostile input, 4 I/O.
+            Exit codes: 0 success, 1 verification failed, 2 usage, 3 unreadable or hostile input, 4 I/O, \
+            70 internal error (a bug: please report it).
             """,
         version: "0.1.0",
         subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self, Bench.self])
+
+    /// The exit code of an error whose type does not conform to `DitkitError` (sysexits.h EX_SOFTWARE).
+    static let internalErrorCode: Int32 = 70
 
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
-        } catch let error as CheckpointError {
-            fail(error.description, code: error.exitCode)
-        } catch let error as CLIError {
-            fail(error.message, code: error.code)
-        } catch {
+        } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // ArgumentParser's own: help and version (0), usage errors (its 64 becomes DESIGN.md's 2).
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
                 terminate(0)
             }
-            let message = fullMessage(for: error)
-            // ArgumentParser's usage errors (64) become DESIGN.md's 2.
-            fail(message, code: code == .validationFailure ? 2 : code.rawValue, prefix: false)
+            fail(fullMessage(for: error), code: code == .validationFailure ? ErrorKind.usage.exitCode : code.rawValue, prefix: false)
+        } catch {
+            let (message, code) = report(error)
+            fail(message, code: code)
         }
         terminate(0)
+    }
+
+    /// The message and exit code for an error of ditkit's own: its kind's code and its description, plus the CLI's
+    /// advice where the library's words name no flag; "internal error" and 70 for an error of another type.
+    static func report(_ error: Error) -> (message: String, code: Int32) {
+        guard let error = error as? any DitkitError else {
+            return ("internal error (\(type(of: error))): \(error)", internalErrorCode)
+        }
+        return (error.description + (advice(for: error).map { " (\($0))" } ?? ""), error.kind.exitCode)
+    }
+
+    /// The flag that resolves `error`, for the errors whose library message cannot name one.
+    static func advice(for error: any DitkitError) -> String? {
+        switch error as? CheckpointError {
+        case .outputExists?: return "use --force to replace it"
+        case .variantNeeded(_, let variants)?: return variants.first.map { "pass --variant \($0) to read it" }
+        default: return nil
+        }
     }
 
     static func fail(_ message: String, code: Int32, prefix: Bool = true) -> Never {
@@ -91,10 +113,15 @@ func peakResidentKiB() -> Int? {
     return nil
 }
 
-/// A CLI-level failure with its exit code.
-struct CLIError: Error {
+/// A CLI-level failure with its exit code; its message names the file itself.
+struct CLIError: DitkitError {
     let message: String
     let code: Int32
+
+    var description: String { message }
+    var kind: ErrorKind { ErrorKind.allCases.first { $0.exitCode == code } ?? .input }
+    var file: String? { nil }
+    var location: String? { nil }
 
     static func usage(_ message: String) -> CLIError { CLIError(message: message, code: 2) }
     static func io(_ message: String) -> CLIError { CLIError(message: message, code: 4) }

@@ -67,6 +67,8 @@ struct ConvertCLITests {
         let dir = TemporaryDirectory()
         #expect(try DitkitBinary.run(["convert", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x"), "--to", "onnx"]).status == 2)
         #expect(try DitkitBinary.run(["convert", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x"), "--to", "canonical", "--dtype", "i8"]).status == 2)
+        let variant = try DitkitBinary.run(["convert", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x"), "--to", "diffusers", "--variant", "../../escape", "--heads", "2"])
+        #expect(variant.status == 2 && variant.stderr.contains("../../escape"), "a variant names files: no path in it")
         let heads = try DitkitBinary.run(["convert", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x"), "--to", "canonical"])
         #expect(heads.status == 3 && heads.stderr.contains("--heads"))
         let sigma = try DitkitBinary.run(["convert", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x.pt"), "--to", "cerebras", "--heads", "2"])

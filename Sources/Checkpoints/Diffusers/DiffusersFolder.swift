@@ -3,11 +3,19 @@ import Tensors
 /// diffusers folders: a whole pipeline (`model_index.json` + one folder per component) or a single component
 /// (`config.json` + weights). Weights may be one `.safetensors` or `.bin` file, or shards behind an index, in
 /// the default precision or a named variant (`fp16`), with both the current and the older shard naming.
+///
+/// Only the files the format names are read: `model_index.json`, each component's config (`configNames`) and the
+/// weights diffusers would choose. Component and shard names are plain names, checked before any path is built,
+/// and every file is reached through `FileSystem.entry`: no symlink out of the folder, no FIFO or device.
 public enum DiffusersFolder {
     /// Base names of weight files, in diffusers' order of preference.
     static let weightBaseNames = ["diffusion_pytorch_model", "model", "pytorch_model"]
 
-    static func isWeightsFile(_ name: String) -> Bool {
+    /// The config files of a component that diffusers and transformers name; nothing else in a folder is read.
+    static let configNames = ["config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json"]
+
+    /// Whether `name` is a weights file diffusers would read (any base name, variant, shard or index).
+    public static func isWeightsFile(_ name: String) -> Bool {
         weightBaseNames.contains { name.hasPrefix($0 + ".") || name.hasPrefix($0 + "-") }
             && (name.hasSuffix(".safetensors") || name.hasSuffix(".bin") || name.hasSuffix(".json"))
     }
@@ -17,7 +25,7 @@ public enum DiffusersFolder {
         switch kind {
         case .pipeline: return try openPipeline(root, options: options)
         case .component, .shardedSafetensors:
-            let component = try openComponent(root, prefix: "", options: options, requireConfig: kind == .component)
+            let component = try openComponent(root, root: root, prefix: "", options: options, requireConfig: kind == .component)
             return Checkpoint(
                 path: root, format: kind == .component ? .diffusersComponent : .safetensorsSharded, tensors: component.tensors, metadata: component.metadata,
                 configs: component.configs, files: component.files, notes: component.notes, variant: options.variant)
@@ -32,9 +40,9 @@ public enum DiffusersFolder {
         var notes: [String] = []
     }
 
-    static func readJSON(_ path: String) throws -> JSONValue {
-        let file: MappedFile
-        do { file = try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
+    /// Parses the JSON file `path` inside the checkpoint folder `root` (see `FileSystem.entry`).
+    static func readJSON(_ path: String, root: String) throws -> JSONValue {
+        let file = try map(path, root: root)
         do { return try JSONParser.parse(file.bytes) } catch {
             throw CheckpointError.malformed(path: path, location: "JSON", reason: "\(error)")
         }
@@ -43,7 +51,7 @@ public enum DiffusersFolder {
     // MARK: pipeline
 
     static func openPipeline(_ root: String, options: OpenOptions) throws -> Checkpoint {
-        let index = try readJSON(root + "/model_index.json")
+        let index = try readJSON(root + "/model_index.json", root: root)
         guard case .object(let pairs) = index else {
             throw CheckpointError.malformed(path: root + "/model_index.json", location: "JSON", reason: "not an object")
         }
@@ -53,23 +61,24 @@ public enum DiffusersFolder {
             // Components are [library, class]; [null, null] marks an absent optional component.
             guard case .array(let spec) = value, spec.count == 2 else { continue }
             if case .null = spec[0] { continue }
+            try FileSystem.requirePlainName(name, file: root + "/model_index.json", location: "component")
             let folder = root + "/" + name
-            guard FormatSniffer.isDirectory(folder) else {
+            guard try FileSystem.entry(folder, root: root) == .directory else {
                 missing.append("\(name)/ (\(spec[1].stringValue ?? "?"))")
                 continue
             }
             let names = try FormatSniffer.listDirectory(folder)
             let hasWeights = names.contains(where: isWeightsFile)
             if hasWeights {
-                let component = try openComponent(folder, prefix: name + ".", options: options, requireConfig: true)
+                let component = try openComponent(folder, root: root, prefix: name + ".", options: options, requireConfig: true)
                 result.tensors += component.tensors
                 result.metadata += component.metadata.map { ("\(name): \($0.0)", $0.1) }
                 result.configs += component.configs.map { ("\(name)/\($0.0)", $0.1) }
                 result.files += component.files.map { "\(name)/\($0)" }
                 result.notes += component.notes.map { "\(name): \($0)" }
             } else {
-                for configName in names where configName.hasSuffix(".json") {
-                    result.configs.append(("\(name)/\(configName)", try readJSON(folder + "/" + configName)))
+                for configName in configNames where names.contains(configName) {
+                    result.configs.append(("\(name)/\(configName)", try readJSON(folder + "/" + configName, root: root)))
                     result.files.append("\(name)/\(configName)")
                 }
             }
@@ -86,12 +95,12 @@ public enum DiffusersFolder {
     // MARK: component
 
     /// The weights of a component folder, chosen like diffusers: safetensors before .bin, a single file
-    /// before an index, the requested variant only.
-    static func openComponent(_ folder: String, prefix: String, options: OpenOptions, requireConfig: Bool) throws -> Component {
+    /// before an index, the requested variant only. `root` is the checkpoint folder no file may lead out of.
+    static func openComponent(_ folder: String, root: String, prefix: String, options: OpenOptions, requireConfig: Bool) throws -> Component {
         let names = try FormatSniffer.listDirectory(folder)
         var component = Component()
         if names.contains("config.json") {
-            let config = try readJSON(folder + "/config.json")
+            let config = try readJSON(folder + "/config.json", root: root)
             component.configs.append(("config.json", config))
             component.files.append("config.json")
         } else if requireConfig {
@@ -125,32 +134,28 @@ public enum DiffusersFolder {
                             : "found: \(weightFiles.joined(separator: ", "))"
                                 + (variants.isEmpty ? "" : " — variants present: \(variants.joined(separator: ", "))")))
             }
-            if !variants.isEmpty {
-                throw CheckpointError.folder(
-                    path: folder, reason: "only variant weights are present (\(variants.joined(separator: ", "))); pass "
-                        + "--variant \(variants[0]) to choose one")
-            }
+            if !variants.isEmpty { throw CheckpointError.variantNeeded(path: folder, variants: variants) }
             throw CheckpointError.folder(
                 path: folder, reason: "no weights file (diffusion_pytorch_model.safetensors, .bin, or a sharded index)")
         }
         let filePath = folder + "/" + chosen.file
         if chosen.file.hasSuffix(".safetensors") {
-            let st = try SafetensorsFile(file: try map(filePath))
+            let st = try SafetensorsFile(file: try map(filePath, root: root))
             component.tensors = st.tensors
             component.metadata = st.metadata
             component.files.append(chosen.file)
         } else if chosen.file.contains(".safetensors.index") {
-            let sharded = try ShardedSafetensors(indexPath: filePath)
+            let sharded = try ShardedSafetensors(indexPath: filePath, root: root)
             component.tensors = sharded.tensors
             component.metadata = sharded.metadata
             component.files += [chosen.file] + sharded.shards.map { FileSystem.fileName($0.file.path) }
             component.notes += sharded.notes
         } else if chosen.isIndex {
-            let (tensors, files) = try openBinShards(indexPath: filePath, options: options)
+            let (tensors, files) = try openBinShards(indexPath: filePath, root: root, options: options)
             component.tensors = tensors
             component.files += [chosen.file] + files
         } else {
-            let mapped = try map(filePath)
+            let mapped = try map(filePath, root: root)
             let checkpoint = try Checkpoint.openFile(mapped, kind: try FormatSniffer.sniffFile(mapped), options: options)
             component.tensors = checkpoint.tensors
             component.files.append(chosen.file)
@@ -168,39 +173,36 @@ public enum DiffusersFolder {
     }
 
     /// `.bin` shards behind a `*.bin.index*.json`: each shard is a torch file holding part of the state dict.
-    static func openBinShards(indexPath: String, options: OpenOptions) throws -> ([TensorInfo], [String]) {
-        let json = try readJSON(indexPath)
+    static func openBinShards(indexPath: String, root: String, options: OpenOptions) throws -> ([TensorInfo], [String]) {
+        let json = try readJSON(indexPath, root: root)
         guard let weightMap = json["weight_map"]?.objectValue else {
             throw CheckpointError.malformed(path: indexPath, location: "index", reason: "has no \"weight_map\" object")
         }
         let folder = String(indexPath[..<(indexPath.lastIndex(of: "/") ?? indexPath.startIndex)])
+        let (order, assigned) = try ShardedSafetensors.shardNames(weightMap, indexPath: indexPath)
+        try ShardedSafetensors.requireShardsPresent(order, assigned: assigned, directory: folder, root: root, indexPath: indexPath)
         var shardTensors: [String: [String: TensorInfo]] = [:]
-        var files: [String] = []
-        for (_, value) in weightMap {
-            guard let file = value.stringValue, !file.contains("/") else {
-                throw CheckpointError.malformed(path: indexPath, location: "weight_map", reason: "a shard name is not a file name")
-            }
-            if shardTensors[file] != nil { continue }
-            let shardPath = folder + "/" + file
-            guard FormatSniffer.exists(shardPath) else {
-                throw CheckpointError.folder(path: indexPath, reason: "shard file \(file) named by the index is missing")
-            }
-            let mapped = try map(shardPath)
+        for file in order {
+            let mapped = try map(folder + "/" + file, root: root)
             let checkpoint = try Checkpoint.openFile(mapped, kind: try FormatSniffer.sniffFile(mapped), options: options)
             shardTensors[file] = Dictionary(checkpoint.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            files.append(file)
         }
-        let tensors = try weightMap.map { name, value -> TensorInfo in
-            let file = value.stringValue!
+        let tensors = try weightMap.map { name, _ -> TensorInfo in
+            let file = assigned[name] ?? ""
             guard let tensor = shardTensors[file]?[name] else {
                 throw CheckpointError.folder(path: indexPath, reason: "the index places \(name) in \(file), which does not hold it")
             }
             return tensor
         }
-        return (tensors, files)
+        return (tensors, order)
     }
 
-    static func map(_ path: String) throws -> MappedFile {
+    /// Maps `path`, a file inside the checkpoint folder `root`, after `FileSystem.entry` has checked it.
+    static func map(_ path: String, root: String) throws -> MappedFile {
+        guard let kind = try FileSystem.entry(path, root: root) else { throw CheckpointError.notFound(path: path) }
+        guard kind == .file else {
+            throw CheckpointError.folder(path: path, reason: "is a folder where diffusers names a file")
+        }
         do { return try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
     }
 

@@ -10,12 +10,20 @@ public struct ShardedSafetensors {
     public let metadata: [(String, String)]
     public let notes: [String]
 
-    /// Opens the index and every shard it names. Names a missing shard, a tensor the index puts in a shard
-    /// that lacks it, and a shard tensor the index does not list.
-    public init(indexPath: String) throws {
+    /// Opens the index and every shard it names. Names a shard name that is not a plain file name, missing shards
+    /// (the first few and the count, before any shard is opened), a tensor the index puts in a shard that lacks it,
+    /// and a shard tensor the index does not list. `root` is the checkpoint folder no shard may lead out of
+    /// (`FileSystem.entry`); by default the index's own folder.
+    public init(indexPath: String, root: String? = nil) throws {
         self.indexPath = indexPath
+        let directory = indexPath.lastIndex(of: "/").map { String(indexPath[..<$0]) } ?? "."
         let indexFile: MappedFile
-        do { indexFile = try MappedFile(path: indexPath) } catch { throw CheckpointError.mapping(error, path: indexPath) }
+        if let root {
+            indexFile = try DiffusersFolder.map(indexPath, root: root)
+        } else {  // the index the caller named: only the shards it names are members of its folder
+            do { indexFile = try MappedFile(path: indexPath) } catch { throw CheckpointError.mapping(error, path: indexPath) }
+        }
+        let root = root ?? directory
         let json: JSONValue
         do { json = try JSONParser.parse(indexFile.bytes) } catch {
             throw CheckpointError.malformed(path: indexPath, location: "index", reason: "not valid JSON: \(error)")
@@ -23,29 +31,13 @@ public struct ShardedSafetensors {
         guard let weightMap = json["weight_map"]?.objectValue else {
             throw CheckpointError.malformed(path: indexPath, location: "index", reason: "has no \"weight_map\" object")
         }
-        let directory = indexPath.lastIndex(of: "/").map { String(indexPath[..<$0]) } ?? "."
-        var shardOrder: [String] = []
-        var assigned: [String: String] = [:]
-        for (name, value) in weightMap {
-            guard let file = value.stringValue, !file.contains("/"), !file.hasPrefix(".") else {
-                throw CheckpointError.malformed(
-                    path: indexPath, location: "weight_map[\"\(name)\"]", reason: "must name a shard file in the same folder")
-            }
-            if !shardOrder.contains(file) { shardOrder.append(file) }
-            assigned[name] = file
-        }
+        let (shardOrder, assigned) = try Self.shardNames(weightMap, indexPath: indexPath)
+        try Self.requireShardsPresent(shardOrder, assigned: assigned, directory: directory, root: root, indexPath: indexPath)
         var shards: [SafetensorsFile] = []
         var byName: [String: TensorInfo] = [:]
         var unlisted: [String] = []
-        var missingFiles: [String] = []
         for file in shardOrder {
-            let shardPath = directory + "/" + file
-            let mapped: MappedFile
-            do { mapped = try MappedFile(path: shardPath) } catch {
-                missingFiles.append(file)
-                continue
-            }
-            let shard = try SafetensorsFile(file: mapped)
+            let shard = try SafetensorsFile(file: try DiffusersFolder.map(directory + "/" + file, root: root))
             shards.append(shard)
             for tensor in shard.tensors {
                 if assigned[tensor.name] == file {
@@ -54,12 +46,6 @@ public struct ShardedSafetensors {
                     unlisted.append("\(tensor.name) (in \(file))")
                 }
             }
-        }
-        if !missingFiles.isEmpty {
-            let count = weightMap.filter { missingFiles.contains($0.1.stringValue ?? "") }.count
-            throw CheckpointError.folder(
-                path: indexPath, reason: "shard file(s) \(missingFiles.joined(separator: ", ")) named by the index are missing "
-                    + "(\(count) tensors)")
         }
         let absent = weightMap.map(\.0).filter { byName[$0] == nil }
         if !absent.isEmpty {
@@ -85,6 +71,42 @@ public struct ShardedSafetensors {
         }
         self.metadata = metadata
         self.notes = notes
+    }
+
+    /// The shard files of an index's `weight_map` in first-use order, and the shard of each tensor. Throws
+    /// `CheckpointError.malformed` for a value that is not a string and `.escapes` for one that is not a plain file
+    /// name (`../../secret`, `a/b`, empty, NUL), before any path is built. Linear in the number of entries.
+    static func shardNames(_ weightMap: [(String, JSONValue)], indexPath: String) throws -> (order: [String], assigned: [String: String]) {
+        var order: [String] = []
+        var seen = Set<String>()
+        var assigned: [String: String] = [:]
+        for (name, value) in weightMap {
+            guard let file = value.stringValue else {
+                throw CheckpointError.malformed(
+                    path: indexPath, location: "weight_map[\"\(name)\"]", reason: "expected a shard file name (a string), found \(value.description.prefix(60))")
+            }
+            try FileSystem.requirePlainName(file, file: indexPath, location: "weight_map[\"\(name)\"]")
+            if seen.insert(file).inserted { order.append(file) }
+            assigned[name] = file
+        }
+        return (order, assigned)
+    }
+
+    /// Checks that every shard in `order` is a file in `directory` (through `FileSystem.entry`, which opens
+    /// nothing) before any is opened, so an index naming 60,000 missing shards fails at once, naming the first
+    /// few, how many are missing and how many tensors they should hold.
+    static func requireShardsPresent(
+        _ order: [String], assigned: [String: String], directory: String, root: String, indexPath: String
+    ) throws {
+        var missing: [String] = []
+        for file in order where try FileSystem.entry(directory + "/" + file, root: root) == nil { missing.append(file) }
+        guard !missing.isEmpty else { return }
+        let absent = Set(missing)
+        let tensors = assigned.values.reduce(0) { $0 + (absent.contains($1) ? 1 : 0) }
+        let shown = missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
+        throw CheckpointError.folder(
+            path: indexPath, reason: "\(missing.count) of the \(order.count) shard file(s) named by the index are missing "
+                + "(\(shown)), holding \(tensors) tensor(s)")
     }
 
     /// diffusers' file names for a weights file of `base` (e.g. `diffusion_pytorch_model`), optionally a variant.
