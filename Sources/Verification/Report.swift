@@ -41,6 +41,8 @@ extension VerificationReport {
         if let first = firstDivergence {
             lines.append("\nFAIL: first divergence at \(first)")
             for cause in likelyCauses { lines.append("likely cause: \(cause)") }
+        } else if isVacuous {
+            lines.append("\nFAIL: nothing beyond the inputs was compared (\(layers.map(\.name).joined(separator: ", ")))")
         } else {
             lines.append("\nPASS: all \(layers.count) layers within tolerance")
         }
