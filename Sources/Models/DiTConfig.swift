@@ -234,7 +234,7 @@ public struct DiTConfig: Sendable, Equatable {
 
     static func format(_ v: Double) -> String {
         if v.isNaN { return "nan" }
-        if v.rounded() == v, abs(v) < 1e15 { return String(Int(v)) }
+        if v.rounded() == v, abs(v) < 0x1p63 { return String(Int(v)) }
         return "\(v)"
     }
 

@@ -56,13 +56,13 @@ struct Verify: ParsableCommand {
             try out.commit()
         }
         print(json ? report.json.serialized(pretty: true) : report.text)
-        if let first = report.firstDivergence { throw CLIError(message: "verification failed at \(first)", code: 1) }
         if report.isVacuous {
             // Exit 3, not 1: no number was compared, so nothing disagreed; the input cannot support a verdict.
             throw CLIError(message: (against.map { "\($0): the trace holds" } ?? "the two models share")
                 + " no comparable layer beyond the inputs (compared: \(report.layers.map(\.name).joined(separator: ", "))), "
                 + "so nothing was verified", code: 3)
         }
+        if let first = report.firstDivergence { throw CLIError(message: "verification failed at \(first)", code: 1) }
     }
 
     static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
