@@ -175,10 +175,11 @@ public struct DiTInputs: Sendable {
     }
 
     /// Deterministic inputs: x ~ N(0, 1) from `seed`; timesteps and classes cycle through the given lists
-    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2, so t = 0, 999 and the null class are covered).
+    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2 — each at most the table's last row — so t = 0,
+    /// 999 and the null class are covered).
     public static func make(config: DiTConfig, batch: Int, seed: UInt64, timesteps: [Float]? = nil, classes: [Int]? = nil) -> DiTInputs {
         let ts = timesteps ?? [0, 999, 500, 250]
-        let ys = classes ?? [0, config.numClasses, 1, 2]
+        let ys = classes ?? [0, config.numClasses, 1, 2].map { min($0, config.labelRows - 1) }  // within a small table
         let count = batch * config.inChannels * config.inputSize * config.inputSize
         var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
         func uniform() -> Double {
