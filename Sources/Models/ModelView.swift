@@ -236,8 +236,11 @@ public struct ModelView {
             }
             return v
         }
-        // How each field's value was obtained, so that a problem names the key or option the user can fix.
-        var names: [String: String] = [:]
+        // How each field's value was obtained, so that a problem names the tensor, key or option the user can fix.
+        var names: [String: String] = [
+            "hidden_size": "\(patchName) dim 0", "in_channels": "\(patchName) dim 1", "patch_size": "\(patchName) dims 2, 3",
+            "mlp_hidden": "\(fc1Name) dim 0", "num_classes": "rows of \(tableName)",
+        ]
 
         // Output channels: the head's rows are p²·Cout.
         let headRows: Int, headName: String
@@ -247,6 +250,7 @@ public struct ModelView {
         default: (headName, headRows) = ("noise_head.conv_transpose.weight", try dim("noise_head.conv_transpose.weight", 1, rank: 4))
         }
         let outChannels = layout == .cerebras ? headRows : headRows / (p * p)
+        names["out_channels"] = layout == .cerebras ? "\(headName) dim 1" : "rows of \(headName) / p²"
         if layout != .cerebras && headRows % (p * p) != 0 {
             throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(headName) has \(headRows) rows, not a multiple of p² = \(p * p)"])
         }
@@ -306,7 +310,10 @@ public struct ModelView {
             numClasses: classes, hasNullClass: nullRow, mlpHidden: mlp, inputSize: inputSize)
         let freqName = layout == .original ? "t_embedder.mlp.0.weight" : layout == .diffusers
             ? "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1.weight" : "timestep_embedding_layer.ffn.ffn.0.linear_layer.weight"
-        if tensors[freqName] != nil { config.frequencyEmbeddingSize = try dim(freqName, 1, rank: 2) }
+        if tensors[freqName] != nil {
+            config.frequencyEmbeddingSize = try dim(freqName, 1, rank: 2)
+            names["frequency_embedding_size"] = "\(freqName) dim 1"
+        }
         switch layout {
         case .original:
             config.posEmbed = tensors["pos_embed"] == nil ? .computed : .stored
