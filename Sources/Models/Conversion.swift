@@ -249,7 +249,19 @@ extension ModelView {
 
     /// A tensor the target stores but this model does not (e.g. pos_embed from diffusers into the original layout).
     /// Recomputed in float64, rounded to f32, then cast to `dtype` (the dtype of the model's weights).
+    /// A recomputed table may hold at most this many elements, or as many as the model's own weights when they are
+    /// more (2^24: 64 MiB of float32; DiT-XL/2's 512 px table is 1.2M): its size comes from a config value
+    /// (input_size, diffusers' sample_size), so a small file must not make ditkit compute a huge one.
+    static let recomputedTableFloor = 1 << 24
+
     static func recomputed(_ template: String, name: String, shape: [Int], config: DiTConfig, dtype: DType, notes: inout [String]) throws -> OutputTensor {
+        let elements = (try? checkedElementCount(shape)) ?? Int.max
+        let weights = ParameterCount(config: config, layout: .diffusers).total
+        guard elements <= max(recomputedTableFloor, weights) else {
+            throw ModelError.budget(
+                "recomputing \(name) \(shape) for input size \(config.inputSize) would take \(elements) numbers, more than the "
+                    + "model's \(weights) weights and the \(recomputedTableFloor) any table may take: check input_size (sample_size, --input-size)")
+        }
         let values: [Float]
         switch template {
         case "pos_embed": values = Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)

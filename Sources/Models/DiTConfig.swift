@@ -1,4 +1,5 @@
 import Checkpoints
+import Tensors
 
 /// Every number that fixes a DiT's function: sizes, and each numeric choice on which the sources differ.
 ///
@@ -111,16 +112,130 @@ public struct DiTConfig: Sendable, Equatable {
         return c
     }
 
-    /// Checks the sizes fit together; returns the problems found.
-    public func problems() -> [String] {
+    /// Every problem of this config: each field outside its range (`DiTConfig.fields`, the ranges of
+    /// `schemas/model-config.schema.json`), then the rules that tie fields together (heads divide D, the patch
+    /// divides the input, Cout is C or 2C, …) and the sizes of every tensor and activation row, computed
+    /// overflow-checked. Each line names the field, its value and what is allowed; `names` renames fields for
+    /// configs that call them otherwise (diffusers' `sample_size`, a command-line option).
+    public func problems(names: [String: String] = [:]) -> [String] {
+        func name(_ key: String) -> String { names[key].map { "\($0) (\(key))" } ?? key }
         var out: [String] = []
-        if hiddenSize <= 0 || depth <= 0 || patchSize <= 0 || inChannels <= 0 || outChannels <= 0 { out.append("sizes must be positive") }
-        if numHeads <= 0 || hiddenSize % max(numHeads, 1) != 0 { out.append("hidden size \(hiddenSize) is not a multiple of \(numHeads) heads") }
-        if hiddenSize % 4 != 0 { out.append("hidden size \(hiddenSize) must be a multiple of 4 for the 2-D sin-cos position table") }
-        if inputSize % max(patchSize, 1) != 0 { out.append("input size \(inputSize) is not a multiple of patch size \(patchSize)") }
-        if timestepShift != 0 && timestepShift != 1 { out.append("timestep shift must be 0 or 1") }
-        if frequencyEmbeddingSize % 2 != 0 { out.append("frequency embedding size must be even") }
+        for field in DiTConfig.fields {
+            let value = field.value(self)
+            if !field.contains(value) { out.append("\(name(field.key)) = \(DiTConfig.format(value)) is outside \(field.allowed)") }
+        }
+        guard out.isEmpty else { return out }  // the rules below divide by fields now known to be positive
+        if hiddenSize % numHeads != 0 {
+            out.append("\(name("num_heads")) = \(numHeads) does not divide \(name("hidden_size")) = \(hiddenSize) (attention splits D into equal heads)")
+        }
+        if hiddenSize % 4 != 0 {
+            out.append("\(name("hidden_size")) = \(hiddenSize) is not a multiple of 4 (the 2-D sin-cos position table needs D/4 frequencies)")
+        }
+        if inputSize % patchSize != 0 {
+            out.append("\(name("patch_size")) = \(patchSize) does not divide \(name("input_size")) = \(inputSize)")
+        }
+        if outChannels != inChannels && outChannels != 2 * inChannels {
+            out.append("\(name("out_channels")) = \(outChannels) must be \(name("in_channels")) = \(inChannels) or twice it (learned sigma)")
+        }
+        if frequencyEmbeddingSize % 2 != 0 {
+            out.append("\(name("frequency_embedding_size")) = \(frequencyEmbeddingSize) must be even ([cos | sin] halves)")
+        }
+        if frequencyEmbeddingSize / 2 <= timestepShift {
+            out.append("\(name("frequency_embedding_size")) = \(frequencyEmbeddingSize) leaves no frequency for \(name("timestep_shift")) = \(timestepShift) (half − shift must be positive)")
+        }
+        if labelRows < 1 { out.append("\(name("num_classes")) = 0 without a null-class row leaves the label table empty") }
+        // Every tensor's size and the parameter total, and one sample's widest activation matrix, overflow-checked.
+        var total = 0
+        for spec in Schemes.canonical {
+            let shape = spec.shape(self)
+            let count = (try? checkedElementCount(shape)) ?? Int.max
+            if count > DiTConfig.maxElements {
+                out.append("\(spec.template) would have shape \(shape), over the \(DiTConfig.maxElements) elements a tensor may hold")
+            }
+            let (all, o1) = count.multipliedReportingOverflow(by: spec.perBlock ? depth : 1)
+            let (sum, o2) = total.addingReportingOverflow(all)
+            total = o1 || o2 ? Int.max : sum
+        }
+        let headWidth = (try? checkedElementCount([patchSize, patchSize, outChannels])) ?? Int.max
+        let width = max(3 * hiddenSize, mlpHidden, headWidth)
+        if out.isEmpty, ((try? checkedElementCount([tokens, width])) ?? Int.max) > DiTConfig.maxElements {
+            out.append("\(name("input_size")) = \(inputSize) with \(name("patch_size")) = \(patchSize) gives \(tokens) tokens: "
+                + "× width \(width) exceeds the \(DiTConfig.maxElements) activations a sample may hold")
+        }
+        if out.isEmpty, total > DiTConfig.maxElements {
+            out.append("the model would hold more than \(DiTConfig.maxElements) parameters")
+        }
         return out
+    }
+
+    /// Throws `ModelError.invalidConfig` naming `origin` (the file and entry the config came from) and every
+    /// problem (`problems(names:)`) when the config is not one ditkit can run or map.
+    public func validate(origin: String, names: [String: String] = [:]) throws {
+        let problems = problems(names: names)
+        guard problems.isEmpty else { throw ModelError.invalidConfig(origin: origin, problems: problems) }
+    }
+
+    /// Largest size any config field may take (2^20 = 1,048,576): 512× the widest published DiT (D = 2048),
+    /// and small enough that products of a few sizes cannot overflow before they are checked.
+    public static let maxSize = 1 << 20
+    /// Most transformer blocks a config may declare (published DiTs have at most 30); a model's depth must also
+    /// equal the blocks its file holds.
+    public static let maxDepth = 4096
+    /// Most elements one tensor, or one sample's activation matrix, may hold (2^40): sizes past this cannot come
+    /// from a real file and would overflow byte counts once multiplied by a batch and a dtype size.
+    public static let maxElements = 1 << 40
+
+    /// The allowed range of one config field; `schemas/model-config.schema.json` states the same ranges (a test
+    /// keeps the two in sync).
+    public struct Field: Sendable {
+        /// The schema key (`norm_eps.mlp` for a nested one).
+        public let key: String
+        public let minimum: Double
+        public let maximum: Double
+        /// The minimum itself is excluded (eps must be positive).
+        public let exclusiveMinimum: Bool
+        let value: @Sendable (DiTConfig) -> Double
+
+        public func contains(_ v: Double) -> Bool {
+            (exclusiveMinimum ? v > minimum : v >= minimum) && v <= maximum
+        }
+
+        /// The range as text: `1…1048576`, or `> 0 and ≤ 1`.
+        public var allowed: String {
+            exclusiveMinimum ? "> \(DiTConfig.format(minimum)) and ≤ \(DiTConfig.format(maximum))"
+                : "\(DiTConfig.format(minimum))…\(DiTConfig.format(maximum))"
+        }
+    }
+
+    /// Every numeric field with its range, as the schema states them.
+    public static let fields: [Field] = {
+        let size = Double(maxSize)
+        func field(_ key: String, _ minimum: Double, _ maximum: Double, exclusive: Bool = false, _ value: @escaping @Sendable (DiTConfig) -> Double) -> Field {
+            Field(key: key, minimum: minimum, maximum: maximum, exclusiveMinimum: exclusive, value: value)
+        }
+        return [
+            field("hidden_size", 1, size) { Double($0.hiddenSize) },
+            field("depth", 1, Double(maxDepth)) { Double($0.depth) },
+            field("num_heads", 1, size) { Double($0.numHeads) },
+            field("patch_size", 1, size) { Double($0.patchSize) },
+            field("in_channels", 1, size) { Double($0.inChannels) },
+            field("out_channels", 1, 2 * size) { Double($0.outChannels) },
+            field("num_classes", 0, size) { Double($0.numClasses) },
+            field("mlp_hidden", 1, 4 * size) { Double($0.mlpHidden) },
+            field("input_size", 1, size) { Double($0.inputSize) },
+            field("frequency_embedding_size", 2, size) { Double($0.frequencyEmbeddingSize) },
+            field("timestep_shift", 0, 1) { Double($0.timestepShift) },
+            field("max_period", 1, 1e12) { $0.maxPeriod },
+            field("norm_eps.attention", 0, 1, exclusive: true) { $0.attentionNormEps },
+            field("norm_eps.mlp", 0, 1, exclusive: true) { $0.mlpNormEps },
+            field("norm_eps.final", 0, 1, exclusive: true) { $0.finalNormEps },
+        ]
+    }()
+
+    static func format(_ v: Double) -> String {
+        if v.isNaN { return "nan" }
+        if v.rounded() == v, abs(v) < 0x1p63 { return String(Int(v)) }
+        return "\(v)"
     }
 
     // MARK: JSON
@@ -143,43 +258,87 @@ public struct DiTConfig: Sendable, Equatable {
         return .object(pairs)
     }
 
-    /// Reads a config written by `json`. Throws a message naming the missing or wrong field.
-    public init(json: JSONValue) throws {
+    /// Reads and validates a config written by `json` (a canonical file's or a trace's `ditkit.config`). Throws
+    /// `ModelError.invalidConfig` naming `origin`, the field, the value found and what is allowed: a missing or
+    /// mistyped field, a key the schema does not have, any value outside its range (`problems(names:)`).
+    public init(json: JSONValue, origin: String = "ditkit.config") throws {
+        func fail(_ problem: String) -> ModelError { ModelError.invalidConfig(origin: origin, problems: [problem]) }
+        guard let pairs = json.objectValue else { throw fail("expected a JSON object, found \(json.serialized().prefix(60))") }
+        let known: Set<String> = [
+            "family", "hidden_size", "depth", "num_heads", "patch_size", "in_channels", "out_channels", "learn_sigma", "num_classes",
+            "null_class_row", "mlp_hidden", "input_size", "frequency_embedding_size", "timestep_shift", "max_period",
+            "timestep_input", "norm_eps", "gelu", "output_head", "pos_embed", "source_layout",
+        ]
+        if let unknown = pairs.first(where: { !known.contains($0.0) }) { throw fail("unknown field \(unknown.0)") }
         func int(_ key: String) throws -> Int {
-            guard let v = json[key]?.intValue else { throw ModelError.config("field \(key) is missing or not an integer") }
+            guard let value = json[key] else { throw fail("field \(key) is missing") }
+            guard let v = value.intValue else { throw fail("field \(key) = \(value.serialized().prefix(40)) is not an integer") }
             return v
         }
-        func string(_ key: String) throws -> String {
-            guard let v = json[key]?.stringValue else { throw ModelError.config("field \(key) is missing or not a string") }
+        func number(_ key: String, in object: JSONValue, default fallback: Double) throws -> Double {
+            guard let value = object[key] else { return fallback }
+            guard let v = value.doubleValue else { throw fail("field \(key) = \(value.serialized().prefix(40)) is not a number") }
+            return v
+        }
+        func choice<T: RawRepresentable>(_ key: String, default fallback: T? = nil) throws -> T where T.RawValue == String {
+            guard let value = json[key] else {
+                if let fallback { return fallback }
+                throw fail("field \(key) is missing")
+            }
+            guard let text = value.stringValue, let v = T(rawValue: text) else {
+                throw fail("field \(key) = \(value.serialized().prefix(40)) is not one of the allowed strings")
+            }
+            return v
+        }
+        func bool(_ key: String) throws -> Bool? {
+            guard let value = json[key] else { return nil }
+            guard let v = value.boolValue else { throw fail("field \(key) = \(value.serialized().prefix(40)) is not true or false") }
             return v
         }
         guard (json["family"]?.stringValue ?? "dit") == "dit" else {
-            throw ModelError.config("family \(json["family"]?.stringValue ?? "?") is not dit")
+            throw fail("family \(json["family"]?.serialized() ?? "?") is not dit")
         }
         self.init(
             hiddenSize: try int("hidden_size"), depth: try int("depth"), numHeads: try int("num_heads"),
             patchSize: try int("patch_size"), inChannels: try int("in_channels"), outChannels: try int("out_channels"),
-            numClasses: try int("num_classes"), hasNullClass: json["null_class_row"]?.boolValue ?? true,
+            numClasses: try int("num_classes"), hasNullClass: try bool("null_class_row") ?? true,
             mlpHidden: try int("mlp_hidden"), inputSize: try int("input_size"), timestepShift: try int("timestep_shift"))
-        frequencyEmbeddingSize = json["frequency_embedding_size"]?.intValue ?? 256
-        maxPeriod = json["max_period"]?.doubleValue ?? 10000
-        timestepInput = TimestepInput(rawValue: json["timestep_input"]?.stringValue ?? "sinusoid") ?? .sinusoid
-        attentionNormEps = json["norm_eps"]?["attention"]?.doubleValue ?? 1e-6
-        mlpNormEps = json["norm_eps"]?["mlp"]?.doubleValue ?? 1e-6
-        finalNormEps = json["norm_eps"]?["final"]?.doubleValue ?? 1e-6
-        guard let g = GELU(rawValue: try string("gelu")) else { throw ModelError.config("gelu must be tanh or erf") }
-        gelu = g
-        guard let h = OutputHead(rawValue: try string("output_head")) else { throw ModelError.config("output_head must be linear or conv_transpose") }
-        outputHead = h
-        guard let p = PosEmbed(rawValue: try string("pos_embed")) else { throw ModelError.config("pos_embed must be stored or computed") }
-        posEmbed = p
-        source = json["source_layout"]?.stringValue
+        frequencyEmbeddingSize = json["frequency_embedding_size"] == nil ? 256 : try int("frequency_embedding_size")
+        maxPeriod = try number("max_period", in: json, default: 10000)
+        timestepInput = try choice("timestep_input", default: TimestepInput.sinusoid)
+        let eps = json["norm_eps"] ?? .object([])
+        guard let epsPairs = eps.objectValue else { throw fail("field norm_eps is not an object") }
+        if let unknown = epsPairs.first(where: { !["attention", "mlp", "final"].contains($0.0) }) { throw fail("unknown field norm_eps.\(unknown.0)") }
+        attentionNormEps = try number("attention", in: eps, default: 1e-6)
+        mlpNormEps = try number("mlp", in: eps, default: 1e-6)
+        finalNormEps = try number("final", in: eps, default: 1e-6)
+        gelu = try choice("gelu")
+        outputHead = try choice("output_head")
+        posEmbed = try choice("pos_embed")
+        if let value = json["source_layout"] {
+            guard let text = value.stringValue, ["original", "diffusers", "cerebras", "unknown"].contains(text) else {
+                throw fail("field source_layout = \(value.serialized().prefix(40)) is not original, diffusers, cerebras or unknown")
+            }
+            source = text
+        }
+        try validate(origin: origin)
+        if let learned = try bool("learn_sigma"), learned != learnSigma {
+            throw fail("learn_sigma = \(learned) contradicts out_channels = \(outChannels) with in_channels = \(inChannels)")
+        }
     }
 }
 
 /// Failures of the model layer: configs that cannot be inferred, names that do not map.
 public enum ModelError: Error, CustomStringConvertible, Sendable {
     case config(String)
+    /// A config (a file's metadata, a diffusers config.json, a trace's, inferred sizes, options) outside its ranges:
+    /// `origin` names the file and entry, each problem the field, its value and what is allowed.
+    case invalidConfig(origin: String, problems: [String])
+    /// A forward pass that would need more memory or work than its budget; the message says how much and how to proceed.
+    case budget(String)
+    /// A trace that cannot be verified against: wrong dtype or shape for the model and batch, inputs out of range,
+    /// or nothing beyond the inputs to compare.
+    case trace(path: String, problems: [String])
     case mapping(path: String, problems: [String])
     case unknownPreset(String)
     case lossy(String)
@@ -187,6 +346,9 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .config(let message): return "config: \(message)"
+        case .invalidConfig(let origin, let problems): return "\(origin): invalid config: " + ModelError.list(problems)
+        case .budget(let message): return message
+        case .trace(let path, let problems): return "\(path): unusable trace: " + ModelError.list(problems)
         case .mapping(let path, let problems):
             let shown = problems.prefix(12).map { "  " + $0 }.joined(separator: "\n")
             let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
@@ -194,5 +356,11 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         case .unknownPreset(let name): return "unknown preset '\(name)' (see `ditkit params` for the list)"
         case .lossy(let message): return message
         }
+    }
+
+    static func list(_ problems: [String]) -> String {
+        if problems.count == 1 { return problems[0] }
+        let shown = problems.prefix(12).map { "\n  " + $0 }.joined()
+        return shown + (problems.count > 12 ? "\n  … and \(problems.count - 12) more" : "")
     }
 }

@@ -26,8 +26,11 @@ public struct InspectReport: Sendable {
             }
             let i = position[name]!
             groups[i].tensors += 1
-            groups[i].elements += tensor.elementCount
-            groups[i].bytes += tensor.byteCount
+            // Logical sizes of expanded (stride-0) views can sum past Int.max: such a total saturates.
+            let (elements, o1) = groups[i].elements.addingReportingOverflow(tensor.elementCount)
+            let (bytes, o2) = groups[i].bytes.addingReportingOverflow(tensor.byteCount)
+            groups[i].elements = o1 ? .max : elements
+            groups[i].bytes = o2 ? .max : bytes
         }
         self.groups = groups
     }

@@ -77,38 +77,58 @@ public enum LayoutDetector {
             ]),
     ]
 
-    /// Every (layout, prefix) pair present in `names`, in the order their prefixes first appear.
+    /// Every (layout, prefix) pair present in `names`, in the order their prefixes first appear. Near-linear in
+    /// the names: candidate prefixes come from the names ending in a signature's anchor, then one pass files every
+    /// name under each candidate prefix it starts with (only its cuts after a `.` of a candidate's length are looked up).
     public static func detect(_ names: [String]) -> [LayoutMatch] {
-        var matches: [LayoutMatch] = []
-        var seenPrefixes = Set<String>()
+        var candidates: [(signature: Signature, prefix: String)] = []
+        var seenPairs = Set<String>()
         for signature in signatures {
             let anchor = signature.required[0]
             for name in names where name.hasSuffix(anchor) {
                 let prefix = String(name.dropLast(anchor.count))
-                guard prefix.isEmpty || prefix.hasSuffix("."), seenPrefixes.insert(signature.layout.rawValue + "|" + prefix).inserted
+                guard prefix.isEmpty || prefix.hasSuffix("."), seenPairs.insert(signature.layout.rawValue + "|" + prefix).inserted
                 else { continue }
-                let under = names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
-                let keySet = Set(under)
-                guard signature.required.allSatisfy(keySet.contains) else { continue }
-                let split = signature.blockKey.split(separator: "{", maxSplits: 1)
-                let blockParts = [String(split[0]), String(split[1].dropFirst("i}".count))]
-                var depth = 0
-                while keySet.contains(blockParts[0] + String(depth) + blockParts[1]) { depth += 1 }
-                let matched = under.filter { key in
-                    key.hasPrefix(signature.blockStem) || signature.stems.contains { key == $0 || key.hasPrefix($0) }
-                }.count
-                matches.append(
-                    LayoutMatch(
-                        layout: signature.layout, prefix: prefix, depth: depth, matchedTensors: matched,
-                        tensorsUnderPrefix: under.count))
+                candidates.append((signature, prefix))
             }
         }
-        let order = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        return matches.sorted { a, b in
-            let ia = order[names.first { $0.hasPrefix(a.prefix) } ?? ""] ?? 0
-            let ib = order[names.first { $0.hasPrefix(b.prefix) } ?? ""] ?? 0
-            return ia < ib
+        guard !candidates.isEmpty else { return [] }
+        let prefixes = Set(candidates.map(\.prefix))
+        let lengths = Set(prefixes.map(\.utf8.count))
+        var under: [String: [String]] = [:]
+        var firstIndex: [String: Int] = [:]
+        for (index, name) in names.enumerated() {
+            let utf8 = name.utf8
+            var cuts = lengths.contains(0) ? [utf8.startIndex] : []
+            var length = 0
+            for i in utf8.indices {
+                length += 1
+                if utf8[i] == UInt8(ascii: "."), lengths.contains(length) { cuts.append(utf8.index(after: i)) }
+            }
+            for cut in cuts {
+                let prefix = String(name[..<cut])
+                guard prefixes.contains(prefix) else { continue }
+                under[prefix, default: []].append(String(name[cut...]))
+                if firstIndex[prefix] == nil { firstIndex[prefix] = index }
+            }
         }
+        var matches: [(match: LayoutMatch, first: Int)] = []
+        for (signature, prefix) in candidates {
+            let keys = under[prefix] ?? []
+            let keySet = Set(keys)
+            guard signature.required.allSatisfy(keySet.contains) else { continue }
+            let split = signature.blockKey.split(separator: "{", maxSplits: 1)
+            let blockParts = [String(split[0]), String(split[1].dropFirst("i}".count))]
+            var depth = 0
+            while keySet.contains(blockParts[0] + String(depth) + blockParts[1]) { depth += 1 }
+            let matched = keys.filter { key in
+                key.hasPrefix(signature.blockStem) || signature.stems.contains { key == $0 || key.hasPrefix($0) }
+            }.count
+            matches.append((
+                LayoutMatch(layout: signature.layout, prefix: prefix, depth: depth, matchedTensors: matched, tensorsUnderPrefix: keys.count),
+                firstIndex[prefix] ?? 0))
+        }
+        return matches.enumerated().sorted { ($0.element.first, $0.offset) < ($1.element.first, $1.offset) }.map(\.element.match)
     }
 
     /// The main layout of a checkpoint: the first match, or `.unknown`.

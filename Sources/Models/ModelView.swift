@@ -190,13 +190,20 @@ public struct ModelView {
     }
 
     /// Infers sizes from shapes (and diffusers' config.json), and records each layout's numeric semantics.
+    /// Every shape is read through its rank (a tensor of the wrong rank is named, never indexed past its end), every
+    /// config.json value and option is range-checked where it enters, and the result is validated
+    /// (`DiTConfig.validate`) with each field named as its source calls it.
     static func inferConfig(
         layout: Layout, tensors: [String: TensorInfo], checkpoint: Checkpoint, depth: Int, options: ModelOptions,
         notes: inout [String]
     ) throws -> DiTConfig {
-        func shape(_ name: String) throws -> [Int] {
+        /// Dimension `axis` of tensor `name`, which must have rank `rank`.
+        func dim(_ name: String, _ axis: Int, rank: Int) throws -> Int {
             guard let t = tensors[name] else { throw ModelError.config("cannot infer the config: \(name) is missing") }
-            return t.shape
+            guard t.shape.count == rank else {
+                throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(name) is \(t.shape), expected a rank-\(rank) tensor"])
+            }
+            return t.shape[axis]
         }
         let patchName: String, tableName: String, fc1Name: String
         switch layout {
@@ -212,19 +219,40 @@ public struct ModelView {
             )
         case .unknown: throw ModelError.config("unknown layout")
         }
-        let patch = try shape(patchName)
-        guard patch.count == 4, patch[2] == patch[3] else { throw ModelError.config("\(patchName) has shape \(patch), expected (D, C, p, p)") }
-        let (hidden, channels, p) = (patch[0], patch[1], patch[2])
-        let rows = try shape(tableName)[0]
-        let mlp = try shape(fc1Name)[0]
-        let diffusersConfig = checkpoint.configs.first { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }?.1
+        let (hidden, channels, p) = (try dim(patchName, 0, rank: 4), try dim(patchName, 1, rank: 4), try dim(patchName, 2, rank: 4))
+        guard try dim(patchName, 3, rank: 4) == p, p >= 1, p <= DiTConfig.maxSize else {
+            throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(patchName) is \(tensors[patchName]!.shape), expected (D, C, p, p) with 1 ≤ p ≤ \(DiTConfig.maxSize)"])
+        }
+        let rows = try dim(tableName, 0, rank: 2)
+        let mlp = try dim(fc1Name, 0, rank: 2)
+        let configEntry = checkpoint.configs.first { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }
+        let diffusersConfig = configEntry?.1
+        let configFile = configEntry.map { checkpoint.path + "/" + $0.0 } ?? checkpoint.path
+        /// An integer of config.json: absent → nil; present but not an integer → an error naming the file and key.
+        func configInt(_ key: String) throws -> Int? {
+            guard let value = diffusersConfig?[key], value != .null else { return nil }
+            guard let v = value.intValue else {
+                throw ModelError.invalidConfig(origin: configFile, problems: ["\(key) = \(value.serialized().prefix(40)) is not an integer"])
+            }
+            return v
+        }
+        // How each field's value was obtained, so that a problem names the tensor, key or option the user can fix.
+        var names: [String: String] = [
+            "hidden_size": "\(patchName) dim 0", "in_channels": "\(patchName) dim 1", "patch_size": "\(patchName) dims 2, 3",
+            "mlp_hidden": "\(fc1Name) dim 0", "num_classes": "rows of \(tableName)",
+        ]
 
-        // Output channels.
-        let outChannels: Int
+        // Output channels: the head's rows are p²·Cout.
+        let headRows: Int, headName: String
         switch layout {
-        case .original: outChannels = try shape("final_layer.linear.weight")[0] / (p * p)
-        case .diffusers: outChannels = try shape("proj_out_2.weight")[0] / (p * p)
-        default: outChannels = try shape("noise_head.conv_transpose.weight")[1]
+        case .original: (headName, headRows) = ("final_layer.linear.weight", try dim("final_layer.linear.weight", 0, rank: 2))
+        case .diffusers: (headName, headRows) = ("proj_out_2.weight", try dim("proj_out_2.weight", 0, rank: 2))
+        default: (headName, headRows) = ("noise_head.conv_transpose.weight", try dim("noise_head.conv_transpose.weight", 1, rank: 4))
+        }
+        let outChannels = layout == .cerebras ? headRows : headRows / (p * p)
+        names["out_channels"] = layout == .cerebras ? "\(headName) dim 1" : "rows of \(headName) / p²"
+        if layout != .cerebras && headRows % (p * p) != 0 {
+            throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(headName) has \(headRows) rows, not a multiple of p² = \(p * p)"])
         }
         // Classes and the null row: diffusers says K; otherwise K+1 rows when K+1−1 is a round number.
         var classes: Int
@@ -232,11 +260,12 @@ public struct ModelView {
         if let k = options.numClasses {
             classes = k
             nullRow = rows == k + 1
+            names["num_classes"] = "--num-classes"
             guard rows == k || rows == k + 1 else { throw ModelError.config("--num-classes \(k) but the label table has \(rows) rows") }
-        } else if let k = diffusersConfig?["num_embeds_ada_norm"]?.intValue, rows == k || rows == k + 1 {
+        } else if let k = try configInt("num_embeds_ada_norm"), rows == k || rows == k + 1 {
             classes = k
             nullRow = rows == k + 1
-        } else if (rows - 1) % 10 == 0 {
+        } else if rows >= 1, (rows - 1) % 10 == 0 {
             classes = rows - 1
             nullRow = true
         } else {
@@ -245,21 +274,32 @@ public struct ModelView {
         }
         // Input size: stored position table, diffusers' sample_size, or --input-size.
         var inputSize: Int?
-        if let s = options.inputSize { inputSize = s }
-        else if layout == .original, let pos = tensors["pos_embed"] { inputSize = gridSide(pos.shape[1]).map { $0 * p } }
-        else if layout == .cerebras, let pos = tensors["patch_embedding_layer.position_embeddings"] { inputSize = gridSide(pos.shape[0]).map { $0 * p } }
-        else if let s = diffusersConfig?["sample_size"]?.intValue { inputSize = s }
+        if let s = options.inputSize {
+            inputSize = s
+            names["input_size"] = "--input-size"
+        } else if layout == .original, tensors["pos_embed"] != nil {
+            inputSize = gridSide(try dim("pos_embed", 1, rank: 3)).map { $0 * p }
+        } else if layout == .cerebras, tensors["patch_embedding_layer.position_embeddings"] != nil {
+            inputSize = gridSide(try dim("patch_embedding_layer.position_embeddings", 0, rank: 2)).map { $0 * p }
+        } else if let s = try configInt("sample_size") {
+            inputSize = s
+            names["input_size"] = "\(configFile): sample_size"
+        }
         guard let inputSize else {
             throw ModelError.config("the input size cannot be read from the weights (no stored position table): pass --input-size (32 for 256 px, 64 for 512 px)")
         }
         // Heads cannot be read from weights.
         var heads: Int
-        if let h = options.heads { heads = h }
-        else if let h = diffusersConfig?["num_attention_heads"]?.intValue { heads = h }
-        else if let h = Preset.heads(forHiddenSize: hidden) {
+        if let h = options.heads {
+            heads = h
+            names["num_heads"] = "--heads"
+        } else if let h = try configInt("num_attention_heads") {
+            heads = h
+            names["num_heads"] = "\(configFile): num_attention_heads"
+        } else if let h = Preset.heads(forHiddenSize: hidden) {
             heads = h
             notes.append("\(h) attention heads, from the preset with hidden size \(hidden) (heads cannot be read from weights; --heads to override)")
-        } else if hidden % 64 == 0 {
+        } else if hidden > 0, hidden % 64 == 0 {
             heads = hidden / 64
             notes.append("\(heads) attention heads assuming head dimension 64 (heads cannot be read from weights; --heads to override)")
         } else {
@@ -268,19 +308,29 @@ public struct ModelView {
         var config = DiTConfig(
             hiddenSize: hidden, depth: depth, numHeads: heads, patchSize: p, inChannels: channels, outChannels: outChannels,
             numClasses: classes, hasNullClass: nullRow, mlpHidden: mlp, inputSize: inputSize)
-        if let freq = tensors[layout == .original ? "t_embedder.mlp.0.weight" : layout == .diffusers
-            ? "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1.weight" : "timestep_embedding_layer.ffn.ffn.0.linear_layer.weight"] {
-            config.frequencyEmbeddingSize = freq.shape[1]
+        let freqName = layout == .original ? "t_embedder.mlp.0.weight" : layout == .diffusers
+            ? "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1.weight" : "timestep_embedding_layer.ffn.ffn.0.linear_layer.weight"
+        if tensors[freqName] != nil {
+            config.frequencyEmbeddingSize = try dim(freqName, 1, rank: 2)
+            names["frequency_embedding_size"] = "\(freqName) dim 1"
         }
         switch layout {
         case .original:
             config.posEmbed = tensors["pos_embed"] == nil ? .computed : .stored
         case .diffusers:
             config.timestepShift = 1
-            config.mlpNormEps = diffusersConfig?["norm_eps"]?.doubleValue ?? 1e-5
+            if let value = diffusersConfig?["norm_eps"], value != .null {
+                guard let eps = value.doubleValue else {
+                    throw ModelError.invalidConfig(origin: configFile, problems: ["norm_eps = \(value.serialized().prefix(40)) is not a number"])
+                }
+                config.mlpNormEps = eps
+                names["norm_eps.mlp"] = "\(configFile): norm_eps"
+            } else {
+                config.mlpNormEps = 1e-5
+                notes.append("config.json has no norm_eps (an older diffusers config): the MLP norm eps is diffusers' default 1e-5")
+            }
             config.posEmbed = .computed
             if diffusersConfig?["activation_fn"]?.stringValue == "gelu" { config.gelu = .erf }
-            if diffusersConfig?["norm_eps"] == nil { notes.append("config.json has no norm_eps (an older diffusers config): the MLP norm eps is diffusers' default 1e-5") }
         case .cerebras:
             config.gelu = .erf
             config.outputHead = .convTranspose
@@ -288,22 +338,59 @@ public struct ModelView {
             config.posEmbed = .stored
         case .unknown: break
         }
-        if let h = diffusersConfig?["attention_head_dim"]?.intValue, h * heads != hidden {
-            throw ModelError.config("config.json: \(heads) heads × \(h) ≠ hidden size \(hidden)")
+        try config.validate(origin: checkpoint.path, names: names)
+        // config.json's other sizes must agree with the weights.
+        var disagreements: [String] = []
+        if let h = try configInt("attention_head_dim") {
+            let (product, overflow) = h.multipliedReportingOverflow(by: heads)
+            if overflow || product != hidden {
+                disagreements.append("attention_head_dim = \(h) × \(heads) heads ≠ hidden size \(hidden) of \(patchName)")
+            }
         }
-        let problems = config.problems()
-        guard problems.isEmpty else { throw ModelError.config(problems.joined(separator: "; ")) }
+        let agreeing: [(String, Int, String)] = [
+            ("num_layers", depth, "transformer blocks present"), ("patch_size", p, "patch of \(patchName)"),
+            ("in_channels", channels, "channels of \(patchName)"),
+        ]
+        for (key, actual, what) in agreeing {
+            if let v = try configInt(key), v != actual { disagreements.append("\(key) = \(v) but the weights have \(actual) (\(what))") }
+        }
+        if let v = try configInt("out_channels"), v != outChannels {
+            disagreements.append("out_channels = \(v) but the weights have \(outChannels) (rows of \(headName) / p²)")
+        }
+        guard disagreements.isEmpty else { throw ModelError.invalidConfig(origin: configFile, problems: disagreements) }
         return config
     }
 
     static func gridSide(_ tokens: Int) -> Int? {
+        guard tokens >= 0 else { return nil }
         let side = Int(Double(tokens).squareRoot().rounded())
-        return side * side == tokens ? side : nil
+        let (square, overflow) = side.multipliedReportingOverflow(by: side)
+        return !overflow && square == tokens ? side : nil
     }
 
-    /// A canonical file: names are canonical, the config is in the metadata.
+    /// A canonical file: names are canonical, the config is in the metadata. The config is validated
+    /// (`DiTConfig(json:origin:)`), and its depth must equal the blocks the file holds before any per-block name
+    /// is expanded, so the work is bounded by the tensors present.
     static func openCanonical(_ checkpoint: Checkpoint, configText: String) throws -> ModelView {
-        let config = try DiTConfig(json: try JSONParser.parse(configText))
+        let origin = "\(checkpoint.path): metadata ditkit.config"
+        let json: JSONValue
+        do { json = try JSONParser.parse(configText) } catch {
+            throw ModelError.invalidConfig(origin: origin, problems: ["not valid JSON (\(error))"])
+        }
+        let config = try DiTConfig(json: json, origin: origin)
+        var blocks = Set<Int>()
+        for t in checkpoint.tensors where t.name.hasPrefix("blocks.") {
+            if let i = Int(t.name.dropFirst("blocks.".count).prefix { $0 != "." }) { blocks.insert(i) }
+        }
+        guard config.depth == blocks.count, blocks.allSatisfy({ $0 < config.depth }) else {
+            throw ModelError.invalidConfig(origin: origin, problems: [
+                "depth = \(config.depth) but the file holds \(blocks.count) blocks"
+                    + (blocks.isEmpty ? "" : " (indices \(blocks.min()!)…\(blocks.max()!))")])
+        }
+        if let patch = checkpoint.tensor(named: "patch_embed.weight"), patch.shape.count == 4, patch.shape[0] != config.hiddenSize {
+            throw ModelError.invalidConfig(origin: origin, problems: [
+                "hidden_size = \(config.hiddenSize) but patch_embed.weight has shape \(patch.shape) (D = \(patch.shape[0]))"])
+        }
         let byName = Dictionary(checkpoint.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var tensors: [(String, CanonicalSource, [Int], DType)] = []
         var problems: [String] = []

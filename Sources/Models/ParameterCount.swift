@@ -24,12 +24,15 @@ public struct ParameterCount: Sendable, Equatable {
     /// Multiply-adds per image, as the DiT paper counts them: per block the four attention projections and the
     /// MLP over T tokens, the adaLN modulation, QKᵀ and AV, and the modulation; plus the embedders, the final
     /// layer, the patch embedding and the output projection. Reproduces the paper's table (XL/2: 118.64).
+    /// Computed in float64 (exact below 2^53, every real model), saturating at `Int.max` for configs past that.
     public static func multiplyAdds(_ c: DiTConfig) -> Int {
-        let d = c.hiddenSize, t = c.tokens, n = c.depth, f = c.mlpHidden
+        let d = Double(c.hiddenSize), t = Double(c.tokens), n = Double(c.depth), f = Double(c.mlpHidden)
         let block = t * d * (4 * d + 2 * f) + 6 * d * d + 2 * t * t * d + 2 * t * d
-        let embed = c.frequencyEmbeddingSize * d + d * d
+        let embed = Double(c.frequencyEmbeddingSize) * d + d * d
         let final = 2 * d * d
-        let patchIO = c.inputSize * c.inputSize * (c.inChannels + c.outChannels) * d
-        return n * block + embed + final + patchIO + t * d
+        let side = Double(c.inputSize)
+        let patchIO = side * side * Double(c.inChannels + c.outChannels) * d
+        let total = n * block + embed + final + patchIO + t * d
+        return total < 0x1p63 ? Int(total) : Int.max
     }
 }

@@ -80,9 +80,21 @@ public struct DiTWeights: Sendable {
     /// Builds weights from canonical tensors (e.g. synthetic ones) by name; `sources` lets f32 tensors of a mapped
     /// checkpoint be read in place.
     public init(config: DiTConfig, tensors: [String: OutputTensor], sources: [String: CanonicalSource] = [:]) throws {
+        try config.validate(origin: "the weights' config")
+        let expected = Dictionary(
+            Schemes.canonicalTensors(config, includeOptional: Set(Schemes.canonical.map(\.template))).map { ($0.name, $0.spec.shape(config)) },
+            uniquingKeysWith: { a, _ in a })
+        // The forward reads each weight through a raw pointer: its element count must be the config's.
+        func checked(_ name: String, _ t: OutputTensor) throws -> OutputTensor {
+            let want = expected[name] ?? []
+            guard let have = try? checkedElementCount(t.shape), have == (try? checkedElementCount(want)) else {
+                throw ModelError.mapping(path: "weights", problems: ["shape: \(name) is \(t.shape), expected \(want) for this config"])
+            }
+            return t
+        }
         func load(_ name: String) throws -> WeightArray {
             guard let t = tensors[name] else { throw ModelError.config("the model has no \(name)") }
-            return try WeightArray(t, source: sources[name])
+            return try WeightArray(try checked(name, t), source: sources[name])
         }
         self.config = config
         patchW = try load("patch_embed.weight"); patchB = try load("patch_embed.bias")
@@ -92,7 +104,7 @@ public struct DiTWeights: Sendable {
             posEmbed = WeightArray(Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize))
         }
         tTable = config.timestepInput == .table
-            ? (try tensors["t_embed.table"].map { try WeightArray($0, source: sources["t_embed.table"]) }
+            ? (try tensors["t_embed.table"].map { try WeightArray(try checked("t_embed.table", $0), source: sources["t_embed.table"]) }
                 ?? WeightArray(Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod)))
             : nil
         tFc1W = try load("t_embed.fc1.weight"); tFc1B = try load("t_embed.fc1.bias")
@@ -125,11 +137,49 @@ public struct DiTInputs: Sendable {
         self.y = y
     }
 
+    /// Largest magnitude a latent value or a timestep may have (10^6): real latents are O(1) and timesteps below
+    /// 1000; past this LayerNorm's float32 variance overflows and the pass is all NaN.
+    public static let maxMagnitude: Float = 1e6
+    /// Rows of a timestep table (Cerebras' integer timesteps index 0…999).
+    public static let tableSteps = 1000
+
+    /// What makes these inputs unusable for `config`: element counts that do not match the batch, values that are
+    /// not finite or past `maxMagnitude`, a timestep outside the table (table timesteps), a class id that is not a
+    /// row of the label table (0…K, K the null class). Each line names the input, the index and the value.
+    public func problems(for config: DiTConfig) -> [String] {
+        var out: [String] = []
+        let n = batch
+        let sample = config.inChannels * config.inputSize * config.inputSize  // validated config: ≤ 2^60
+        if n < 1 { out.append("input.t is empty: the batch must hold at least one sample") }
+        if y.count != n { out.append("input.y has \(y.count) elements, input.t \(n): one class id per sample") }
+        let (needed, overflow) = sample.multipliedReportingOverflow(by: n)
+        if overflow || x.count != needed {
+            out.append("input.x has \(x.count) elements, expected N·C·S·S = \(n)·\(config.inChannels)·\(config.inputSize)·\(config.inputSize)")
+        }
+        if let i = x.firstIndex(where: { !$0.isFinite || abs($0) > DiTInputs.maxMagnitude }) {
+            out.append("input.x[\(i)] = \(x[i]) is not a finite number within ±\(DiTInputs.maxMagnitude)")
+        }
+        for (i, v) in t.enumerated() {
+            if !v.isFinite || abs(v) > DiTInputs.maxMagnitude {
+                out.append("input.t[\(i)] = \(v) is not a finite timestep within ±\(DiTInputs.maxMagnitude)")
+            } else if config.timestepInput == .table, v.rounded() < 0 || v.rounded() >= Float(DiTInputs.tableSteps) {
+                out.append("input.t[\(i)] = \(v) is outside the timestep table (0…\(DiTInputs.tableSteps - 1))")
+            }
+            if out.count > 12 { break }
+        }
+        for (i, v) in y.enumerated() where v < 0 || v >= config.labelRows {
+            out.append("input.y[\(i)] = \(v) is outside the label table (0…\(config.labelRows - 1)\(config.hasNullClass ? "; \(config.numClasses) is the null class" : ""))")
+            if out.count > 12 { break }
+        }
+        return out
+    }
+
     /// Deterministic inputs: x ~ N(0, 1) from `seed`; timesteps and classes cycle through the given lists
-    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2, so t = 0, 999 and the null class are covered).
+    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2 — each at most the table's last row — so t = 0,
+    /// 999 and the null class are covered).
     public static func make(config: DiTConfig, batch: Int, seed: UInt64, timesteps: [Float]? = nil, classes: [Int]? = nil) -> DiTInputs {
         let ts = timesteps ?? [0, 999, 500, 250]
-        let ys = classes ?? [0, config.numClasses, 1, 2]
+        let ys = classes ?? [0, config.numClasses, 1, 2].map { min($0, config.labelRows - 1) }  // within a small table
         let count = batch * config.inChannels * config.inputSize * config.inputSize
         var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
         func uniform() -> Double {
@@ -196,6 +246,8 @@ public struct DiTForward: Sendable {
     }
 
     /// Runs the model; returns the output (N, Cout, S, S). With a `trace`, records every layer of the trace format.
+    /// `inputs` must fit the config (`DiTInputs.problems(for:)` empty) and the pass its budget (`ForwardCost.check`):
+    /// callers validate where the inputs enter.
     public func run(_ inputs: DiTInputs, trace: Trace? = nil, workspace: Workspace = Workspace()) -> [Float] {
         let c = weights.config, s = semantics
         let n = inputs.batch, d = c.hiddenSize, p = c.patchSize, ch = c.inChannels, cout = c.outChannels
@@ -228,7 +280,8 @@ public struct DiTForward: Sendable {
         var sinusoid = [Float](repeating: 0, count: n * f)
         for b in 0..<n {
             if let table = weights.tTable, s.timestepInput == .table {
-                let row = max(0, min(999, Int(inputs.t[b].rounded())))
+                let step = inputs.t[b].rounded()  // NaN reads row 0 rather than trapping; `DiTInputs.problems` refuses it first
+                let row = step.isNaN ? 0 : Int(max(0, min(Float(DiTInputs.tableSteps - 1), step)))
                 for k in 0..<f { sinusoid[b * f + k] = table[row * f + k] }
             } else {
                 for k in 0..<half {

@@ -2,13 +2,13 @@ import Checkpoints
 
 /// A validator for the subset of JSON Schema (2020-12) that ditkit's schemas use: `type` (string or list),
 /// `properties`, `required`, `additionalProperties` (bool or schema), `items`, `enum`, `const`, `minimum`,
-/// `minItems`, `maxItems`, `$ref` to `#/$defs/…`, `anyOf`, `oneOf`. Unknown keywords fail loudly so a schema
+/// `maximum`, `exclusiveMinimum`, `minItems`, `maxItems`, `$ref` to `#/$defs/…`, `anyOf`, `oneOf`. Unknown keywords fail loudly so a schema
 /// cannot silently use something this validator ignores.
 public struct SchemaValidator: Sendable {
     public let schema: JSONValue
     static let known: Set<String> = [
         "$schema", "$id", "$defs", "$comment", "title", "description", "type", "properties", "required",
-        "additionalProperties", "items", "enum", "const", "minimum", "minItems", "maxItems", "$ref", "anyOf", "oneOf",
+        "additionalProperties", "items", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "minItems", "maxItems", "$ref", "anyOf", "oneOf",
         "examples", "default", "pattern",
     ]
 
@@ -64,6 +64,12 @@ public struct SchemaValidator: Sendable {
         if let constant = schema["const"], constant != value { problems.append("\(path): \(value) ≠ \(constant)") }
         if let minimum = schema["minimum"]?.doubleValue, let number = value.doubleValue, number < minimum {
             problems.append("\(path): \(number) < minimum \(minimum)")
+        }
+        if let maximum = schema["maximum"]?.doubleValue, let number = value.doubleValue, number > maximum {
+            problems.append("\(path): \(number) > maximum \(maximum)")
+        }
+        if let bound = schema["exclusiveMinimum"]?.doubleValue, let number = value.doubleValue, number <= bound {
+            problems.append("\(path): \(number) ≤ exclusive minimum \(bound)")
         }
         if let anyOf = schema["anyOf"]?.arrayValue {
             let passing = anyOf.filter { option in var p: [String] = []; check(value, against: option, at: path, problems: &p); return p.isEmpty }

@@ -35,6 +35,8 @@ public struct LayerComparison: Sendable {
     public let passed: Bool
     /// Why a layer could not be compared (missing on one side, shapes differ).
     public let problem: String?
+    /// Whether the values were compared (the shapes matched).
+    public let compared: Bool
 }
 
 /// The result of comparing two traces.
@@ -47,7 +49,12 @@ public struct VerificationReport: Sendable {
     public let likelyCauses: [String]
     public let labelA: String
     public let labelB: String
-    public var passed: Bool { firstDivergence == nil }
+    /// The layers beyond the inputs whose values were compared: what a verdict rests on.
+    public var comparedLayers: [String] { layers.filter { $0.compared && !$0.name.hasPrefix("input.") }.map(\.name) }
+    /// Nothing beyond the inputs was compared (a trace holding only inputs, two models with no layer of the same
+    /// shape): such a verification proves nothing and never passes.
+    public var isVacuous: Bool { comparedLayers.isEmpty }
+    public var passed: Bool { firstDivergence == nil && !isVacuous }
 
     /// Compares every layer present in both traces (inputs included: they must be identical).
     public static func compare(_ a: Trace, _ b: Trace, tolerance: Tolerance, configA: DiTConfig?, configB: DiTConfig?,
@@ -60,7 +67,7 @@ public struct VerificationReport: Sendable {
             }
             guard x.shape == y.shape, x.values.count == y.values.count else {
                 rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: .infinity, relativeL2: .infinity, passed: false,
-                                            problem: "shapes differ: \(x.shape) vs \(y.shape)"))
+                                            problem: "shapes differ: \(x.shape) vs \(y.shape)", compared: false))
                 continue
             }
             var maxAbs = 0.0, diff2 = 0.0, ref2 = 0.0
@@ -76,7 +83,7 @@ public struct VerificationReport: Sendable {
             let rel = ref2 > 0 ? (diff2 / ref2).squareRoot() : (diff2 > 0 ? .infinity : 0)
             let passed = !nonFinite && (rel <= tolerance.rtol || maxAbs <= tolerance.atol)
             rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: nonFinite ? .infinity : maxAbs, relativeL2: nonFinite ? .infinity : rel,
-                                        passed: passed, problem: nonFinite ? "non-finite values differ" : nil))
+                                        passed: passed, problem: nonFinite ? "non-finite values differ" : nil, compared: true))
         }
         let first = rows.first { !$0.passed }?.name
         var causes = first.map { likelyCauses(layer: $0, semanticsA ?? configA, semanticsB ?? configB, configA, configB) } ?? []

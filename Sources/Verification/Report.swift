@@ -38,7 +38,9 @@ extension VerificationReport {
         }
         lines.insert("a: \(labelA)\nb: \(labelB)\ntolerance: rel L2 ≤ \(Self.scientific(tolerance.rtol))"
                      + (tolerance.atol > 0 ? " or max |a−b| ≤ \(Self.scientific(tolerance.atol))" : "") + "\n", at: 0)
-        if let first = firstDivergence {
+        if isVacuous {
+            lines.append("\nFAIL: nothing beyond the inputs was compared (\(layers.map(\.name).joined(separator: ", ")))")
+        } else if let first = firstDivergence {
             lines.append("\nFAIL: first divergence at \(first)")
             for cause in likelyCauses { lines.append("likely cause: \(cause)") }
         } else {

@@ -148,6 +148,7 @@ struct Convert: ParsableCommand {
         options.heads = options.heads ?? source.config.numHeads
         options.inputSize = options.inputSize ?? source.config.inputSize
         let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: variant)), options)
+        try mapLossy { try ForwardCost(config: source.config, batch: 2, tracing: true).check() }
         let a = try mapLossy { try DiTWeights(source) }, b = try mapLossy { try DiTWeights(written) }
         let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
         let traceA = Trace(), traceB = Trace()

@@ -4,7 +4,7 @@ import Models
 import Reference
 import Verification
 
-/// Inputs of a forward pass, shared by trace and verify.
+/// Inputs of a forward pass, shared by trace and verify, and the budget the pass must stay within.
 struct InputOptionGroup: ParsableArguments {
     @Option(name: .long, help: "Seed of the random latents x ~ N(0, 1).")
     var seed: UInt64 = 0
@@ -18,10 +18,21 @@ struct InputOptionGroup: ParsableArguments {
     @Option(name: .long, help: "Class ids, comma-separated, cycled over the batch (default 0,K,1,2; K is the null class).")
     var classes: String?
 
+    @Option(name: .long, help: "Activation memory a forward pass may take, in GiB (default 4).")
+    var maxMemoryGib: Double = ForwardCost.defaultMemoryBudget / (1024 * 1024 * 1024)
+
+    @Option(name: .long, help: "Multiply-adds a forward pass may take (default 1e13).")
+    var maxMultiplyAdds: Double = ForwardCost.defaultWorkBudget
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        if let timesteps, parse(timesteps).map({ $0.contains { $0 == nil } }) ?? true { throw ValidationError("--timesteps: expected numbers like 0,999") }
-        if let classes, parse(classes).map({ $0.contains { $0 == nil } }) ?? true { throw ValidationError("--classes: expected integers like 0,1000") }
+        if let timesteps, parse(timesteps).map({ $0.contains { !($0?.isFinite ?? false) } }) ?? true {
+            throw ValidationError("--timesteps: expected finite numbers like 0,999")
+        }
+        if let classes, parse(classes).map({ $0.contains { v in v.map { $0.rounded() != $0 || abs($0) >= 0x1p31 } ?? true } }) ?? true {
+            throw ValidationError("--classes: expected integers like 0,1000")
+        }
+        guard maxMemoryGib > 0, maxMultiplyAdds > 0 else { throw ValidationError("--max-memory-gib and --max-multiply-adds must be positive") }
     }
 
     func parse(_ text: String) -> [Double?]? {
@@ -29,13 +40,21 @@ struct InputOptionGroup: ParsableArguments {
         return parts.isEmpty ? nil : parts
     }
 
-    func inputs(for config: DiTConfig) throws -> DiTInputs {
-        let ys = classes.map { parse($0)!.map { Int($0!) } }
-        if let ys, let bad = ys.first(where: { $0 < 0 || $0 >= config.labelRows }) {
-            throw CLIError.usage("class \(bad) is outside the label table (0…\(config.labelRows - 1); \(config.numClasses) is the null class)")
+    /// Refuses (ModelError.budget, exit 3) a pass of `config` on `batch` samples past the budget, before anything is allocated.
+    func checkBudget(_ config: DiTConfig, batch: Int, tracing: Bool) throws {
+        try mapLossy {
+            try ForwardCost(config: config, batch: batch, tracing: tracing)
+                .check(memoryBudget: maxMemoryGib * 1024 * 1024 * 1024, workBudget: maxMultiplyAdds)
         }
-        return DiTInputs.make(
-            config: config, batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } }, classes: ys)
+    }
+
+    func inputs(for config: DiTConfig) throws -> DiTInputs {
+        let inputs = DiTInputs.make(
+            config: config, batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } },
+            classes: classes.map { parse($0)!.map { Int($0!) } })
+        let problems = inputs.problems(for: config)
+        guard problems.isEmpty else { throw CLIError.usage("--timesteps/--classes: " + problems.joined(separator: "; ")) }
+        return inputs
     }
 }
 
@@ -59,9 +78,16 @@ enum SemanticsChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-func loadModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> (ModelView, DiTWeights) {
-    let view = try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
-    return (view, try mapLossy { try DiTWeights(view) })
+/// The model at `path`, its config validated; no weight is read yet.
+func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> ModelView {
+    try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
+}
+
+/// The float32 weights of `view`, once a traced forward pass of `batch` samples is known to fit the budget (checked
+/// before any weight, table or activation is allocated).
+func loadWeights(_ view: ModelView, budget inputs: InputOptionGroup, batch: Int) throws -> DiTWeights {
+    try inputs.checkBudget(view.config, batch: batch, tracing: true)
+    return try mapLossy { try DiTWeights(view) }
 }
 
 /// `ditkit trace PATH -o TRACE.safetensors`: run the reference forward and save its activations.
@@ -88,7 +114,8 @@ struct TraceCommand: ParsableCommand {
     @OptionGroup var model: ModelOptionGroup
 
     func run() throws {
-        let (view, weights) = try loadModel(path, open, model)
+        let view = try openModel(path, open, model)
+        let weights = try loadWeights(view, budget: inputs, batch: inputs.batch)
         let semanticsConfig = semantics.map { $0.apply(to: view.config, a: view.config, b: nil) } ?? view.config
         let trace = Trace()
         _ = DiTForward(weights: weights, semantics: semanticsConfig).run(try inputs.inputs(for: view.config), trace: trace)

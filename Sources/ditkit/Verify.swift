@@ -56,18 +56,22 @@ struct Verify: ParsableCommand {
             try out.commit()
         }
         print(json ? report.json.serialized(pretty: true) : report.text)
-        if !report.passed { throw CLIError(message: "verification failed at \(report.firstDivergence!)", code: 1) }
+        if report.isVacuous {
+            // Exit 3, not 1: no number was compared, so nothing disagreed; the input cannot support a verdict.
+            throw CLIError(message: (against.map { "\($0): the trace holds" } ?? "the two models share")
+                + " no comparable layer beyond the inputs (compared: \(report.layers.map(\.name).joined(separator: ", "))), "
+                + "so nothing was verified", code: 3)
+        }
+        if let first = report.firstDivergence { throw CLIError(message: "verification failed at \(first)", code: 1) }
     }
 
     static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
                         inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
-        let (viewA, weightsA) = try loadModel(a, open, model)
+        let viewA = try openModel(a, open, model)
         let dtypesA = viewA.tensors.map(\.dtype)
         if let against {
-            let (reference, metadata) = try TraceFile.read(against)
-            guard let traceInputs = TraceFile.inputs(of: reference) else {
-                throw CLIError(message: "\(against): the trace has no input.x, input.t and input.y to run on", code: 3)
-            }
+            let (reference, metadata, traceInputs) = try mapLossy { try TraceFile.load(against, for: viewA.config) }
+            let weightsA = try loadWeights(viewA, budget: inputs, batch: traceInputs.batch)
             let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
             let referenceConfig: DiTConfig? = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
                 $0.apply(to: viewA.config, a: viewA.config, b: nil)
@@ -81,7 +85,9 @@ struct Verify: ParsableCommand {
                 labelA: "\(a) (ditkit reference, \(semantics?.rawValue ?? viewA.layout.rawValue) semantics)",
                 labelB: "\(against) (trace\(referenceSemantics.map { ", \($0) semantics" } ?? ""))")
         }
-        let (viewB, weightsB) = try loadModel(b!, open, model)
+        let weightsA = try loadWeights(viewA, budget: inputs, batch: inputs.batch)
+        let viewB = try openModel(b!, open, model)
+        let weightsB = try loadWeights(viewB, budget: inputs, batch: inputs.batch)
         let semanticsA = semantics.map { $0.apply(to: viewA.config, a: viewA.config, b: viewB.config) } ?? viewA.config
         let semanticsB = semantics.map { $0.apply(to: viewB.config, a: viewA.config, b: viewB.config) } ?? viewB.config
         guard viewA.config.inChannels == viewB.config.inChannels, viewA.config.inputSize == viewB.config.inputSize else {
