@@ -219,6 +219,10 @@ public struct TensorInfo: Sendable {
         let rank = shape.count
         let elementSize = dtype.size
         guard !elements.isEmpty, let src = source.baseAddress, let dst = destination.baseAddress else { return }
+        if layout.isContiguous {  // a big-endian storage: one copy, swapped by the caller
+            dst.copyMemory(from: src + (layout.offset + elements.lowerBound) * elementSize, byteCount: elements.count * elementSize)
+            return
+        }
         var index = [Int](repeating: 0, count: rank)
         var position = layout.offset
         var remainder = elements.lowerBound

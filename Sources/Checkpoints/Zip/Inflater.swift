@@ -34,9 +34,9 @@ enum Inflater {
             var consumed = 0
             var produced = 0
             while true {
-                if z.avail_in == 0 && consumed < input.count {
+                if z.avail_in == 0, consumed < input.count, let base = input.baseAddress {
                     let take = min(input.count - consumed, 1 << 30)  // zlib counts in 32 bits
-                    z.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: Bytef.self) + consumed)
+                    z.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self) + consumed)
                     z.avail_in = UInt32(take)
                     consumed += take
                 }
