@@ -108,13 +108,18 @@ public final class Checkpoint: @unchecked Sendable {
     /// Logical bytes allowed beyond `expansionFactor` × the file size (64 MiB: a broadcast table in a tiny file).
     public static let expansionAllowance = 64 << 20
 
+    /// The most logical bytes a file of `fileSize` bytes may unfold to: 16 × `fileSize` + 64 MiB (saturating).
+    static func expansionLimit(fileSize: Int) -> Int {
+        Checked.saturatingAdd(Checked.saturatingMultiply(fileSize, expansionFactor), expansionAllowance)
+    }
+
     /// Refuses an expansion bomb: views (stride 0, overlapping) whose logical bytes add up to more than
     /// 16 × `fileSize` + 64 MiB. Without views a file's tensors add up to at most its storages, so real checkpoints
-    /// are far below; a 79 KB file whose stride-0 views claim 1.5 GiB would otherwise make `convert` write (and
+    /// are far below (deflated storages that inflate past the limit are refused the same way); a 79 KB file whose stride-0 views claim 1.5 GiB would otherwise make `convert` write (and
     /// `verify` allocate) that much. Checked arithmetic: logical sizes past 2^63 are refused too, so every total
     /// of an opened checkpoint fits in `Int`. Throws `.malformed` naming the tensor that crosses the limit.
     static func checkExpansion(_ tensors: [TensorInfo], fileSize: Int, path: String) throws {
-        let limit = Checked.saturatingAdd(Checked.saturatingMultiply(fileSize, expansionFactor), expansionAllowance)
+        let limit = expansionLimit(fileSize: fileSize)
         var total = 0
         for tensor in tensors {
             let bytes = Checked.multiply(tensor.layout.elementCount, tensor.dtype.size)
@@ -128,7 +133,8 @@ public final class Checkpoint: @unchecked Sendable {
                 reason: "view (\(tensor.layout)) of \(tensor.dtype.rawValue) makes \(logical) out of storage "
                     + "\(tensor.storage.key) (\(tensor.storage.byteCount) bytes); with the \(total) bytes of the tensors "
                     + "before it that is more than \(expansionFactor) × the file's \(fileSize) bytes + 64 MiB "
-                    + "(\(limit) bytes): an expansion bomb (views repeating their storage), refused")
+                    + "(\(limit) bytes): an expansion bomb (views repeating their storage, or entries inflating far past the "
+                    + "file), refused")
         }
     }
 

@@ -85,10 +85,19 @@ enum TorchArchive {
             advice: "ditkit reads state dicts; in Python: torch.save(torch.jit.load(path).state_dict(), 'weights.pt')")
     }
 
-    /// The bytes of `entry` (its sizes were validated by the directory: a stored entry's two sizes agree).
+    /// The bytes of `entry` (its sizes were validated by the directory: a stored entry's two sizes agree). A deflated
+    /// entry is read whole into memory, so it may not declare more than the file's expansion limit (16 × its size
+    /// + 64 MiB, as for tensors): a DEFLATE bomb of a pickle is refused before it is inflated.
     private static func entryBytes(_ entry: ZipEntry, file: MappedFile, path: String) throws -> [UInt8] {
         if entry.isStored {
             return [UInt8](UnsafeRawBufferPointer(rebasing: file.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)]))
+        }
+        let limit = Checkpoint.expansionLimit(fileSize: file.size)
+        guard entry.uncompressedSize <= limit else {
+            throw CheckpointError.malformed(
+                path: path, location: "entry \(entry.name)",
+                reason: "inflates to \(entry.uncompressedSize) bytes from a \(file.size)-byte file, more than "
+                    + "\(Checkpoint.expansionFactor) × its size + 64 MiB (\(limit) bytes)")
         }
         return try Inflater.bytes(entry, of: file)
     }

@@ -19,15 +19,16 @@ public struct ZipEntry: Sendable {
     public var hasDataDescriptor: Bool { flags & 0x8 != 0 }
 }
 
-/// The central directory of a zip file, parsed straight from mapped bytes (libzip 1.7 has no public way to
-/// get an entry's data offset, which zero-copy reads need). Handles ZIP64 and data descriptors.
+/// The central directory of a zip file, parsed straight from mapped bytes: ditkit's only zip reader (stored entries
+/// are mapped at the offset found here, deflated ones inflated from there by `Inflater`), so no second reader can
+/// pick a different entry. Handles ZIP64 and data descriptors.
 ///
 /// Validates before it trusts: every offset and size is checked (overflow-free) against the file size; a missing
 /// end-of-central-directory record (a truncated download) is reported as such; a name that appears twice, an
 /// encrypted entry, a method other than stored or deflate, a stored entry whose two sizes differ and a deflated
 /// entry that claims more than 1032× its compressed bytes are refused.
 public struct ZipDirectory: Sendable {
-    /// The most bytes one byte of DEFLATE data can inflate to (a 258-byte match coded in 2 bits).
+    /// The most bytes one byte of DEFLATE data can inflate to (a 258-byte match coded in at least 2 bits).
     public static let maxDeflateRatio = 1032
 
     public let entries: [ZipEntry]
@@ -169,8 +170,9 @@ public struct ZipDirectory: Sendable {
                             + "\(uncompressedSize) uncompressed")
                 }
             case 8:
-                // One DEFLATE bit can stand for at most a 258-byte match, so n compressed bytes inflate to at
-                // most 1032·n: a larger declared size is a lie, refused before anything is allocated.
+                // A DEFLATE match copies at most 258 bytes and costs at least 2 bits (length and distance codes),
+                // so n compressed bytes inflate to at most 1032·n: a larger declared size is a lie, refused before
+                // anything is allocated.
                 guard uncompressedSize <= Checked.saturatingMultiply(compressedSize, ZipDirectory.maxDeflateRatio) else {
                     throw fail(
                         "entry \(name)", "declares \(uncompressedSize) bytes uncompressed from \(compressedSize) "
