@@ -44,6 +44,20 @@ struct ContainerTests {
         #expect(result.seconds < 5)
     }
 
+    // MARK: empty tensors
+
+    @Test("a safetensors tensor of shape [0, 2^40, 2^40] opens, writes and reads back unchanged")
+    func hugeEmpty() throws {
+        let source = try Checkpoint.open(Self.hostile + "/st-empty-2e40.safetensors")
+        let tensor = try #require(source.tensor(named: "empty"))
+        #expect(tensor.shape == [0, 1 << 40, 1 << 40] && tensor.byteCount == 0 && tensor.isZeroCopy)
+        #expect(try tensor.contiguousBytes().isEmpty && (try tensor.float32()).isEmpty)
+        let dir = TemporaryDirectory()
+        try SafetensorsWriter.write([OutputTensor(name: "empty", tensor: tensor)], to: dir.file("out.safetensors"))
+        let back = try #require(try Checkpoint.open(dir.file("out.safetensors")).tensor(named: "empty"))
+        #expect(back.shape == tensor.shape && back.dtype == .f32)
+    }
+
     // MARK: streaming views
 
     /// A storage of `values` f32 in a temporary file, and a tensor viewing it with `layout`.
