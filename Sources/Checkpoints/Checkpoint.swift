@@ -87,15 +87,55 @@ public final class Checkpoint: @unchecked Sendable {
 
     public func config(_ name: String) -> JSONValue? { configs.first { $0.0 == name }?.1 }
 
-    /// Bytes of all tensors' elements (a shared storage counts once per tensor that views it).
-    public var tensorBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
-    public var elementCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    /// Bytes of all tensors' elements (a shared storage counts once per tensor that views it). Saturates at
+    /// `Int.max` rather than trapping; opened checkpoints stay far below (see `checkExpansion`).
+    public var tensorBytes: Int { tensors.reduce(0) { Checked.saturatingAdd($0, $1.byteCount) } }
+    /// Elements of all tensors, saturating at `Int.max` like `tensorBytes`.
+    public var elementCount: Int { tensors.reduce(0) { Checked.saturatingAdd($0, $1.elementCount) } }
     /// Distinct storages and their bytes (what the file actually holds).
     public var storageSummary: (count: Int, bytes: Int) {
         var seen = Set<ObjectIdentifier>()
         var bytes = 0
-        for t in tensors where seen.insert(ObjectIdentifier(t.storage)).inserted { bytes += t.storage.byteCount }
+        for t in tensors where seen.insert(ObjectIdentifier(t.storage)).inserted {
+            bytes = Checked.saturatingAdd(bytes, t.storage.byteCount)
+        }
         return (seen.count, bytes)
+    }
+
+    /// How many times its own size a file's tensors may add up to (plus `expansionAllowance`) before they are
+    /// refused as an expansion bomb.
+    public static let expansionFactor = 16
+    /// Logical bytes allowed beyond `expansionFactor` × the file size (64 MiB: a broadcast table in a tiny file).
+    public static let expansionAllowance = 64 << 20
+
+    /// The most logical bytes a file of `fileSize` bytes may unfold to: 16 × `fileSize` + 64 MiB (saturating).
+    static func expansionLimit(fileSize: Int) -> Int {
+        Checked.saturatingAdd(Checked.saturatingMultiply(fileSize, expansionFactor), expansionAllowance)
+    }
+
+    /// Refuses an expansion bomb: views (stride 0, overlapping) whose logical bytes add up to more than
+    /// 16 × `fileSize` + 64 MiB. Without views a file's tensors add up to at most its storages, so real checkpoints
+    /// are far below (deflated storages that inflate past the limit are refused the same way); a 79 KB file whose stride-0 views claim 1.5 GiB would otherwise make `convert` write (and
+    /// `verify` allocate) that much. Checked arithmetic: logical sizes past 2^63 are refused too, so every total
+    /// of an opened checkpoint fits in `Int`. Throws `.malformed` naming the tensor that crosses the limit.
+    static func checkExpansion(_ tensors: [TensorInfo], fileSize: Int, path: String) throws {
+        let limit = expansionLimit(fileSize: fileSize)
+        var total = 0
+        for tensor in tensors {
+            let bytes = Checked.multiply(tensor.layout.elementCount, tensor.dtype.size)
+            if let bytes, let sum = Checked.add(total, bytes), sum <= limit {
+                total = sum
+                continue
+            }
+            let logical = bytes.map { "\($0) logical bytes" } ?? "more than 2^63 logical bytes"
+            throw CheckpointError.malformed(
+                path: path, location: "tensor \(tensor.name)",
+                reason: "view (\(tensor.layout)) of \(tensor.dtype.rawValue) makes \(logical) out of storage "
+                    + "\(tensor.storage.key) (\(tensor.storage.byteCount) bytes); with the \(total) bytes of the tensors "
+                    + "before it that is more than \(expansionFactor) × the file's \(fileSize) bytes + 64 MiB "
+                    + "(\(limit) bytes): an expansion bomb (views repeating their storage, or entries inflating far past the "
+                    + "file), refused")
+        }
     }
 
     // MARK: opening
@@ -133,6 +173,7 @@ public final class Checkpoint: @unchecked Sendable {
             }
             var flattener = PickleFlattener(path: path)
             try flattener.walk(loaded.root, path: [])
+            try checkExpansion(flattener.tensors, fileSize: file.size, path: path)
             return Checkpoint(
                 path: path, format: format, tensors: flattener.tensors, values: flattener.values, files: [fileName],
                 notes: loaded.notes + flattener.notes)

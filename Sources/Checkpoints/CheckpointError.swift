@@ -87,11 +87,14 @@ public enum CheckpointError: DitkitError, Sendable {
         }
     }
 
-    /// Maps a mapping failure to an I/O error.
+    /// Maps a mapping failure to an I/O error, or to `.unsupported` (exit 3) for a path that is not a regular file.
     static func mapping(_ error: Error, path: String) -> CheckpointError {
         if let t = error as? TensorsError, case .mapFailed(_, let operation, let code) = t {
             if code == 2 { return .notFound(path: path) }
             return .io(path: path, operation: operation, detail: describeErrno(code))
+        }
+        if let t = error as? TensorsError, case .notRegularFile(_, let kind) = t {
+            return .unsupported(path: path, kind: kind, advice: "ditkit reads regular files only (not pipes, devices, sockets or folders)")
         }
         return .io(path: path, operation: "read", detail: "\(error)")
     }

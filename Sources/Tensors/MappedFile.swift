@@ -20,18 +20,31 @@ public final class MappedFile: @unchecked Sendable {
     /// Kept open for `read(at:count:)`.
     private let descriptor: Int32
 
+    /// Opens and maps `path`: the one gate every file ditkit reads goes through.
+    ///
+    /// Opens with `O_NONBLOCK` (opening a named pipe would otherwise wait forever for a writer), then refuses
+    /// anything `fstat` does not call a regular file — FIFO, device, socket, directory — before reading a byte.
+    /// Throws `TensorsError.notRegularFile` for those, `.mapFailed` naming the failing call otherwise.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TensorsError.mapFailed(path: path, operation: "open", errno: errno) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let code = errno
+            // A socket cannot be opened at all (ENXIO): name its kind rather than the errno.
+            var info = stat()
+            if stat(path, &info) == 0, let kind = MappedFile.kind(of: info.st_mode) {
+                throw TensorsError.notRegularFile(path: path, kind: kind)
+            }
+            throw TensorsError.mapFailed(path: path, operation: "open", errno: code)
+        }
         var keep = false
         defer { if !keep { close(fd) } }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             throw TensorsError.mapFailed(path: path, operation: "fstat", errno: errno)
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw TensorsError.mapFailed(path: path, operation: "open (not a regular file)", errno: EINVAL)
+        if let kind = MappedFile.kind(of: info.st_mode) {
+            throw TensorsError.notRegularFile(path: path, kind: kind)
         }
         size = Int(info.st_size)
         descriptor = fd
@@ -49,6 +62,20 @@ public final class MappedFile: @unchecked Sendable {
         // Checkpoints are read in scattered small pieces (headers, one tensor at a time): no read-ahead or
         // fault-around, which would make every 30-byte zip header cost a 64 KiB window of resident pages.
         _ = madvise(pointer, size, MADV_RANDOM)
+    }
+
+    /// What a file of mode `mode` is, in words, when it is not a regular file; nil for a regular file.
+    static func kind(of mode: mode_t) -> String? {
+        switch mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFIFO: return "a named pipe (FIFO)"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a file of unknown type (mode \(String(mode, radix: 8)))"
+        }
     }
 
     deinit {

@@ -8,7 +8,8 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
     public let offset: Int
     /// Number of elements (product of the shape; 1 for a scalar).
     public let elementCount: Int
-    /// Elements of storage the view reaches: `offset + Σ (shape[i]−1)·strides[i] + 1`, or `offset` when empty.
+    /// Elements of storage the view reaches: `offset + Σ (shape[i]−1)·strides[i] + 1`, or `offset` when empty
+    /// (an empty view reads nothing, so its offset is not checked against the storage).
     public let storageExtent: Int
 
     /// A contiguous (row-major) layout.
@@ -20,24 +21,21 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
         guard shape.count == strides.count else { throw TensorsError.rankMismatch(shape: shape, strides: strides) }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorsError.negativeDimension(shape: shape) }
         guard strides.allSatisfy({ $0 >= 0 }), offset >= 0 else { throw TensorsError.negativeStride(strides: strides) }
-        var count = 1
-        for dim in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
-            guard !overflow else { throw TensorsError.sizeOverflow(shape: shape, dtype: nil) }
-            count = product
-        }
+        // An empty tensor (any zero dimension) has no elements and reaches no storage, whatever its other
+        // dimensions and strides are: handled before any product, so `[0, 2^40, 2^40]` does not overflow.
+        guard let count = Checked.product(shape) else { throw TensorsError.sizeOverflow(shape: shape, dtype: nil) }
         var extent = offset
         if count > 0 {
             var last = 0
             for (dim, stride) in zip(shape, strides) {
-                let (span, o1) = (dim - 1).multipliedReportingOverflow(by: stride)
-                let (sum, o2) = last.addingReportingOverflow(span)
-                guard !o1, !o2 else { throw TensorsError.sizeOverflow(shape: shape, dtype: nil) }
+                guard let span = Checked.multiply(dim - 1, stride), let sum = Checked.add(last, span) else {
+                    throw TensorsError.sizeOverflow(shape: shape, dtype: nil)
+                }
                 last = sum
             }
-            let (end, o3) = offset.addingReportingOverflow(last)
-            let (end1, o4) = end.addingReportingOverflow(1)
-            guard !o3, !o4 else { throw TensorsError.sizeOverflow(shape: shape, dtype: nil) }
+            guard let end = Checked.add(offset, last), let end1 = Checked.add(end, 1) else {
+                throw TensorsError.sizeOverflow(shape: shape, dtype: nil)
+            }
             extent = end1
         }
         self.shape = shape
@@ -59,12 +57,13 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
         return strides
     }
 
-    /// Whether the view is row-major contiguous (dimensions of size 1 may have any stride).
+    /// Whether the view is row-major contiguous (dimensions of size 1 may have any stride; an empty view is).
     public var isContiguous: Bool {
+        if elementCount == 0 { return true }
         var expected = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) where shape[i] != 1 {
-            if shape[i] == 0 { return true }
             if strides[i] != expected { return false }
+            // Cannot overflow: the product of the dimensions seen so far divides `elementCount`.
             expected *= shape[i]
         }
         return true

@@ -15,6 +15,9 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
     case unsupportedConversion(DType)
     /// `open`, `fstat` or `mmap` failed.
     case mapFailed(path: String, operation: String, errno: Int32)
+    /// The path is not a regular file (`kind` says what it is: a named pipe, a device, a socket, a directory);
+    /// ditkit reads regular files only.
+    case notRegularFile(path: String, kind: String)
 
     public var description: String {
         switch self {
@@ -36,6 +39,8 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
             return "\(dtype.rawValue) cannot be converted to float32"
         case .mapFailed(let path, let operation, let errno):
             return "\(path): \(operation) failed: \(describeErrno(errno))"
+        case .notRegularFile(let path, let kind):
+            return "\(path): is \(kind), not a regular file; ditkit reads regular files only"
         }
     }
 }

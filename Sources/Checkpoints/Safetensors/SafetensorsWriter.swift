@@ -131,12 +131,16 @@ public struct SafetensorsWriter {
                     path: "(output)", location: "tensor \(entry.name)", reason: "\(entry.dtype.rawValue) has no safetensors dtype")
             }
             let bytes = try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+            guard let end = Checked.add(offset, bytes) else {
+                throw CheckpointError.malformed(
+                    path: "(output)", location: "tensor \(entry.name)", reason: "the tensors before it and its \(bytes) bytes pass 2^63 bytes")
+            }
             pairs.append(
                 (entry.name, .object([
                     ("dtype", .string(dtypeName)), ("shape", .array(entry.shape.map { .int($0) })),
-                    ("data_offsets", .array([.int(offset), .int(offset + bytes)])),
+                    ("data_offsets", .array([.int(offset), .int(end)])),
                 ])))
-            offset += bytes
+            offset = end
         }
         var json = Array(JSONValue.object(pairs).serialized().utf8)
         while json.count % 8 != 0 { json.append(0x20) }

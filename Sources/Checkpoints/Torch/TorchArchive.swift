@@ -65,7 +65,7 @@ enum TorchArchive {
                         + "declares storage \(key) with \(byteCount) bytes")
             }
             let backing: StorageBacking =
-                entry.isStored ? .mapped(file, offset: entry.dataOffset) : .compressedZipEntry(archivePath: path, entryName: name)
+                entry.isStored ? .mapped(file, offset: entry.dataOffset) : .compressedZipEntry(archive: file, entry: entry)
             return TensorStorage(key: name, byteCount: byteCount, bigEndian: bigEndian, backing: backing, file: path)
         }
         let pickleBytes = try entryBytes(pickleEntry, file: file, path: path)
@@ -85,16 +85,21 @@ enum TorchArchive {
             advice: "ditkit reads state dicts; in Python: torch.save(torch.jit.load(path).state_dict(), 'weights.pt')")
     }
 
+    /// The bytes of `entry` (its sizes were validated by the directory: a stored entry's two sizes agree). A deflated
+    /// entry is read whole into memory, so it may not declare more than the file's expansion limit (16 × its size
+    /// + 64 MiB, as for tensors): a DEFLATE bomb of a pickle is refused before it is inflated.
     private static func entryBytes(_ entry: ZipEntry, file: MappedFile, path: String) throws -> [UInt8] {
         if entry.isStored {
-            guard entry.compressedSize == entry.uncompressedSize else {
-                throw CheckpointError.malformed(
-                    path: path, location: "entry \(entry.name)",
-                    reason: "stored entry with \(entry.compressedSize) bytes declares \(entry.uncompressedSize) uncompressed")
-            }
             return [UInt8](UnsafeRawBufferPointer(rebasing: file.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)]))
         }
-        return try LibZip.readEntry(archivePath: path, entryName: entry.name, expectedSize: entry.uncompressedSize)
+        let limit = Checkpoint.expansionLimit(fileSize: file.size)
+        guard entry.uncompressedSize <= limit else {
+            throw CheckpointError.malformed(
+                path: path, location: "entry \(entry.name)",
+                reason: "inflates to \(entry.uncompressedSize) bytes from a \(file.size)-byte file, more than "
+                    + "\(Checkpoint.expansionFactor) × its size + 64 MiB (\(limit) bytes)")
+        }
+        return try Inflater.bytes(entry, of: file)
     }
 
     private static func entryText(_ entry: ZipEntry, file: MappedFile, path: String) throws -> String {
@@ -157,10 +162,14 @@ enum TorchArchive {
         var placeholders: [String: TensorStorage] = [:]
         var cursor = dataStart
         for key in keys {
+            guard placeholders[key] == nil else {
+                throw CheckpointError.malformed(
+                    path: path, location: "legacy storage keys", reason: "storage \(key) is listed twice")
+            }
             guard let (byteCount, elementSize) = sizes.byKey[key] else {
                 throw CheckpointError.malformed(path: path, location: "legacy storage \(key)", reason: "listed in the keys but never used")
             }
-            guard cursor + 8 <= bytes.count else {
+            guard Checked.fits(offset: cursor, count: 8, in: bytes.count) else {
                 throw CheckpointError.malformed(
                     path: path, location: "legacy storage \(key) at byte \(cursor)", reason: "the file ends before its size field (truncated)")
             }

@@ -121,7 +121,7 @@ enum PickleEncoder {
             }
         case .tensor(let tensor):
             let key = register(tensor)
-            let elements = try TensorLayout(contiguous: tensor.shape).elementCount
+            let layout = try TensorLayout(contiguous: tensor.shape)
             let typed = storageClass(tensor.dtype)
             global("torch._utils", typed == nil ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2", into: &out)
             out.append(0x28)  // MARK: the argument tuple
@@ -131,7 +131,7 @@ enum PickleEncoder {
             global("torch", typed ?? "UntypedStorage", into: &out)
             string(key, into: &out)
             string("cpu", into: &out)
-            int(typed == nil ? elements * tensor.dtype.size : elements, into: &out)
+            int(typed == nil ? try layout.byteCount(of: tensor.dtype) : layout.elementCount, into: &out)
             out += [0x74, 0x51]  // TUPLE BINPERSID
             int(0, into: &out)  // storage offset
             out.append(0x28)

@@ -19,12 +19,18 @@ public struct ZipEntry: Sendable {
     public var hasDataDescriptor: Bool { flags & 0x8 != 0 }
 }
 
-/// The central directory of a zip file, parsed straight from mapped bytes (libzip 1.7 has no public way to
-/// get an entry's data offset, which zero-copy reads need). Handles ZIP64 and data descriptors.
+/// The central directory of a zip file, parsed straight from mapped bytes: ditkit's only zip reader (stored entries
+/// are mapped at the offset found here, deflated ones inflated from there by `Inflater`), so no second reader can
+/// pick a different entry. Handles ZIP64 and data descriptors.
 ///
-/// Validates before it trusts: every offset and size is checked against the file size; a missing
-/// end-of-central-directory record (a truncated download) is reported as such.
+/// Validates before it trusts: every offset and size is checked (overflow-free) against the file size; a missing
+/// end-of-central-directory record (a truncated download) is reported as such; a name that appears twice, an
+/// encrypted entry, a method other than stored or deflate, a stored entry whose two sizes differ and a deflated
+/// entry that claims more than 1032× its compressed bytes are refused.
 public struct ZipDirectory: Sendable {
+    /// The most bytes one byte of DEFLATE data can inflate to (a 258-byte match coded in at least 2 bits).
+    public static let maxDeflateRatio = 1032
+
     public let entries: [ZipEntry]
     private let index: [String: Int]
 
@@ -70,28 +76,34 @@ public struct ZipDirectory: Sendable {
         var directorySize = u32(eocd + 12)
         var directoryOffset = u32(eocd + 16)
 
-        // ZIP64: locator 20 bytes before the EOCD record points at the ZIP64 end record.
+        // ZIP64: locator 20 bytes before the EOCD record points at the ZIP64 end record (56 bytes).
         if eocd >= 20, u32(eocd - 20) == 0x0706_4B50 {
             let recordOffset = u64(eocd - 20 + 8)
-            guard recordOffset <= UInt64(size - 56), u32(Int(recordOffset)) == 0x0606_4B50 else {
-                throw fail("zip64 end record", "the ZIP64 locator points at offset \(recordOffset), where no ZIP64 end record is")
+            guard let record = Checked.int(recordOffset), Checked.fits(offset: record, count: 56, in: eocd - 20),
+                u32(record) == 0x0606_4B50
+            else {
+                throw fail(
+                    "zip64 end record", "the ZIP64 locator at offset \(eocd - 20) points at offset \(recordOffset), where "
+                        + "no 56-byte ZIP64 end record is (the \(size)-byte file's directory ends at \(eocd - 20))")
             }
-            let record = Int(recordOffset)
             let count64 = u64(record + 32), size64 = u64(record + 40), offset64 = u64(record + 48)
-            guard count64 < UInt64(Int.max), size64 < UInt64(Int.max), offset64 < UInt64(Int.max) else {
-                throw fail("zip64 end record", "sizes out of range")
+            guard let count = Checked.int(count64), let length = Checked.int(size64), let start = Checked.int(offset64) else {
+                throw fail(
+                    "zip64 end record at offset \(record)", "entry count \(count64), directory size \(size64) or offset "
+                        + "\(offset64) is 2^63 or more")
             }
-            entryCount = Int(count64)
-            directorySize = Int(size64)
-            directoryOffset = Int(offset64)
+            entryCount = count
+            directorySize = length
+            directoryOffset = start
         }
-        guard directoryOffset <= size, directorySize <= size - directoryOffset else {
+        guard Checked.fits(offset: directoryOffset, count: directorySize, in: size) else {
             throw fail(
                 "central directory", "declared at offset \(directoryOffset) with \(directorySize) bytes, past the end of "
                     + "the \(size)-byte file: the archive is truncated")
         }
-        guard entryCount <= directorySize / 46 + 1 else {
-            throw fail("central directory", "declares \(entryCount) entries in \(directorySize) bytes")
+        guard entryCount <= directorySize / 46 else {
+            throw fail(
+                "central directory", "declares \(entryCount) entries in \(directorySize) bytes (each takes at least 46)")
         }
 
         var entries: [ZipEntry] = []
@@ -136,27 +148,56 @@ public struct ZipDirectory: Sendable {
                 }
                 field = body + length
             }
-            guard localOffset <= UInt64(size - 30), compressed <= UInt64(size), uncompressed < UInt64(Int.max) else {
+            guard let local = Checked.int(localOffset), Checked.fits(offset: local, count: 30, in: size),
+                let compressedSize = Checked.int(compressed), compressedSize <= size, let uncompressedSize = Checked.int(uncompressed)
+            else {
                 throw fail(
                     "entry \(name)", "local header offset \(localOffset) or size \(compressed) is past the end of the "
-                        + "\(size)-byte file: the archive is truncated")
+                        + "\(size)-byte file (or uncompressed size \(uncompressed) is 2^63 or more): the archive is truncated")
             }
-            let local = Int(localOffset)
+            if let first = index[name] {
+                throw fail(
+                    "entry \(name)", "appears twice in the central directory (local headers at offsets "
+                        + "\(entries[first].localHeaderOffset) and \(local)); zip readers disagree on which one counts, "
+                        + "so ditkit reads neither")
+            }
+            guard flags & 0x1 == 0 else { throw fail("entry \(name)", "is encrypted (general-purpose flag bit 0)") }
+            switch method {
+            case 0:
+                guard compressedSize == uncompressedSize else {
+                    throw fail(
+                        "entry \(name)", "stored (uncompressed) entry holds \(compressedSize) bytes but declares "
+                            + "\(uncompressedSize) uncompressed")
+                }
+            case 8:
+                // A DEFLATE match copies at most 258 bytes and costs at least 2 bits (length and distance codes),
+                // so n compressed bytes inflate to at most 1032·n: a larger declared size is a lie, refused before
+                // anything is allocated.
+                guard uncompressedSize <= Checked.saturatingMultiply(compressedSize, ZipDirectory.maxDeflateRatio) else {
+                    throw fail(
+                        "entry \(name)", "declares \(uncompressedSize) bytes uncompressed from \(compressedSize) "
+                            + "compressed; DEFLATE inflates at most \(ZipDirectory.maxDeflateRatio)× "
+                            + "(\(Checked.saturatingMultiply(compressedSize, ZipDirectory.maxDeflateRatio)) bytes)")
+                }
+            default:
+                throw fail(
+                    "entry \(name)", "compression method \(method); torch.save files use 0 (stored) or 8 (deflate)")
+            }
             let header = localHeader?(local) ?? [UInt8](UnsafeRawBufferPointer(rebasing: bytes[local..<(local + 30)]))
             guard header.count == 30, header[0] == 0x50, header[1] == 0x4B, header[2] == 0x03, header[3] == 0x04 else {
                 throw fail("entry \(name)", "no local file header at offset \(local)")
             }
             let dataOffset = local + 30 + (Int(header[26]) | Int(header[27]) << 8) + (Int(header[28]) | Int(header[29]) << 8)
-            guard dataOffset <= size, Int(compressed) <= size - dataOffset else {
+            guard Checked.fits(offset: dataOffset, count: compressedSize, in: size) else {
                 throw fail(
-                    "entry \(name)", "data at offset \(dataOffset) with \(compressed) bytes runs past the end of the "
+                    "entry \(name)", "data at offset \(dataOffset) with \(compressedSize) bytes runs past the end of the "
                         + "\(size)-byte file: the archive is truncated")
             }
             index[name] = entries.count
             entries.append(
                 ZipEntry(
-                    name: name, method: method, flags: flags, crc32: crc, compressedSize: Int(compressed),
-                    uncompressedSize: Int(uncompressed), localHeaderOffset: local, dataOffset: dataOffset))
+                    name: name, method: method, flags: flags, crc32: crc, compressedSize: compressedSize,
+                    uncompressedSize: uncompressedSize, localHeaderOffset: local, dataOffset: dataOffset))
             cursor = next
         }
         self.entries = entries
