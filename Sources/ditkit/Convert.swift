@@ -79,6 +79,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Refuse non-allowlisted pickle classes in the source.")
     var strict = false
 
+    @Option(name: .long, help: ArgumentHelp("Keep the source's pickle callable NAME as an opaque value (repeatable).", valueName: "NAME"))
+    var allow: [String] = []
+
     @Flag(name: .long, help: "Allow dropping the learned-sigma output channels (needed for --to cerebras; lossy).")
     var dropSigma = false
 
@@ -117,7 +120,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         let target = TargetLayout(rawValue: to)!
         if realPath(source) == realPath(output) { throw CLIError.usage("the output would overwrite the source \(source)") }
-        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict))
+        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict, allow: Set(allow)))
         let view = try modelView(checkpoint, model.modelOptions)
         let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
         var options = ExportOptions()

@@ -85,7 +85,7 @@ struct PickleTests {
         }
     }
 
-    @Test("non-allowlisted classes are opaque values by default and errors under strict")
+    @Test("data classes are opaque values by default and errors under strict")
     func opaque() throws {
         // argparse.Namespace() with BUILD {"lr": 0.5}
         let bytes: [UInt8] = [0x80, 2, 0x63] + Array("argparse\nNamespace\n".utf8) + [0x29, 0x81, 0x7D, 0x58, 2, 0, 0, 0] + Array("lr".utf8)
@@ -96,9 +96,9 @@ struct PickleTests {
         guard case .dict(let state)? = object.state, case .float(let lr)? = state["lr"] else { Issue.record("no state"); return }
         #expect(lr == 0.5)
         #expect {
-            try bytes.withUnsafeBytes { try Unpickler(strict: true).load($0) }
+            try bytes.withUnsafeBytes { try Unpickler(policy: PicklePolicy(strict: true)).load($0) }
         } throws: { error in
-            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable) = error else { return false }
+            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable, _, _, true) = error else { return false }
             return callable.description == "argparse.Namespace" && offset == 23
         }
     }
@@ -108,11 +108,11 @@ struct PickleTests {
         for (module, name) in [("os", "system"), ("posix", "system"), ("subprocess", "Popen"), ("builtins", "eval"), ("builtins", "exec"),
                                ("__builtin__", "getattr"), ("builtins", "__import__"), ("nt", "system"), ("torch.hub", "load"),
                                ("importlib", "import_module"), ("runpy", "run_path"), ("os.path", "join"), ("foo", "__reduce__")] {
-            #expect(Allowlist.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
+            #expect(PicklePolicy.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
         }
         for (module, name) in [("argparse", "Namespace"), ("builtins", "set"), ("collections", "OrderedDict"), ("numpy", "dtype"),
                                ("torch.nn.modules.linear", "Linear")] {
-            #expect(!Allowlist.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
+            #expect(!PicklePolicy.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
         }
     }
 }
