@@ -141,7 +141,7 @@ struct PickleFlattener {
         outputBytes += bytes
         guard outputBytes <= maxOutputBytes else {
             throw CheckpointError.malformed(
-                path: path, location: PickleFlattener.join(Array(parts.prefix(8))),
+                path: path, location: PickleValue.bounded(PickleFlattener.join(parts), 200),
                 reason: "the pickle's names and values need more than \(maxOutputBytes) bytes of text "
                     + "(16 per byte of the file plus 16 MiB); a checkpoint does not")
         }
