@@ -277,7 +277,9 @@ public indirect enum PickleValue: @unchecked Sendable {
         case .object(let o): return .object(ObjectIdentifier(o))
         case .storage(let s, _): return .object(ObjectIdentifier(s))
         case .tuple(let items), .frozenset(let items):
-            return items.isEmpty ? nil : items.withUnsafeBufferPointer { .buffer(UnsafeRawPointer($0.baseAddress!)) }
+            return items.withUnsafeBufferPointer { buffer in
+                buffer.isEmpty ? nil : buffer.baseAddress.map { .buffer(UnsafeRawPointer($0)) }
+            }
         default: return nil
         }
     }

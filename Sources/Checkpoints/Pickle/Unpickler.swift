@@ -113,7 +113,9 @@ public struct PickleBudgets: Sendable, Equatable {
 /// Work and memory are bounded by `PickleBudgets` of the pickle's size; every walk over the value graph is linear
 /// (shared values are visited once).
 public struct Unpickler {
+    /// What the pickle may call (see `PicklePolicy`).
     public var policy: PicklePolicy
+    /// The file format's persistent ids and rebuild functions (torch), if any.
     public var host: UnpicklerHost?
     /// Budgets to use instead of those derived from the pickle's size (tests).
     public var budgets: PickleBudgets?
