@@ -121,7 +121,8 @@ struct PickleTests {
 struct PickleNestingTests {
     static let depth = 300_000
 
-    @Test("300,000 nested lists, dicts and objects neither crash nor recurse on release", arguments: ["list", "dict", "object"])
+    @Test("300,000 nested lists, dicts and objects neither crash nor recurse on release",
+          arguments: ["list", "dict", "object", "list in tuple", "object argument"])
     func deepContainers(_ kind: String) throws {
         var bytes: [UInt8] = [0x80, 2]
         let open: [UInt8]
@@ -129,6 +130,10 @@ struct PickleNestingTests {
         switch kind {
         case "list": open = [0x5D, 0x28]; close = [0x65]  // EMPTY_LIST MARK … APPENDS
         case "dict": open = [0x7D, 0x28, 0x4B, 1]; close = [0x75]  // EMPTY_DICT MARK key … SETITEMS
+        case "list in tuple": open = [0x5D, 0x28]; close = [0x85, 0x65]  // EMPTY_LIST MARK … TUPLE1 APPENDS
+        case "object argument":  // argparse.Namespace(next) by NEWOBJ
+            open = [0x63] + Array("argparse\nNamespace\n".utf8) + [0x28]
+            close = [0x74, 0x81]
         default:  // argparse.Namespace() objects whose state holds the next one
             open = [0x63] + Array("argparse\nNamespace\n".utf8) + [0x29, 0x81, 0x7D, 0x28, 0x4B, 1]
             close = [0x75, 0x62]

@@ -57,12 +57,6 @@ public final class PickleDict: @unchecked Sendable {
         index[.string(key)].map { entries[$0].value }
     }
 
-    /// Empties the dict, returning its keys and values.
-    func takeAll() -> [PickleValue] {
-        defer { entries = []; index = [:] }
-        return entries.flatMap { [$0.key, $0.value] }
-    }
-
     public var count: Int { entries.count }
 }
 
@@ -72,10 +66,6 @@ public final class PickleSet: @unchecked Sendable {
     private var seen = Set<PickleKey>()
     public init() {}
     deinit { PickleTeardown.release(&items) }
-    func takeAll() -> [PickleValue] {
-        defer { items = []; seen = [] }
-        return items
-    }
 
     /// Adds `value` unless an equal one is there; returns the work of hashing it (bounded, see `PickleKey`).
     @discardableResult
@@ -91,7 +81,6 @@ public final class PickleSet: @unchecked Sendable {
 public final class PickleObject: @unchecked Sendable {
     public let type: PickleGlobal
     public private(set) var arguments: [PickleValue]
-    func clearArguments() { arguments = [] }
     public var state: PickleValue?
     public var listItems: [PickleValue] = []
     public var dictItems: [(PickleValue, PickleValue)] = []
@@ -103,6 +92,7 @@ public final class PickleObject: @unchecked Sendable {
 
     deinit {
         var children = arguments + listItems + dictItems.flatMap { [$0.0, $0.1] } + (state.map { [$0] } ?? [])
+        arguments = []
         state = nil
         listItems = []
         dictItems = []
@@ -112,44 +102,29 @@ public final class PickleObject: @unchecked Sendable {
 
 /// Releases pickle containers without recursion. A hostile pickle can nest lists or dicts millions deep;
 /// Swift would release such a chain recursively and overflow the stack. Each container's `deinit` hands its
-/// children to this loop instead, which empties every container it holds the last reference to before
-/// dropping it, so no release goes deeper than one level. (Tuples are values: the unpickler caps their nesting.)
-/// Each tuple or frozenset buffer is expanded once per release, so shared tuples cost their number, not their
-/// number of paths.
+/// children to this loop instead: the outermost release on a thread drops values one by one, and a container
+/// that dies meanwhile (its `deinit` runs nested inside the loop) only appends its children to the loop's list.
+/// So no release goes deeper than the tuple nesting the unpickler caps, and every value is dropped once, whatever
+/// its sharing.
 enum PickleTeardown {
-    static func release(_ work: inout [PickleValue]) {
-        var expanded = Set<PickleIdentity>()
-        while !work.isEmpty {
-            var value = work.removeLast()
-            var list: PickleList?
-            var dict: PickleDict?
-            var set: PickleSet?
-            var object: PickleObject?
-            switch value {
-            case .list(let l): list = l
-            case .dict(let d): dict = d
-            case .set(let s): set = s
-            case .object(let o): object = o
-            case .tuple(let items), .frozenset(let items):
-                if let id = value.identity, expanded.insert(id).inserted { work.append(contentsOf: items) }
-            default: break
-            }
-            value = .none
-            if list != nil, isKnownUniquelyReferenced(&list) {
-                work.append(contentsOf: list!.items)
-                list!.items = []
-            }
-            if dict != nil, isKnownUniquelyReferenced(&dict) { work.append(contentsOf: dict!.takeAll()) }
-            if set != nil, isKnownUniquelyReferenced(&set) { work.append(contentsOf: set!.takeAll()) }
-            if object != nil, isKnownUniquelyReferenced(&object) {
-                let o = object!
-                work.append(contentsOf: o.arguments + o.listItems + o.dictItems.flatMap { [$0.0, $0.1] })
-                if let state = o.state { work.append(state) }
-                o.state = nil
-                o.listItems = []
-                o.dictItems = []
-                o.clearArguments()
-            }
+    /// The values waiting to be dropped by the release running on this thread.
+    final class Pending: @unchecked Sendable {
+        var values: [PickleValue] = []
+    }
+
+    @TaskLocal static var running: Pending?
+
+    static func release(_ children: inout [PickleValue]) {
+        if let pending = running {
+            pending.values.append(contentsOf: children)
+            children = []
+            return
+        }
+        let pending = Pending()
+        swap(&pending.values, &children)
+        $running.withValue(pending) {
+            // Each value dies at the end of its iteration, outside any access to `pending.values`.
+            while let value = pending.values.popLast() { _ = value }
         }
     }
 }
