@@ -92,11 +92,15 @@ public struct PicklePolicy: Sendable {
     /// Whether calling `global` could execute code (then the pickle is HOSTILE, whatever the mode). Unpickling
     /// imports `module` and resolves a dotted `name` by getattr (`STACK_GLOBAL('torch', 'os.system')` is
     /// `os.system` when torch imported os), so the whole name and every suffix that starts inside `name` are
-    /// candidates; a dunder anywhere (`__globals__`, `__import__`, `__reduce__`) is never data.
+    /// candidates; a dunder anywhere (`__globals__`, `__import__`, `__reduce__`) is never data, except the module
+    /// `__main__` itself (classes of a training script, `__main__.Args`: unknown, so `--allow` can keep them).
     public static func isCodeExecution(_ global: PickleGlobal) -> Bool {
         let moduleParts = global.module.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let all = moduleParts + global.name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        if all.contains(where: { $0.count > 4 && $0.hasPrefix("__") && $0.hasSuffix("__") }) { return true }
+        let scriptModule = moduleParts == ["__main__"] || moduleParts == ["__mp_main__"]
+        if all.dropFirst(scriptModule ? 1 : 0).contains(where: { $0.count > 4 && $0.hasPrefix("__") && $0.hasSuffix("__") }) {
+            return true
+        }
         let name = all[all.count - 1]
         for start in [0] + Array(moduleParts.count..<(all.count - 1)) {
             let module = all[start..<(all.count - 1)]
