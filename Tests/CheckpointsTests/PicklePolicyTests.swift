@@ -101,7 +101,7 @@ struct PicklePolicyTests {
             message = error.description
             switch error {
             case .codeExecution: outcome = .hostile
-            case .notAllowlisted(_, _, _, _, let strict): outcome = strict ? .strict : .unknown
+            case .notAllowlisted(_, _, _, _, let strict, _): outcome = strict ? .strict : .unknown
             default: Issue.record("unexpected \(error)"); return
             }
         } catch {
@@ -112,6 +112,23 @@ struct PicklePolicyTests {
         if outcome == .unknown { #expect(message.contains("unknown callable") && message.contains("--allow") && message.contains("at byte")) }
         if outcome == .hostile || outcome == .unknown || outcome == .strict {
             #expect(message.contains("nothing was executed") && !message.contains("kept as"), "\(message)")
+        }
+    }
+
+    @Test("one refusal names every unknown callable, once, leaving out instances one --allow covers")
+    func allUnknown() {
+        // [mylib.a.Net(), mylib.a.Block() instance, mylib.a.Block(), timm.layers.Mlp(), mylib.a.load(), mylib.a.load()]
+        let body: [UInt8] = [0x5D, 0x28] + Ops.newobj(Ops.global("mylib.a", "Net")) + Ops.newobj(Ops.global("mylib.a", "Block"))
+            + Ops.newobj(Ops.global("mylib.a", "Block")) + Ops.newobj(Ops.global("timm.layers", "Mlp"))
+            + Ops.reduce(Ops.global("mylib.a", "load")) + Ops.reduce(Ops.global("mylib.a", "load")) + [0x65]
+        #expect {
+            try Ops.load(body)
+        } throws: { error in
+            let text = "\(error)"
+            let others = text.components(separatedBy: "also calls the unknown ").last ?? ""
+            return text.contains("unknown callable mylib.a.Net") && others.contains("timm.layers.Mlp (byte ")
+                && others.contains("mylib.a.load (byte ") && !others.contains("Block")
+                && others.components(separatedBy: "mylib.a.load").count == 2
         }
     }
 

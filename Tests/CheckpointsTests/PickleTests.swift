@@ -98,7 +98,7 @@ struct PickleTests {
         #expect {
             try bytes.withUnsafeBytes { try Unpickler(policy: PicklePolicy(strict: true)).load($0) }
         } throws: { error in
-            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable, _, _, true) = error else { return false }
+            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable, _, _, true, _) = error else { return false }
             return callable.description == "argparse.Namespace" && offset == 23
         }
     }

@@ -14,8 +14,9 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
     /// `how` says how it was reached (`by REDUCE`, `by BUILD (its __setstate__)`, `inside … by REDUCE`).
     case codeExecution(offset: Int, callable: PickleGlobal, arguments: String, how: String)
     /// A call of a callable outside the policy (`PicklePolicy`): unknown, or under `strict` outside torch's
-    /// weights-only set. Never executed.
-    case notAllowlisted(offset: Int, callable: PickleGlobal, arguments: String, how: String, strict: Bool)
+    /// weights-only set. Never executed. `alsoUnknown` names the other unknown callables the pickle calls, with
+    /// their offsets (those one `--allow` would not cover), so that a user learns them all at once.
+    case notAllowlisted(offset: Int, callable: PickleGlobal, arguments: String, how: String, strict: Bool, alsoUnknown: [String])
     case tooDeep(offset: Int, limit: Int)
     /// The pickle needs more of a machine budget (`PickleBudgets`) than its size allows.
     case overBudget(offset: Int, budget: String, limit: Int, inputBytes: Int)
@@ -25,7 +26,7 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .truncated(let o, _), .unknownOpcode(let o, _), .unsupportedOpcode(let o, _, _), .stackUnderflow(let o, _),
             .missingMark(let o, _), .badMemo(let o, _), .typeError(let o, _, _, _), .malformed(let o, _),
-            .codeExecution(let o, _, _, _), .notAllowlisted(let o, _, _, _, _), .tooDeep(let o, _), .overBudget(let o, _, _, _):
+            .codeExecution(let o, _, _, _), .notAllowlisted(let o, _, _, _, _, _), .tooDeep(let o, _), .overBudget(let o, _, _, _):
             return o
         case .noResult: return nil
         }
@@ -48,12 +49,13 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
         case .codeExecution(let o, let callable, let args, let how):
             return "the pickle calls \(callable)(\(args)) \(how) at byte \(o): that is code execution, not data; "
                 + "refused (nothing was executed)"
-        case .notAllowlisted(let o, let callable, let args, let how, true):
+        case .notAllowlisted(let o, let callable, let args, let how, true, _):
             return "the pickle calls \(callable)(\(args)) \(how) at byte \(o), which is not on torch's weights-only "
                 + "allowlist (--strict); refused (nothing was executed)"
-        case .notAllowlisted(let o, let callable, let args, let how, false):
+        case .notAllowlisted(let o, let callable, let args, let how, false, let others):
             return "the pickle calls \(callable)(\(args)) \(how) at byte \(o): unknown callable \(callable), refused "
                 + "(nothing was executed; pass --allow \(callable) to keep it as an opaque value)"
+                + (others.isEmpty ? "" : "; it also calls the unknown \(others.joined(separator: ", ")), each needing its --allow")
         case .tooDeep(let o, let limit): return "pickle nests deeper than \(limit) levels at byte \(o)"
         case .overBudget(let o, let budget, let limit, let bytes):
             return "pickle exceeds its \(budget) budget at byte \(o): the limit is \(limit) for a \(bytes)-byte pickle "
@@ -149,6 +151,11 @@ public struct Unpickler {
         var nestingCache: [PickleIdentity: (nesting: Int, items: [PickleValue])] = [:]
         /// Callables whose call is being interpreted (a rebuild function calling its argument), for messages.
         var callers: [PickleGlobal] = []
+        /// The first unknown callable (refused at STOP), the others' names and offsets, what was seen.
+        var firstUnknown: PickleError?
+        var otherUnknown: [String] = []
+        var unknownNames = Set<String>()
+        var unknownModules = Set<String>()
 
         init(data: UnsafeRawBufferPointer, position: Int, config: Unpickler) {
             self.data = data
@@ -300,6 +307,10 @@ public struct Unpickler {
                 case 0x95: _ = try uint(8)  // FRAME: framing is transparent
                 case 0x2E:  // STOP
                     let value = try pop()
+                    if case .notAllowlisted(let o, let callable, let args, let how, _, _)? = firstUnknown {
+                        throw PickleError.notAllowlisted(
+                            offset: o, callable: callable, arguments: args, how: how, strict: false, alsoUnknown: otherUnknown)
+                    }
                     return (value, position)
                 case 0x28:  // MARK
                     guard marks.count < budgets.marks else { throw overBudget("open marks", budgets.marks) }
@@ -540,7 +551,10 @@ public struct Unpickler {
             let how = callers.isEmpty ? "by \(opcodeName)" : "inside \(callers.map(\.description).joined(separator: " inside ")) (\(opcodeName))"
             if PicklePolicy.isCodeExecution(global) { try refuse(global, arguments, how: how) }
             if let result = try builtin(global, arguments) { return result }
-            guard config.policy.keepsOpaque(global, kind) else { try refuse(global, arguments, how: how) }
+            if !config.policy.keepsOpaque(global, kind) {
+                if config.policy.strict { try refuse(global, arguments, how: how) }
+                noteUnknown(global, arguments, how: how, kind)
+            }
             return .object(PickleObject(type: global, arguments: arguments))
         }
 
@@ -551,7 +565,23 @@ public struct Unpickler {
                 throw PickleError.codeExecution(offset: opcodeOffset, callable: global, arguments: shown, how: how)
             }
             throw PickleError.notAllowlisted(
-                offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: config.policy.strict)
+                offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: config.policy.strict, alsoUnknown: [])
+        }
+
+        /// Records an unknown callable, refused when the pickle ends (so that the refusal names them all); the
+        /// machine goes on with an opaque stand-in, which nothing executes. Instances of a class whose module already
+        /// has a named class are covered by that name's `--allow` and not listed again.
+        mutating func noteUnknown(_ global: PickleGlobal, _ arguments: [PickleValue], how: String, _ kind: PicklePolicy.CallKind) {
+            if kind == .instance && unknownModules.contains(global.module) { return }
+            guard unknownNames.insert(global.description).inserted else { return }
+            if kind == .instance { unknownModules.insert(global.module) }
+            guard firstUnknown != nil else {
+                let shown = arguments.map { $0.repr(limit: 120) }.joined(separator: ", ")
+                firstUnknown = .notAllowlisted(
+                    offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: false, alsoUnknown: [])
+                return
+            }
+            if otherUnknown.count < 8 { otherUnknown.append("\(global) (byte \(opcodeOffset))") }
         }
 
         /// Items a host's result holds at its top level (a tuple copied by `torch.Size`, a tensor's shape).
