@@ -76,8 +76,9 @@ public final class PickleSet: @unchecked Sendable {
     }
 }
 
-/// An instance of a class that is not on the allowlist, kept as data: its class name, the arguments it was
-/// created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever executed.
+/// An instance of a data class or of a class the user allowed (see `PicklePolicy`), kept as data: its class name,
+/// the arguments it was created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever
+/// executed.
 public final class PickleObject: @unchecked Sendable {
     public let type: PickleGlobal
     public private(set) var arguments: [PickleValue]

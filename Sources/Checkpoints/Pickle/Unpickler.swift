@@ -594,7 +594,7 @@ public struct Unpickler {
             }
         }
 
-        /// The generic (non-torch) allowlist.
+        /// The generic (non-torch) data builtins: the values they build, or nil for any other callable.
         mutating func builtin(_ global: PickleGlobal, _ args: [PickleValue]) throws -> PickleValue? {
             switch (global.module, global.name) {
             case ("collections", "OrderedDict"), ("builtins", "dict"):
