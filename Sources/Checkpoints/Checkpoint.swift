@@ -41,13 +41,20 @@ public struct CheckpointValue: Sendable {
 public struct OpenOptions: Sendable {
     /// diffusers weight variant (`fp16` → `diffusion_pytorch_model.fp16.safetensors`).
     public var variant: String?
-    /// Refuse any pickle callable outside torch's weights-only allowlist instead of keeping it opaque.
+    /// Refuse any pickle callable outside torch's weights-only allowlist (no data classes, no `allow`).
     public var strict: Bool
+    /// Pickle callables (`module.name`) to keep as opaque values although they are not on ditkit's list of data
+    /// classes (`--allow`); never a code-execution primitive. See `PicklePolicy`.
+    public var allow: Set<String>
 
-    public init(variant: String? = nil, strict: Bool = false) {
+    public init(variant: String? = nil, strict: Bool = false, allow: Set<String> = []) {
         self.variant = variant
         self.strict = strict
+        self.allow = allow
     }
+
+    /// The call policy of the pickles this checkpoint holds.
+    var picklePolicy: PicklePolicy { PicklePolicy(strict: strict, allowed: allow) }
 }
 
 /// A checkpoint of any supported format, opened without reading tensor data: ordered tensors (each readable
@@ -167,172 +174,16 @@ public final class Checkpoint: @unchecked Sendable {
             let loaded: TorchArchive.Loaded
             let format: CheckpointFormat
             switch kind {
-            case .torchZip: loaded = try TorchArchive.loadZip(file: file, strict: options.strict); format = .torchZip
-            case .torchLegacy: loaded = try TorchArchive.loadLegacy(file: file, strict: options.strict); format = .torchLegacy
-            default: loaded = try TorchArchive.loadPlainPickle(file: file, strict: options.strict); format = .pickle
+            case .torchZip: loaded = try TorchArchive.loadZip(file: file, policy: options.picklePolicy); format = .torchZip
+            case .torchLegacy: loaded = try TorchArchive.loadLegacy(file: file, policy: options.picklePolicy); format = .torchLegacy
+            default: loaded = try TorchArchive.loadPlainPickle(file: file, policy: options.picklePolicy); format = .pickle
             }
-            var flattener = PickleFlattener(path: path)
+            var flattener = PickleFlattener(path: path, inputBytes: file.bytes.count)
             try flattener.walk(loaded.root, path: [])
             try checkExpansion(flattener.tensors, fileSize: file.size, path: path)
             return Checkpoint(
                 path: path, format: format, tensors: flattener.tensors, values: flattener.values, files: [fileName],
                 notes: loaded.notes + flattener.notes)
-        }
-    }
-}
-
-/// Turns an unpickled object tree into named tensors and named values.
-struct PickleFlattener {
-    let path: String
-    var tensors: [TensorInfo] = []
-    var values: [CheckpointValue] = []
-    var notes: [String] = []
-    private var active = Set<ObjectIdentifier>()
-    static let maxDepth = 64
-
-    init(path: String) { self.path = path }
-
-    static func join(_ parts: [String]) -> String { parts.isEmpty ? "(root)" : parts.joined(separator: ".") }
-
-    mutating func walk(_ value: PickleValue, path parts: [String]) throws {
-        guard parts.count <= PickleFlattener.maxDepth else {
-            throw CheckpointError.malformed(
-                path: path, location: PickleFlattener.join(Array(parts.prefix(8))) + "…",
-                reason: "objects nest deeper than \(PickleFlattener.maxDepth) levels")
-        }
-        switch value {
-        case .tensor(let t):
-            tensors.append(try tensorInfo(t, name: parts.isEmpty ? "tensor" : PickleFlattener.join(parts)))
-        case .dict(let d):
-            try guarded(ObjectIdentifier(d), parts) {
-                for entry in d.entries { try $0.walk(entry.value, path: parts + [PickleFlattener.keyText(entry.key)]) }
-            }
-        case .list(let l):
-            try guarded(ObjectIdentifier(l), parts) {
-                for (i, item) in l.items.enumerated() { try $0.walk(item, path: parts + [String(i)]) }
-            }
-        case .tuple(let items):
-            for (i, item) in items.enumerated() { try walk(item, path: parts + [String(i)]) }
-        case .object(let object) where PickleFlattener.moduleState(object) != nil:
-            // A pickled torch.nn.Module (torch.save(model)): show its parameters and buffers under
-            // state-dict names, as model.state_dict() would.
-            let state = PickleFlattener.moduleState(object)!
-            record(parts, kind: object.type.description, text: "<\(object.type)>", json: .string(object.type.description), opaque: true)
-            if parts.isEmpty { notes.append("a whole pickled nn.Module (torch.save(model)); tensors are named as in its state_dict()") }
-            try guarded(ObjectIdentifier(object), parts) { me in
-                for key in ["_parameters", "_buffers"] {
-                    guard case .dict(let tensors)? = state[key] else { continue }
-                    for entry in tensors.entries {
-                        if case .none = entry.value { continue }
-                        try me.walk(entry.value, path: parts + [PickleFlattener.keyText(entry.key)])
-                    }
-                }
-                if case .dict(let modules)? = state["_modules"] {
-                    for entry in modules.entries {
-                        if case .none = entry.value { continue }
-                        try me.walk(entry.value, path: parts + [PickleFlattener.keyText(entry.key)])
-                    }
-                }
-            }
-        case .object(let object):
-            record(parts, kind: object.type.description, text: "<\(object.type)>", json: .string(object.type.description), opaque: true)
-            try guarded(ObjectIdentifier(object), parts) { me in
-                if let state = object.state { try me.walkState(state, path: parts) }
-                for (i, item) in object.listItems.enumerated() { try me.walk(item, path: parts + [String(i)]) }
-                for (key, item) in object.dictItems { try me.walk(item, path: parts + [PickleFlattener.keyText(key)]) }
-                if object.state == nil && object.listItems.isEmpty && object.dictItems.isEmpty && !object.arguments.isEmpty {
-                    for (i, item) in object.arguments.enumerated() where item.containsTensor {
-                        try me.walk(item, path: parts + ["args", String(i)])
-                    }
-                }
-            }
-        case .none: record(parts, kind: "None", text: "None", json: .null)
-        case .bool(let b): record(parts, kind: "bool", text: b ? "True" : "False", json: .bool(b))
-        case .int(let i): record(parts, kind: "int", text: String(i), json: .int(i))
-        case .bigInt(let s): record(parts, kind: "int", text: s, json: .string(s))
-        case .float(let d): record(parts, kind: "float", text: pythonFloatRepr(d), json: d.isFinite ? .double(d) : .string(pythonFloatRepr(d)))
-        case .string(let s): record(parts, kind: "str", text: value.repr(limit: 200), json: .string(s))
-        default:
-            let text = value.repr(limit: 200)
-            record(parts, kind: value.kindName, text: text, json: .string(text))
-        }
-    }
-
-    /// The attribute dict of an opaque object that looks like a torch.nn.Module (has `_parameters` and `_modules`).
-    static func moduleState(_ object: PickleObject) -> PickleDict? {
-        guard case .dict(let state)? = object.state, state["_parameters"] != nil, state["_modules"] != nil else { return nil }
-        return state
-    }
-
-    /// BUILD state: a dict of attributes, or `(dict, slotstate)`.
-    private mutating func walkState(_ state: PickleValue, path parts: [String]) throws {
-        if case .tuple(let items) = state, items.count == 2 {
-            for item in items {
-                if case .none = item { continue }
-                try walk(item, path: parts)
-            }
-        } else {
-            try walk(state, path: parts)
-        }
-    }
-
-    private mutating func guarded(_ id: ObjectIdentifier, _ parts: [String], _ body: (inout PickleFlattener) throws -> Void) throws {
-        guard active.insert(id).inserted else {
-            record(parts, kind: "cycle", text: "<reference to an enclosing container>", json: .string("<cycle>"))
-            return
-        }
-        defer { active.remove(id) }
-        try body(&self)
-    }
-
-    private mutating func record(_ parts: [String], kind: String, text: String, json: JSONValue, opaque: Bool = false) {
-        values.append(CheckpointValue(path: PickleFlattener.join(parts), kind: kind, text: text, json: json, isOpaqueObject: opaque))
-    }
-
-    static func keyText(_ key: PickleValue) -> String {
-        switch key {
-        case .string(let s): return s
-        case .int(let i): return String(i)
-        case .bigInt(let s): return s
-        case .bool(let b): return b ? "True" : "False"
-        case .none: return "None"
-        default: return key.repr(limit: 60)
-        }
-    }
-
-    private func tensorInfo(_ t: PickledTensor, name: String) throws -> TensorInfo {
-        let layout: TensorLayout
-        do {
-            layout = try TensorLayout(shape: t.shape, strides: t.strides, offset: t.offset)
-        } catch {
-            throw CheckpointError.malformed(path: path, location: "tensor \(name)", reason: "\(error)")
-        }
-        let storageElements = t.storage.byteCount / t.dtype.size
-        if layout.elementCount > 0 && layout.storageExtent > storageElements {
-            throw CheckpointError.malformed(
-                path: path, location: "tensor \(name)",
-                reason: "view (shape \(t.shape), strides \(t.strides), offset \(t.offset)) reaches element "
-                    + "\(layout.storageExtent) but storage \(t.storage.key) holds only \(storageElements) elements of "
-                    + "\(t.dtype.rawValue) (\(t.storage.byteCount) bytes)")
-        }
-        return TensorInfo(
-            name: name, dtype: t.dtype, layout: layout, storage: t.storage, requiresGrad: t.requiresGrad,
-            isParameter: t.isParameter)
-    }
-}
-
-extension PickleValue {
-    /// Whether a tensor is reachable inside (bounded depth; used for opaque constructor arguments).
-    var containsTensor: Bool { containsTensor(depth: 0) }
-
-    private func containsTensor(depth: Int) -> Bool {
-        guard depth < 16 else { return false }
-        switch self {
-        case .tensor: return true
-        case .tuple(let items), .frozenset(let items): return items.contains { $0.containsTensor(depth: depth + 1) }
-        case .list(let l): return l.items.contains { $0.containsTensor(depth: depth + 1) }
-        case .dict(let d): return d.entries.contains { $0.value.containsTensor(depth: depth + 1) }
-        default: return false
         }
     }
 }

@@ -82,6 +82,9 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Refuse non-allowlisted pickle classes in the source.")
     var strict = false
 
+    @Option(name: .long, help: ArgumentHelp("Keep the source's pickle callable NAME as an opaque value (repeatable).", valueName: "NAME"))
+    var allow: [String] = []
+
     @Flag(name: .long, help: "Allow dropping the learned-sigma output channels (needed for --to cerebras; lossy).")
     var dropSigma = false
 
@@ -125,7 +128,7 @@ struct Convert: ParsableCommand {
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
-        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict))
+        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict, allow: Set(allow)))
         let view = try modelView(checkpoint, model.modelOptions)
         let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
         var options = ExportOptions()

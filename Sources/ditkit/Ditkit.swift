@@ -132,8 +132,11 @@ struct OpenOptionGroup: ParsableArguments {
     @Option(name: .long, help: "diffusers weight variant to read (e.g. fp16 for diffusion_pytorch_model.fp16.safetensors).")
     var variant: String?
 
-    @Flag(name: .long, help: "Refuse any pickle class or function outside torch's weights-only allowlist instead of keeping it as an opaque value.")
+    @Flag(name: .long, help: "Refuse any pickle class or function outside torch's weights-only allowlist, known data classes (argparse.Namespace, numpy values, torch.nn modules) included.")
     var strict = false
 
-    var openOptions: OpenOptions { OpenOptions(variant: variant, strict: strict) }
+    @Option(name: .long, help: ArgumentHelp("Keep pickle callable NAME (module.name, e.g. mylib.Config) as an opaque value instead of refusing it; nothing is ever executed, and a code-execution primitive stays refused (repeatable).", valueName: "NAME"))
+    var allow: [String] = []
+
+    var openOptions: OpenOptions { OpenOptions(variant: variant, strict: strict, allow: Set(allow)) }
 }

@@ -34,6 +34,7 @@ struct InspectCLITests {
     func json(_ fixture: FixtureCase) throws {
         var arguments = ["inspect", "--json", "fixtures/" + fixture.path]
         if let variant = fixture.entry["variant"]?.stringValue { arguments += ["--variant", variant] }
+        arguments += fixture.allow.flatMap { ["--allow", $0] }
         let result = try DitkitBinary.run(arguments)
         #expect(result.status == 0, "\(result.stderr)")
         let value = try JSONParser.parse(result.stdout)

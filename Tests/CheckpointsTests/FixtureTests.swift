@@ -11,7 +11,7 @@ struct FixtureTests {
 
     @Test("format, tensor names, dtypes, shapes, strides and bytes match the manifest", arguments: readable)
     func tensorsMatch(_ fixture: FixtureCase) throws {
-        let options = OpenOptions(variant: fixture.entry["variant"]?.stringValue)
+        let options = OpenOptions(variant: fixture.entry["variant"]?.stringValue, allow: Set(fixture.allow))
         let checkpoint = try Checkpoint.open(fixture.absolutePath, options: options)
         let kind = fixture.entry["kind"]!.stringValue!
         #expect(checkpoint.format.rawValue == kind)

@@ -72,18 +72,46 @@ struct HostileTests {
         #expect(!FileManager.default.fileExists(atPath: c.marker!))
     }
 
-    @Test("a whole pickled nn.Module opens with state-dict names by default and is refused under --strict")
+    @Test("a whole pickled nn.Module is refused by default with advice, opens with --allow, is refused under --strict")
     func wholeModule() throws {
         let path = Fixtures.path("checkpoints/original/whole-module.pt")
-        let checkpoint = try Checkpoint.open(path)
+        #expect {
+            try Checkpoint.open(path)
+        } throws: { error in
+            guard let error = error as? CheckpointError, case .notAllowed = error else { return false }
+            let text = error.description
+            return error.exitCode == 3 && text.contains("unknown callable dit_original.DiT")
+                && text.contains("--allow dit_original.DiT") && text.contains("byte") && !text.contains("kept as")
+        }
+        let checkpoint = try Checkpoint.open(path, options: OpenOptions(allow: ["dit_original.DiT"]))
         #expect(checkpoint.tensor(named: "blocks.1.mlp.fc2.weight")?.shape == [32, 128])
         #expect(checkpoint.tensor(named: "pos_embed")?.shape == [1, 16, 32])
         #expect(checkpoint.values.first { $0.path == "(root)" }?.kind == "dit_original.DiT")
         #expect {
-            try Checkpoint.open(path, options: OpenOptions(strict: true))
+            try Checkpoint.open(path, options: OpenOptions(strict: true, allow: ["dit_original.DiT"]))
         } throws: { error in
             (error as? CheckpointError)?.description.contains("dit_original.DiT") == true
         }
+    }
+
+    @Test("_rebuild_from_type_v2's inner function goes through the policy in plain pickles and zips, under --strict too",
+          arguments: ["rebuild-from-type-os-system.pkl", "rebuild-from-type-os-system.pt"])
+    func rebuildFromType(_ file: String) throws {
+        for strict in [false, true] {
+            #expect {
+                try Checkpoint.open(Fixtures.packageRoot + "/fixtures/hostile/pickle/" + file, options: OpenOptions(strict: strict))
+            } throws: { error in
+                guard let error = error as? CheckpointError, case .hostile = error else { return false }
+                return error.description.contains("os.system") && error.description.contains("_rebuild_from_type_v2")
+            }
+        }
+    }
+
+    @Test("shared containers are walked once; later references name the first path")
+    func sharedContainers() throws {
+        let checkpoint = try Checkpoint.open(Fixtures.packageRoot + "/fixtures/hostile/pickle/dag-list.pt")
+        #expect(checkpoint.values.count < 200)
+        #expect(checkpoint.values.contains { $0.kind == "reference" && $0.text.contains("<the object at 0>") })
     }
 
     @Test("TorchScript archives get their own message")

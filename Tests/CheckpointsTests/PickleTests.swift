@@ -85,7 +85,7 @@ struct PickleTests {
         }
     }
 
-    @Test("non-allowlisted classes are opaque values by default and errors under strict")
+    @Test("data classes are opaque values by default and errors under strict")
     func opaque() throws {
         // argparse.Namespace() with BUILD {"lr": 0.5}
         let bytes: [UInt8] = [0x80, 2, 0x63] + Array("argparse\nNamespace\n".utf8) + [0x29, 0x81, 0x7D, 0x58, 2, 0, 0, 0] + Array("lr".utf8)
@@ -96,9 +96,9 @@ struct PickleTests {
         guard case .dict(let state)? = object.state, case .float(let lr)? = state["lr"] else { Issue.record("no state"); return }
         #expect(lr == 0.5)
         #expect {
-            try bytes.withUnsafeBytes { try Unpickler(strict: true).load($0) }
+            try bytes.withUnsafeBytes { try Unpickler(policy: PicklePolicy(strict: true)).load($0) }
         } throws: { error in
-            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable) = error else { return false }
+            guard let error = error as? PickleError, case .notAllowlisted(let offset, let callable, _, _, true, _) = error else { return false }
             return callable.description == "argparse.Namespace" && offset == 23
         }
     }
@@ -108,11 +108,11 @@ struct PickleTests {
         for (module, name) in [("os", "system"), ("posix", "system"), ("subprocess", "Popen"), ("builtins", "eval"), ("builtins", "exec"),
                                ("__builtin__", "getattr"), ("builtins", "__import__"), ("nt", "system"), ("torch.hub", "load"),
                                ("importlib", "import_module"), ("runpy", "run_path"), ("os.path", "join"), ("foo", "__reduce__")] {
-            #expect(Allowlist.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
+            #expect(PicklePolicy.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
         }
         for (module, name) in [("argparse", "Namespace"), ("builtins", "set"), ("collections", "OrderedDict"), ("numpy", "dtype"),
                                ("torch.nn.modules.linear", "Linear")] {
-            #expect(!Allowlist.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
+            #expect(!PicklePolicy.isCodeExecution(PickleGlobal(module: module, name: name)), "\(module).\(name)")
         }
     }
 }
@@ -121,7 +121,8 @@ struct PickleTests {
 struct PickleNestingTests {
     static let depth = 300_000
 
-    @Test("300,000 nested lists, dicts and objects neither crash nor recurse on release", arguments: ["list", "dict", "object"])
+    @Test("300,000 nested lists, dicts and objects neither crash nor recurse on release",
+          arguments: ["list", "dict", "object", "list in tuple", "object argument"])
     func deepContainers(_ kind: String) throws {
         var bytes: [UInt8] = [0x80, 2]
         let open: [UInt8]
@@ -129,6 +130,10 @@ struct PickleNestingTests {
         switch kind {
         case "list": open = [0x5D, 0x28]; close = [0x65]  // EMPTY_LIST MARK … APPENDS
         case "dict": open = [0x7D, 0x28, 0x4B, 1]; close = [0x75]  // EMPTY_DICT MARK key … SETITEMS
+        case "list in tuple": open = [0x5D, 0x28]; close = [0x85, 0x65]  // EMPTY_LIST MARK … TUPLE1 APPENDS
+        case "object argument":  // argparse.Namespace(next) by NEWOBJ
+            open = [0x63] + Array("argparse\nNamespace\n".utf8) + [0x28]
+            close = [0x74, 0x81]
         default:  // argparse.Namespace() objects whose state holds the next one
             open = [0x63] + Array("argparse\nNamespace\n".utf8) + [0x29, 0x81, 0x7D, 0x28, 0x4B, 1]
             close = [0x75, 0x62]

@@ -9,7 +9,7 @@ struct LayoutDetectorTests {
 
     @Test("every fixture's layout is recognised as the manifest says", arguments: cases)
     func layout(_ fixture: FixtureCase) throws {
-        let checkpoint = try Checkpoint.open(fixture.absolutePath, options: OpenOptions(variant: fixture.entry["variant"]?.stringValue))
+        let checkpoint = try Checkpoint.open(fixture.absolutePath, options: OpenOptions(variant: fixture.entry["variant"]?.stringValue, allow: Set(fixture.allow)))
         #expect(LayoutDetector.primary(checkpoint).rawValue == fixture.entry["layout"]?.stringValue)
     }
 

@@ -39,24 +39,22 @@ public final class PickleDict: @unchecked Sendable {
         PickleTeardown.release(&children)
     }
 
-    public func set(_ key: PickleValue, _ value: PickleValue) {
-        let hashKey = PickleKey(key)
+    /// Sets `key` to `value`; returns the work of hashing the key (bounded, see `PickleKey`).
+    @discardableResult
+    public func set(_ key: PickleValue, _ value: PickleValue) -> Int {
+        var cost = 0
+        let hashKey = PickleKey(key, cost: &cost)
         if let position = index[hashKey] {
             entries[position].value = value
         } else {
             index[hashKey] = entries.count
             entries.append((key, value))
         }
+        return cost
     }
 
     public subscript(key: String) -> PickleValue? {
         index[.string(key)].map { entries[$0].value }
-    }
-
-    /// Empties the dict, returning its keys and values.
-    func takeAll() -> [PickleValue] {
-        defer { entries = []; index = [:] }
-        return entries.flatMap { [$0.key, $0.value] }
     }
 
     public var count: Int { entries.count }
@@ -68,22 +66,22 @@ public final class PickleSet: @unchecked Sendable {
     private var seen = Set<PickleKey>()
     public init() {}
     deinit { PickleTeardown.release(&items) }
-    func takeAll() -> [PickleValue] {
-        defer { items = []; seen = [] }
-        return items
-    }
 
-    public func insert(_ value: PickleValue) {
-        if seen.insert(PickleKey(value)).inserted { items.append(value) }
+    /// Adds `value` unless an equal one is there; returns the work of hashing it (bounded, see `PickleKey`).
+    @discardableResult
+    public func insert(_ value: PickleValue) -> Int {
+        var cost = 0
+        if seen.insert(PickleKey(value, cost: &cost)).inserted { items.append(value) }
+        return cost
     }
 }
 
-/// An instance of a class that is not on the allowlist, kept as data: its class name, the arguments it was
-/// created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever executed.
+/// An instance of a data class or of a class the user allowed (see `PicklePolicy`), kept as data: its class name,
+/// the arguments it was created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever
+/// executed.
 public final class PickleObject: @unchecked Sendable {
     public let type: PickleGlobal
     public private(set) var arguments: [PickleValue]
-    func clearArguments() { arguments = [] }
     public var state: PickleValue?
     public var listItems: [PickleValue] = []
     public var dictItems: [(PickleValue, PickleValue)] = []
@@ -95,6 +93,7 @@ public final class PickleObject: @unchecked Sendable {
 
     deinit {
         var children = arguments + listItems + dictItems.flatMap { [$0.0, $0.1] } + (state.map { [$0] } ?? [])
+        arguments = []
         state = nil
         listItems = []
         dictItems = []
@@ -104,40 +103,29 @@ public final class PickleObject: @unchecked Sendable {
 
 /// Releases pickle containers without recursion. A hostile pickle can nest lists or dicts millions deep;
 /// Swift would release such a chain recursively and overflow the stack. Each container's `deinit` hands its
-/// children to this loop instead, which empties every container it holds the last reference to before
-/// dropping it, so no release goes deeper than one level. (Tuples are values: the unpickler caps their nesting.)
+/// children to this loop instead: the outermost release on a thread drops values one by one, and a container
+/// that dies meanwhile (its `deinit` runs nested inside the loop) only appends its children to the loop's list.
+/// So no release goes deeper than the tuple nesting the unpickler caps, and every value is dropped once, whatever
+/// its sharing.
 enum PickleTeardown {
-    static func release(_ work: inout [PickleValue]) {
-        while !work.isEmpty {
-            var value = work.removeLast()
-            var list: PickleList?
-            var dict: PickleDict?
-            var set: PickleSet?
-            var object: PickleObject?
-            switch value {
-            case .list(let l): list = l
-            case .dict(let d): dict = d
-            case .set(let s): set = s
-            case .object(let o): object = o
-            case .tuple(let items), .frozenset(let items): work.append(contentsOf: items)
-            default: break
-            }
-            value = .none
-            if list != nil, isKnownUniquelyReferenced(&list) {
-                work.append(contentsOf: list!.items)
-                list!.items = []
-            }
-            if dict != nil, isKnownUniquelyReferenced(&dict) { work.append(contentsOf: dict!.takeAll()) }
-            if set != nil, isKnownUniquelyReferenced(&set) { work.append(contentsOf: set!.takeAll()) }
-            if object != nil, isKnownUniquelyReferenced(&object) {
-                let o = object!
-                work.append(contentsOf: o.arguments + o.listItems + o.dictItems.flatMap { [$0.0, $0.1] })
-                if let state = o.state { work.append(state) }
-                o.state = nil
-                o.listItems = []
-                o.dictItems = []
-                o.clearArguments()
-            }
+    /// The values waiting to be dropped by the release running on this thread.
+    final class Pending: @unchecked Sendable {
+        var values: [PickleValue] = []
+    }
+
+    @TaskLocal static var running: Pending?
+
+    static func release(_ children: inout [PickleValue]) {
+        if let pending = running {
+            pending.values.append(contentsOf: children)
+            children = []
+            return
+        }
+        let pending = Pending()
+        swap(&pending.values, &children)
+        $running.withValue(pending) {
+            // Each value dies at the end of its iteration, outside any access to `pending.values`.
+            while let value = pending.values.popLast() { _ = value }
         }
     }
 }
@@ -165,7 +153,8 @@ public indirect enum PickleValue: @unchecked Sendable {
     case none
     case bool(Bool)
     case int(Int)
-    /// An integer outside the 64-bit range, as decimal text.
+    /// An integer outside the 64-bit range, as decimal text; past 4,300 digits (where CPython refuses int → str)
+    /// as hexadecimal text (`0x…`, `-0x…`), which converts in linear time.
     case bigInt(String)
     case float(Double)
     case string(String)
@@ -212,16 +201,18 @@ public indirect enum PickleValue: @unchecked Sendable {
         return out
     }
 
+    /// Renders at most about `limit` characters whatever the value's size or sharing: every call appends at least
+    /// one character and none starts past the limit (`utf8.count` is O(1) on native strings).
     private func render(into out: inout String, limit: Int, depth: Int) {
-        if out.count > limit || depth > 8 { out += "…"; return }
+        if out.utf8.count > limit || depth > 8 { out += "…"; return }
         switch self {
         case .none: out += "None"
         case .bool(let b): out += b ? "True" : "False"
         case .int(let i): out += String(i)
-        case .bigInt(let s): out += s
+        case .bigInt(let s): out += PickleValue.bounded(s, limit)
         case .float(let d): out += pythonFloatRepr(d)
         case .string(let s):
-            out += "'" + (s.count > limit ? String(s.prefix(limit)) + "…" : s) + "'"
+            out += "'" + PickleValue.bounded(s, limit) + "'"
         case .bytes(let b): out += "b<\(b.count) bytes>"
         case .bytearray(let b): out += "bytearray(<\(b.count) bytes>)"
         case .list(let l): renderSequence(l.items, open: "[", close: "]", into: &out, limit: limit, depth: depth)
@@ -232,7 +223,7 @@ public indirect enum PickleValue: @unchecked Sendable {
             out += "{"
             for (i, entry) in d.entries.enumerated() {
                 if i > 0 { out += ", " }
-                if out.count > limit { out += "…"; break }
+                if out.utf8.count > limit { out += "…"; break }
                 entry.key.render(into: &out, limit: limit, depth: depth + 1)
                 out += ": "
                 entry.value.render(into: &out, limit: limit, depth: depth + 1)
@@ -245,13 +236,37 @@ public indirect enum PickleValue: @unchecked Sendable {
         }
     }
 
+    /// `s` cut to `limit` characters (reads at most `limit` of them).
+    static func bounded(_ s: String, _ limit: Int) -> String {
+        let end = s.index(s.startIndex, offsetBy: limit, limitedBy: s.endIndex) ?? s.endIndex
+        return end == s.endIndex ? s : String(s[..<end]) + "…"
+    }
+
+    /// The identity of a value with reference semantics (lists, dicts, sets, objects, storages) or of a non-empty
+    /// tuple or frozenset's element buffer (shared by every copy of that value); nil for scalars and empty tuples.
+    /// Walks over a value graph memoise on it so that shared values are visited once.
+    var identity: PickleIdentity? {
+        switch self {
+        case .list(let l): return .object(ObjectIdentifier(l))
+        case .dict(let d): return .object(ObjectIdentifier(d))
+        case .set(let s): return .object(ObjectIdentifier(s))
+        case .object(let o): return .object(ObjectIdentifier(o))
+        case .storage(let s, _): return .object(ObjectIdentifier(s))
+        case .tuple(let items), .frozenset(let items):
+            return items.withUnsafeBufferPointer { buffer in
+                buffer.isEmpty ? nil : buffer.baseAddress.map { .buffer(UnsafeRawPointer($0)) }
+            }
+        default: return nil
+        }
+    }
+
     private func renderSequence(
         _ items: [PickleValue], open: String, close: String, into out: inout String, limit: Int, depth: Int
     ) {
         out += open
         for (i, item) in items.enumerated() {
             if i > 0 { out += ", " }
-            if out.count > limit { out += "…"; break }
+            if out.utf8.count > limit { out += "…"; break }
             item.render(into: &out, limit: limit, depth: depth + 1)
         }
         out += close
@@ -272,7 +287,15 @@ extension String {
     }
 }
 
+/// Identity of a shared pickle value (see `PickleValue.identity`). Valid while the value is alive.
+enum PickleIdentity: Hashable {
+    case object(ObjectIdentifier)
+    case buffer(UnsafeRawPointer)
+}
+
 /// A hashable stand-in for dict keys and set elements (strings, numbers, tuples of them; identity otherwise).
+/// Tuples and frozensets compare by value, as in Python, up to `maxNodes` nodes per key; a bigger one (a hostile
+/// DAG of shared tuples would expand exponentially) compares by identity instead.
 enum PickleKey: Hashable {
     case none
     case bool(Bool)
@@ -283,10 +306,42 @@ enum PickleKey: Hashable {
     case bytes([UInt8])
     case tuple([PickleKey])
     case global(PickleGlobal)
-    case identity(ObjectIdentifier)
+    case identity(PickleIdentity)
     case other(String)
 
-    init(_ value: PickleValue) {
+    static let maxNodes = 256
+
+    /// The key of `value`; `cost` grows by the nodes visited (at most `maxNodes`) plus one per 64 bytes of the
+    /// strings and bytes hashed, so that callers can charge hashing to a work budget.
+    init(_ value: PickleValue, cost: inout Int) {
+        var budget = PickleKey.maxNodes
+        var bytes = 0
+        self = PickleKey.make(value, budget: &budget, bytes: &bytes) ?? value.identity.map(PickleKey.identity) ?? .tuple([])
+        cost += PickleKey.maxNodes - max(budget, 0) + bytes / 64
+    }
+
+    /// nil when `budget` runs out inside a tuple or frozenset.
+    private static func make(_ value: PickleValue, budget: inout Int, bytes: inout Int) -> PickleKey? {
+        budget -= 1
+        guard budget >= 0 else { return nil }
+        switch value {
+        case .tuple(let items), .frozenset(let items):
+            var keys: [PickleKey] = []
+            keys.reserveCapacity(min(items.count, budget))
+            for item in items {
+                guard let key = make(item, budget: &budget, bytes: &bytes) else { return nil }
+                keys.append(key)
+            }
+            return .tuple(keys)
+        case .string(let s): bytes += s.utf8.count
+        case .bytes(let b), .bytearray(let b): bytes += b.count
+        case .bigInt(let s): bytes += s.utf8.count
+        default: break
+        }
+        return PickleKey(scalar: value)
+    }
+
+    private init(scalar value: PickleValue) {
         switch value {
         case .none: self = .none
         case .bool(let b): self = .int(b ? 1 : 0)  // Python: True == 1
@@ -295,14 +350,9 @@ enum PickleKey: Hashable {
         case .float(let d): self = d == d.rounded() && abs(d) < 9e15 ? .int(Int(d)) : .float(d)
         case .string(let s): self = .string(s)
         case .bytes(let b): self = .bytes(b)
-        case .tuple(let t): self = .tuple(t.map(PickleKey.init))
-        case .frozenset(let t): self = .tuple(t.map(PickleKey.init))
+        case .tuple, .frozenset, .list, .dict, .set, .object, .storage:
+            self = value.identity.map(PickleKey.identity) ?? .tuple([])
         case .global(let g): self = .global(g)
-        case .list(let l): self = .identity(ObjectIdentifier(l))
-        case .dict(let d): self = .identity(ObjectIdentifier(d))
-        case .set(let s): self = .identity(ObjectIdentifier(s))
-        case .object(let o): self = .identity(ObjectIdentifier(o))
-        case .storage(let s, _): self = .identity(ObjectIdentifier(s))
         case .bytearray(let b): self = .bytes(b)
         case .tensor(let t): self = .other("tensor@\(ObjectIdentifier(t.storage))/\(t.offset)/\(t.shape)")
         }

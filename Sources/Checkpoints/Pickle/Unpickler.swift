@@ -11,17 +11,22 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
     case typeError(offset: Int, opcode: String, expected: String, found: String)
     case malformed(offset: Int, reason: String)
     /// A call of a code-execution primitive (`os.system`, `builtins.eval`, `subprocess.*`, …). Never executed.
-    case codeExecution(offset: Int, callable: PickleGlobal, arguments: String)
-    /// `--strict`: a callable or class outside torch's weights-only allowlist.
-    case notAllowlisted(offset: Int, callable: PickleGlobal)
+    /// `how` says how it was reached (`by REDUCE`, `by BUILD (its __setstate__)`, `inside … by REDUCE`).
+    case codeExecution(offset: Int, callable: PickleGlobal, arguments: String, how: String)
+    /// A call of a callable outside the policy (`PicklePolicy`): unknown, or under `strict` outside torch's
+    /// weights-only set. Never executed. `alsoUnknown` names the other unknown callables the pickle calls, with
+    /// their offsets (those one `--allow` would not cover), so that a user learns them all at once.
+    case notAllowlisted(offset: Int, callable: PickleGlobal, arguments: String, how: String, strict: Bool, alsoUnknown: [String])
     case tooDeep(offset: Int, limit: Int)
+    /// The pickle needs more of a machine budget (`PickleBudgets`) than its size allows.
+    case overBudget(offset: Int, budget: String, limit: Int, inputBytes: Int)
     case noResult
 
     public var offset: Int? {
         switch self {
         case .truncated(let o, _), .unknownOpcode(let o, _), .unsupportedOpcode(let o, _, _), .stackUnderflow(let o, _),
             .missingMark(let o, _), .badMemo(let o, _), .typeError(let o, _, _, _), .malformed(let o, _),
-            .codeExecution(let o, _, _), .notAllowlisted(let o, _), .tooDeep(let o, _):
+            .codeExecution(let o, _, _, _), .notAllowlisted(let o, _, _, _, _, _), .tooDeep(let o, _), .overBudget(let o, _, _, _):
             return o
         case .noResult: return nil
         }
@@ -41,45 +46,86 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
         case .typeError(let o, let op, let expected, let found):
             return "pickle opcode \(op) at byte \(o) expects \(expected), found \(found)"
         case .malformed(let o, let why): return "malformed pickle at byte \(o): \(why)"
-        case .codeExecution(let o, let callable, let args):
-            return "the pickle calls \(callable)(\(args)) at byte \(o): that is code execution, not data; "
+        case .codeExecution(let o, let callable, let args, let how):
+            return "the pickle calls \(callable)(\(args)) \(how) at byte \(o): that is code execution, not data; "
                 + "refused (nothing was executed)"
-        case .notAllowlisted(let o, let callable):
-            return "the pickle uses \(callable) at byte \(o), which is not on torch's weights-only allowlist "
-                + "(--strict); without --strict it is kept as an opaque value"
+        case .notAllowlisted(let o, let callable, let args, let how, true, _):
+            return "the pickle calls \(callable)(\(args)) \(how) at byte \(o), which is not on torch's weights-only "
+                + "allowlist (--strict); refused (nothing was executed)"
+        case .notAllowlisted(let o, let callable, let args, let how, false, let others):
+            return "the pickle calls \(callable)(\(args)) \(how) at byte \(o): unknown callable \(callable), refused "
+                + "(nothing was executed; pass --allow \(callable) to keep it as an opaque value)"
+                + (others.isEmpty ? "" : "; it also calls the unknown \(others.joined(separator: ", ")), each needing its --allow")
         case .tooDeep(let o, let limit): return "pickle nests deeper than \(limit) levels at byte \(o)"
+        case .overBudget(let o, let budget, let limit, let bytes):
+            return "pickle exceeds its \(budget) budget at byte \(o): the limit is \(limit) for a \(bytes)-byte pickle "
+                + "(budgets grow with the pickle's real size; see PickleBudgets)"
         case .noResult: return "pickle has no STOP opcode"
         }
     }
 }
 
-/// What a file format adds to plain pickles: resolving persistent ids and the callables it allowlists.
+/// What a file format adds to plain pickles: resolving persistent ids and its rebuild functions.
 public protocol UnpicklerHost: AnyObject {
     /// Resolves a persistent id (torch: `('storage', StorageClass, key, location, numel)`).
     func persistentLoad(_ pid: PickleValue, offset: Int) throws -> PickleValue
-    /// Calls an allowlisted callable, or returns nil when `callable` is not one of the host's.
-    func call(_ callable: PickleGlobal, arguments: [PickleValue], offset: Int) throws -> PickleValue?
+    /// Calls one of the host's rebuild functions, or returns nil when `callable` is not one of them. A rebuild
+    /// function that calls a function it receives as an argument (torch's `_rebuild_from_type_v2(func, …)`) calls
+    /// it through `nested`, which applies the unpickler's whole policy (`PicklePolicy`).
+    func call(
+        _ callable: PickleGlobal, arguments: [PickleValue], offset: Int,
+        nested: (PickleGlobal, [PickleValue]) throws -> PickleValue
+    ) throws -> PickleValue?
+}
+
+/// Limits on what one pickle may make the machine do, each proportional to the pickle's real size with a floor,
+/// so that a file under 10 MB never needs 1 GiB or 10 s. Exceeding one is an error naming it, its limit and the
+/// byte offset.
+public struct PickleBudgets: Sendable, Equatable {
+    /// Work units: one per opcode, plus one per value moved off the stack, copied or hashed (and per 64 bytes of
+    /// text hashed). `64 × bytes + 1,000,000`.
+    public var work: Int
+    /// Container items: slots of every list, tuple, dict, set and object built (copies by `list(…)`, `tuple(…)`,
+    /// `torch.Size(…)` included), and one per 8 bytes built by `bytes(…)` or `_codecs.encode`. `2 × bytes + 1,000,000`.
+    public var items: Int
+    /// Memo entries: `bytes / 2 + 10,000`.
+    public var memo: Int
+    /// Values on the stack at once: `bytes / 2 + 10,000`.
+    public var stack: Int
+    /// Open MARKs at once: `bytes / 2 + 1,000`.
+    public var marks: Int
+
+    /// The budgets of a pickle of `bytes` bytes.
+    public init(inputBytes bytes: Int) {
+        let n = max(0, min(bytes, Int.max / 128))
+        work = 64 * n + 1_000_000
+        items = 2 * n + 1_000_000
+        memo = n / 2 + 10_000
+        stack = n / 2 + 10_000
+        marks = n / 2 + 1_000
+    }
 }
 
 /// A pickle interpreter that builds data and executes nothing.
 ///
-/// Supports every opcode of protocols 0–5 that builds data. GLOBAL pushes a name; REDUCE, NEWOBJ, INST and
-/// OBJ of a name call it only when it is on the allowlist (the host's torch rebuild functions, plus
-/// `collections.OrderedDict`, `builtins.set/frozenset/bytearray/bytes`, `_codecs.encode`, `copyreg._reconstructor`).
-/// A code-execution primitive (`os.*`, `subprocess.*`, `builtins.eval`, …) is an error; any other class or
-/// function becomes a `PickleObject` (opaque, with its arguments and state), or an error under `strict`.
+/// Supports every opcode of protocols 0–5 that builds data. GLOBAL pushes a name; REDUCE, NEWOBJ, NEWOBJ_EX, INST
+/// and OBJ of a name, and BUILD on an instance, go through `policy` (see `PicklePolicy`): the host's rebuild
+/// functions and the generic data builtins build values, allowed data classes become `PickleObject`s (opaque, with
+/// their arguments and state), and anything else is refused — as code execution when it is a known primitive.
+/// Work and memory are bounded by `PickleBudgets` of the pickle's size; every walk over the value graph is linear
+/// (shared values are visited once).
 public struct Unpickler {
-    public var strict: Bool
-    public weak var host: UnpicklerHost?
-    /// Bound on memo entries and stack size (a hostile pickle cannot make us allocate without bound).
-    public var maxItems = 50_000_000
+    /// What the pickle may call (see `PicklePolicy`).
+    public var policy: PicklePolicy
+    /// The file format's persistent ids and rebuild functions (torch), if any.
+    public var host: UnpicklerHost?
+    /// Budgets to use instead of those derived from the pickle's size (tests).
+    public var budgets: PickleBudgets?
 
-    public init(strict: Bool = false, host: UnpicklerHost? = nil) {
-        self.strict = strict
+    public init(policy: PicklePolicy = PicklePolicy(), host: UnpicklerHost? = nil) {
+        self.policy = policy
         self.host = host
     }
-
-    private final class Mark {}
 
     /// Interprets one pickle starting at `start` in `data`; returns the value and the offset just past STOP.
     public func load(_ data: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
@@ -91,16 +137,50 @@ public struct Unpickler {
         let data: UnsafeRawBufferPointer
         var position: Int
         let config: Unpickler
+        let budgets: PickleBudgets
+        let inputBytes: Int
         var stack: [PickleValue] = []
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
         var opcodeOffset = 0
         var opcodeName = ""
+        var work = 0
+        var items = 0
+        /// Tuple/frozenset nesting by element buffer, computed once per tuple; holds the elements so that a
+        /// buffer address is never reused while the machine runs.
+        var nestingCache: [PickleIdentity: (nesting: Int, items: [PickleValue])] = [:]
+        /// Callables whose call is being interpreted (a rebuild function calling its argument), for messages.
+        var callers: [PickleGlobal] = []
+        /// The first unknown callable (refused at STOP), the others' names and offsets, what was seen.
+        var firstUnknown: PickleError?
+        var otherUnknown: [String] = []
+        var unknownNames = Set<String>()
+        var unknownModules = Set<String>()
 
         init(data: UnsafeRawBufferPointer, position: Int, config: Unpickler) {
             self.data = data
             self.position = position
             self.config = config
+            inputBytes = max(0, data.count - position)
+            budgets = config.budgets ?? PickleBudgets(inputBytes: inputBytes)
+        }
+
+        // MARK: budgets
+
+        func overBudget(_ name: String, _ limit: Int) -> PickleError {
+            .overBudget(offset: opcodeOffset, budget: name, limit: limit, inputBytes: inputBytes)
+        }
+
+        mutating func spend(_ units: Int) throws {
+            work += units
+            guard work <= budgets.work else { throw overBudget("work", budgets.work) }
+        }
+
+        /// Charges `count` container items (slots built or copied).
+        mutating func charge(items count: Int) throws {
+            items += count
+            guard items <= budgets.items else { throw overBudget("container items", budgets.items) }
+            try spend(count)
         }
 
         // MARK: reading
@@ -160,8 +240,13 @@ public struct Unpickler {
         // MARK: stack
 
         mutating func push(_ value: PickleValue) throws {
-            guard stack.count < config.maxItems else {
-                throw PickleError.malformed(offset: opcodeOffset, reason: "stack grows past \(config.maxItems) items")
+            guard stack.count < budgets.stack else { throw overBudget("stack", budgets.stack) }
+            switch value {
+            case .tuple, .frozenset:
+                guard nesting(value) < Machine.maxValueNesting else {
+                    throw PickleError.tooDeep(offset: opcodeOffset, limit: Machine.maxValueNesting)
+                }
+            default: break
             }
             stack.append(value)
         }
@@ -185,14 +270,13 @@ public struct Unpickler {
             guard let mark = marks.popLast() else { throw PickleError.missingMark(offset: opcodeOffset, opcode: opcodeName) }
             let items = Array(stack[mark...])
             stack.removeSubrange(mark...)
+            try spend(items.count)
             return items
         }
 
         mutating func memoize(_ index: Int) throws {
             guard let value = stack.last else { throw PickleError.stackUnderflow(offset: opcodeOffset, opcode: opcodeName) }
-            guard memo.count < config.maxItems else {
-                throw PickleError.malformed(offset: opcodeOffset, reason: "memo grows past \(config.maxItems) items")
-            }
+            guard memo.count < budgets.memo || memo[index] != nil else { throw overBudget("memo", budgets.memo) }
             memo[index] = value
         }
 
@@ -213,6 +297,7 @@ public struct Unpickler {
                 let op = data[position]
                 position += 1
                 opcodeName = Opcode.name(op)
+                try spend(1)
                 switch op {
                 case 0x80:  // PROTO
                     let version = try byte()
@@ -222,8 +307,14 @@ public struct Unpickler {
                 case 0x95: _ = try uint(8)  // FRAME: framing is transparent
                 case 0x2E:  // STOP
                     let value = try pop()
+                    if case .notAllowlisted(let o, let callable, let args, let how, _, _)? = firstUnknown {
+                        throw PickleError.notAllowlisted(
+                            offset: o, callable: callable, arguments: args, how: how, strict: false, alsoUnknown: otherUnknown)
+                    }
                     return (value, position)
-                case 0x28: marks.append(stack.count)  // MARK
+                case 0x28:  // MARK
+                    guard marks.count < budgets.marks else { throw overBudget("open marks", budgets.marks) }
+                    marks.append(stack.count)
                 case 0x30: _ = try pop()  // POP
                 case 0x31: _ = try popMark()  // POP_MARK
                 case 0x32: try push(try top())  // DUP
@@ -280,38 +371,35 @@ public struct Unpickler {
                 case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
                 case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
                 case 0x8F: try push(.set(PickleSet()))  // EMPTY_SET
-                case 0x6C: try push(.list(PickleList(try popMark())))  // LIST
-                case 0x74: try push(try tuple(try popMark()))  // TUPLE
-                case 0x85: let a = try pop(); try push(try tuple([a]))  // TUPLE1
-                case 0x86: let b = try pop(); let a = try pop(); try push(try tuple([a, b]))  // TUPLE2
-                case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); try push(try tuple([a, b, c]))  // TUPLE3
-                case 0x91:  // FROZENSET
-                    let items = try popMark()
-                    try checkNesting(items)
-                    try push(.frozenset(Machine.unique(items)))
+                case 0x6C: try push(.list(PickleList(try collect(try popMark()))))  // LIST
+                case 0x74: try push(.tuple(try collect(try popMark())))  // TUPLE
+                case 0x85: let a = try pop(); try push(.tuple(try collect([a])))  // TUPLE1
+                case 0x86: let b = try pop(); let a = try pop(); try push(.tuple(try collect([a, b])))  // TUPLE2
+                case 0x87: let c = try pop(); let b = try pop(); let a = try pop(); try push(.tuple(try collect([a, b, c])))  // TUPLE3
+                case 0x91: try push(.frozenset(try unique(try popMark())))  // FROZENSET
                 case 0x64:  // DICT
-                    let items = try popMark()
+                    let items = try collect(try popMark())
                     guard items.count % 2 == 0 else { throw PickleError.malformed(offset: opcodeOffset, reason: "DICT with an odd number of items") }
                     let dict = PickleDict()
-                    for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
+                    for i in stride(from: 0, to: items.count, by: 2) { try spend(dict.set(items[i], items[i + 1])) }
                     try push(.dict(dict))
                 case 0x61:  // APPEND
                     let value = try pop()
-                    try append([value], to: try top())
+                    try append(try collect([value]), to: try top())
                 case 0x65:  // APPENDS
-                    let items = try popMark()
+                    let items = try collect(try popMark())
                     try append(items, to: try top())
                 case 0x73:  // SETITEM
                     let value = try pop(), key = try pop()
-                    try setItems([key, value], in: try top())
+                    try setItems(try collect([key, value]), in: try top())
                 case 0x75:  // SETITEMS
-                    let items = try popMark()
+                    let items = try collect(try popMark())
                     guard items.count % 2 == 0 else { throw PickleError.malformed(offset: opcodeOffset, reason: "SETITEMS with an odd number of items") }
                     try setItems(items, in: try top())
                 case 0x90:  // ADDITEMS
-                    let items = try popMark()
+                    let items = try collect(try popMark())
                     guard case .set(let set) = try top() else { throw typeError("a set", try top()) }
-                    for item in items { set.insert(item) }
+                    for item in items { try spend(set.insert(item)) }
 
                 // memo
                 case 0x70: try memoize(try parseIndex(try line()))  // PUT
@@ -334,25 +422,27 @@ public struct Unpickler {
                 case 0x52:  // REDUCE
                     let args = try pop(), callable = try pop()
                     guard case .tuple(let arguments) = args else { throw typeError("an argument tuple", args) }
-                    try push(try call(callable, arguments))
+                    try push(try call(callable, arguments, .call))
                 case 0x81:  // NEWOBJ
                     let args = try pop(), cls = try pop()
                     guard case .tuple(let arguments) = args else { throw typeError("an argument tuple", args) }
-                    try push(try call(cls, arguments))
+                    try push(try call(cls, arguments, .instance))
                 case 0x92:  // NEWOBJ_EX
                     let kwargs = try pop(), args = try pop(), cls = try pop()
                     guard case .tuple(var arguments) = args else { throw typeError("an argument tuple", args) }
-                    if case .dict(let d) = kwargs, d.count > 0 { arguments.append(kwargs) }
-                    try push(try call(cls, arguments))
+                    if case .dict(let d) = kwargs, d.count > 0 {
+                        try charge(items: arguments.count + 1)
+                        arguments.append(kwargs)
+                    }
+                    try push(try call(cls, arguments, .instance))
                 case 0x69:  // INST
                     let module = try line(), name = try line()
-                    let arguments = try popMark()
-                    try push(try call(.global(PickleGlobal(module: module, name: name)), arguments))
+                    let arguments = try collect(try popMark())
+                    try push(try call(.global(PickleGlobal(module: module, name: name)), arguments, .call))
                 case 0x6F:  // OBJ
-                    var items = try popMark()
-                    guard !items.isEmpty else { throw PickleError.stackUnderflow(offset: opcodeOffset, opcode: "OBJ") }
-                    let cls = items.removeFirst()
-                    try push(try call(cls, items))
+                    let items = try collect(try popMark())
+                    guard let cls = items.first else { throw PickleError.stackUnderflow(offset: opcodeOffset, opcode: "OBJ") }
+                    try push(try call(cls, Array(items.dropFirst()), .call))
                 case 0x62:  // BUILD
                     let state = try pop()
                     try build(try top(), state: state)
@@ -376,22 +466,24 @@ public struct Unpickler {
         /// Tuples and frozensets are values, released recursively by Swift: their nesting is capped.
         static let maxValueNesting = 200
 
-        func tuple(_ items: [PickleValue]) throws -> PickleValue {
-            try checkNesting(items)
-            return .tuple(items)
-        }
-
-        func checkNesting(_ items: [PickleValue]) throws {
-            for item in items where Machine.valueNesting(item) >= Machine.maxValueNesting {
-                throw PickleError.tooDeep(offset: opcodeOffset, limit: Machine.maxValueNesting)
-            }
+        /// `items` as the elements of a new container, charged to the container-items budget.
+        mutating func collect(_ items: [PickleValue]) throws -> [PickleValue] {
+            try charge(items: items.count)
+            return items
         }
 
         /// Nesting of tuples and frozensets inside each other (containers with identity count as leaves: their
-        /// release is iterative). Bounded by `maxValueNesting`, since every value was checked when built.
-        static func valueNesting(_ value: PickleValue) -> Int {
+        /// release is iterative). Each tuple is measured once and cached by its element buffer, so a DAG of shared
+        /// tuples costs its size, not its number of paths; every tuple pushed was measured below the cap.
+        mutating func nesting(_ value: PickleValue) -> Int {
             switch value {
-            case .tuple(let items), .frozenset(let items): return 1 + (items.map(valueNesting).max() ?? 0)
+            case .tuple(let items), .frozenset(let items):
+                guard let id = value.identity else { return 1 }
+                if let known = nestingCache[id] { return known.nesting }
+                var deepest = 0
+                for item in items { deepest = max(deepest, nesting(item)) }
+                nestingCache[id] = (deepest + 1, items)
+                return deepest + 1
             default: return 0
             }
         }
@@ -414,11 +506,18 @@ public struct Unpickler {
             }
         }
 
+        /// BUILD calls the instance's `__setstate__`: allowed on instances the policy let the pickle create; on a
+        /// bare name (never instantiated) it is a call of that name's code, refused like any other.
         mutating func build(_ target: PickleValue, state: PickleValue) throws {
             switch target {
             case .object(let object): object.state = state
             case .dict, .list, .set, .tensor:
                 break  // attribute state of a container subclass or a tensor carries no data we read
+            case .global(let global):
+                if PicklePolicy.isCodeExecution(global) || !config.policy.keepsOpaque(global, .call) {
+                    try refuse(global, [state], how: "by BUILD (its __setstate__)")
+                }
+                throw typeError("an instance to BUILD", target)
             default: throw typeError("an object to BUILD", target)
             }
         }
@@ -431,23 +530,71 @@ public struct Unpickler {
             return try host.persistentLoad(pid, offset: opcodeOffset)
         }
 
-        /// REDUCE / NEWOBJ / INST / OBJ: call an allowlisted callable, refuse code execution, keep the rest opaque.
-        mutating func call(_ callable: PickleValue, _ arguments: [PickleValue]) throws -> PickleValue {
+        /// REDUCE / NEWOBJ / NEWOBJ_EX / INST / OBJ: build the value an allowed callable would (see `PicklePolicy`),
+        /// refuse every other callable. Nothing is executed.
+        mutating func call(_ callable: PickleValue, _ arguments: [PickleValue], _ kind: PicklePolicy.CallKind) throws -> PickleValue {
             guard case .global(let global) = callable else {
                 throw PickleError.malformed(
                     offset: opcodeOffset, reason: "\(opcodeName) calls a \(callable.kindName), not a named class or function")
             }
-            if let result = try config.host?.call(global, arguments: arguments, offset: opcodeOffset) { return result }
-            if let result = try builtin(global, arguments) { return result }
-            if Allowlist.isCodeExecution(global) {
-                let shown = arguments.map { $0.repr(limit: 120) }.joined(separator: ", ")
-                throw PickleError.codeExecution(offset: opcodeOffset, callable: global, arguments: shown)
+            if let host = config.host {
+                callers.append(global)
+                defer { callers.removeLast() }
+                let result = try host.call(global, arguments: arguments, offset: opcodeOffset) { inner, innerArguments in
+                    try call(.global(inner), innerArguments, .call)
+                }
+                if let result {
+                    try charge(items: Machine.shallowCount(result))
+                    return result
+                }
             }
-            if config.strict { throw PickleError.notAllowlisted(offset: opcodeOffset, callable: global) }
+            let how = callers.isEmpty ? "by \(opcodeName)" : "inside \(callers.map(\.description).joined(separator: " inside ")) (\(opcodeName))"
+            if PicklePolicy.isCodeExecution(global) { try refuse(global, arguments, how: how) }
+            if let result = try builtin(global, arguments) { return result }
+            if !config.policy.keepsOpaque(global, kind) {
+                if config.policy.strict { try refuse(global, arguments, how: how) }
+                noteUnknown(global, arguments, how: how, kind)
+            }
             return .object(PickleObject(type: global, arguments: arguments))
         }
 
-        /// The generic (non-torch) allowlist.
+        /// Throws the refusal of calling `global`: HOSTILE for a code-execution primitive, else not allowed.
+        func refuse(_ global: PickleGlobal, _ arguments: [PickleValue], how: String) throws -> Never {
+            let shown = arguments.map { $0.repr(limit: 120) }.joined(separator: ", ")
+            if PicklePolicy.isCodeExecution(global) {
+                throw PickleError.codeExecution(offset: opcodeOffset, callable: global, arguments: shown, how: how)
+            }
+            throw PickleError.notAllowlisted(
+                offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: config.policy.strict, alsoUnknown: [])
+        }
+
+        /// Records an unknown callable, refused when the pickle ends (so that the refusal names them all); the
+        /// machine goes on with an opaque stand-in, which nothing executes. Instances of a class whose module already
+        /// has a named class are covered by that name's `--allow` and not listed again.
+        mutating func noteUnknown(_ global: PickleGlobal, _ arguments: [PickleValue], how: String, _ kind: PicklePolicy.CallKind) {
+            if kind == .instance && unknownModules.contains(global.module) { return }
+            guard unknownNames.insert(global.description).inserted else { return }
+            if kind == .instance { unknownModules.insert(global.module) }
+            guard firstUnknown != nil else {
+                let shown = arguments.map { $0.repr(limit: 120) }.joined(separator: ", ")
+                firstUnknown = .notAllowlisted(
+                    offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: false, alsoUnknown: [])
+                return
+            }
+            if otherUnknown.count < 8 { otherUnknown.append("\(global) (byte \(opcodeOffset))") }
+        }
+
+        /// Items a host's result holds at its top level (a tuple copied by `torch.Size`, a tensor's shape).
+        static func shallowCount(_ value: PickleValue) -> Int {
+            switch value {
+            case .tuple(let items), .frozenset(let items): return items.count
+            case .list(let l): return l.items.count
+            case .tensor(let t): return t.shape.count + t.strides.count
+            default: return 1
+            }
+        }
+
+        /// The generic (non-torch) data builtins: the values they build, or nil for any other callable.
         mutating func builtin(_ global: PickleGlobal, _ args: [PickleValue]) throws -> PickleValue? {
             switch (global.module, global.name) {
             case ("collections", "OrderedDict"), ("builtins", "dict"):
@@ -460,9 +607,10 @@ public struct Unpickler {
                     case .dict(let d): return .dict(d)
                     default: throw typeError("a sequence of pairs", first)
                     }
+                    try charge(items: 2 * pairs.count)
                     for pair in pairs {
                         guard case .tuple(let kv) = pair, kv.count == 2 else { throw typeError("a (key, value) pair", pair) }
-                        dict.set(kv[0], kv[1])
+                        try spend(dict.set(kv[0], kv[1]))
                     }
                 }
                 return .dict(dict)
@@ -476,12 +624,13 @@ public struct Unpickler {
                     default: throw typeError("an iterable", first)
                     }
                 }
+                try charge(items: items.count)
                 switch global.name {
                 case "set":
                     let set = PickleSet()
-                    for item in items { set.insert(item) }
+                    for item in items { try spend(set.insert(item)) }
                     return .set(set)
-                case "frozenset": return .frozenset(Machine.unique(items))
+                case "frozenset": return .frozenset(try unique(items))
                 case "list": return .list(PickleList(items))
                 default: return .tuple(items)
                 }
@@ -492,15 +641,18 @@ public struct Unpickler {
                 case .bytes(let b)?: bytes = b
                 case .string(let s)?: bytes = try Machine.encodeLatin1(s, offset: opcodeOffset)
                 case .list(let l)?:
+                    try charge(items: l.items.count)
                     bytes = try l.items.map {
                         guard case .int(let i) = $0, (0...255).contains(i) else { throw typeError("byte values", $0) }
                         return UInt8(i)
                     }
                 case let other?: throw typeError("bytes", other)
                 }
+                try charge(items: bytes.count / 8 + 1)
                 return global.name == "bytes" ? .bytes(bytes) : .bytearray(bytes)
             case ("_codecs", "encode"):
                 guard case .string(let s)? = args.first else { throw typeError("a str to encode", args.first ?? .none) }
+                try charge(items: s.utf8.count / 8 + 1)
                 let encoding: String
                 if args.count > 1, case .string(let e) = args[1] { encoding = e.lowercased() } else { encoding = "utf-8" }
                 switch encoding {
@@ -509,9 +661,13 @@ public struct Unpickler {
                 default: throw PickleError.malformed(offset: opcodeOffset, reason: "_codecs.encode with encoding '\(encoding)'")
                 }
             case ("copyreg", "_reconstructor"):
-                // copyreg._reconstructor(cls, base, state): protocol 0/1 object creation; treat as creating cls.
-                guard let cls = args.first else { throw PickleError.stackUnderflow(offset: opcodeOffset, opcode: opcodeName) }
-                return try call(cls, [])
+                // copyreg._reconstructor(cls, object, None) is `object.__new__(cls)` (protocol 0/1 instances); with
+                // another base it would call `base.__new__` and `base.__init__` with the state.
+                guard args.count == 3, case .global(let base) = args[1], base == PickleGlobal(module: "builtins", name: "object")
+                else {
+                    try refuse(global, args, how: "by \(opcodeName) (only an instance of an allowed class with base builtins.object is data)")
+                }
+                return try call(args[0], [], .instance)
             default:
                 return nil
             }
@@ -529,11 +685,15 @@ public struct Unpickler {
                 }
                 return .int(Int(Int64(bitPattern: value)))
             }
-            return .bigInt(decimalString(twosComplementLittleEndian: [UInt8](raw)))
+            return .bigInt(integerText(twosComplementLittleEndian: [UInt8](raw)))
         }
 
-        /// Decimal text of a little-endian two's-complement integer of any size.
-        static func decimalString(twosComplementLittleEndian bytes: [UInt8]) -> String {
+        /// Integers of up to this many bytes (at most 4,300 decimal digits, where CPython stops converting int to
+        /// str) are rendered in decimal, quadratic but bounded; longer ones in hexadecimal, in linear time.
+        static let maxDecimalBytes = 1785
+
+        /// Text of a little-endian two's-complement integer of any size: decimal, or `0x…` past `maxDecimalBytes`.
+        static func integerText(twosComplementLittleEndian bytes: [UInt8]) -> String {
             var magnitude = bytes
             let negative = (bytes.last ?? 0) & 0x80 != 0
             if negative {  // magnitude = -value = ~value + 1
@@ -543,6 +703,17 @@ public struct Unpickler {
                     magnitude[i] = UInt8(v & 0xFF)
                     carry = v >> 8
                 }
+            }
+            while magnitude.count > 1, magnitude.last == 0 { magnitude.removeLast() }
+            if magnitude.count > maxDecimalBytes {
+                let hex = Array("0123456789abcdef".utf8)
+                var text: [UInt8] = Array((negative ? "-0x" : "0x").utf8)
+                text.reserveCapacity(text.count + 2 * magnitude.count)
+                for (i, byte) in magnitude.reversed().enumerated() {
+                    if i > 0 || byte >= 16 { text.append(hex[Int(byte >> 4)]) }
+                    text.append(hex[Int(byte & 15)])
+                }
+                return String(decoding: text, as: UTF8.self)
             }
             var digits: [UInt8] = []
             var words = magnitude
@@ -591,7 +762,8 @@ public struct Unpickler {
         }
 
         static func encodeLatin1(_ s: String, offset: Int) throws -> [UInt8] {
-            try s.unicodeScalars.map {
+            if s.unicodeScalars.count == s.utf8.count { return Array(s.utf8) }  // ASCII: the same bytes
+            return try s.unicodeScalars.map {
                 guard $0.value < 256 else {
                     throw PickleError.malformed(offset: offset, reason: "latin-1 text holds a character past U+00FF")
                 }
@@ -666,10 +838,17 @@ public struct Unpickler {
             return String(out)
         }
 
-        static func unique(_ items: [PickleValue]) -> [PickleValue] {
-            let set = PickleSet()
-            for item in items { set.insert(item) }
-            return set.items
+        /// `items` without duplicates (a frozenset's elements), hashing charged to the work budget.
+        mutating func unique(_ items: [PickleValue]) throws -> [PickleValue] {
+            try charge(items: items.count)
+            var seen = Set<PickleKey>()
+            var unique: [PickleValue] = []
+            for item in items {
+                var cost = 0
+                if seen.insert(PickleKey(item, cost: &cost)).inserted { unique.append(item) }
+                try spend(cost)
+            }
+            return unique
         }
     }
 }

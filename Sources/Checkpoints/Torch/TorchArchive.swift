@@ -15,7 +15,7 @@ enum TorchArchive {
 
     // MARK: zip format
 
-    static func loadZip(file: MappedFile, strict: Bool) throws -> Loaded {
+    static func loadZip(file: MappedFile, policy: PicklePolicy) throws -> Loaded {
         let path = file.path
         let directory = try ZipDirectory(file: file)
         // One root folder (the file stem or "archive") holding data.pkl.
@@ -71,7 +71,7 @@ enum TorchArchive {
         let pickleBytes = try entryBytes(pickleEntry, file: file, path: path)
         let value: PickleValue
         do {
-            let unpickler = Unpickler(strict: strict, host: host)
+            let unpickler = Unpickler(policy: policy, host: host)
             value = try pickleBytes.withUnsafeBytes { try unpickler.load($0).value }
         } catch let error as PickleError {
             throw CheckpointError.pickle(error, path: path, entry: pickleEntry.name)
@@ -113,12 +113,12 @@ enum TorchArchive {
 
     /// The legacy format: pickles of the magic number, protocol version 1001, sys_info, the object and the
     /// storage keys, then per storage (in key order) an int64 element count and the raw bytes.
-    static func loadLegacy(file: MappedFile, strict: Bool) throws -> Loaded {
+    static func loadLegacy(file: MappedFile, policy: PicklePolicy) throws -> Loaded {
         let path = file.path
         let bytes = file.bytes
         func load(_ what: String, at offset: Int, host: UnpicklerHost? = nil) throws -> (PickleValue, Int) {
             do {
-                let unpickler = Unpickler(strict: strict, host: host)
+                let unpickler = Unpickler(policy: policy, host: host)
                 return try unpickler.load(bytes, from: offset)
             } catch let error as PickleError {
                 throw CheckpointError.pickle(error, path: path, entry: "legacy \(what) pickle")
@@ -207,9 +207,9 @@ enum TorchArchive {
     // MARK: plain pickle
 
     /// A pickle file that is not a torch checkpoint: interpreted for its values (no tensors possible).
-    static func loadPlainPickle(file: MappedFile, strict: Bool) throws -> Loaded {
+    static func loadPlainPickle(file: MappedFile, policy: PicklePolicy) throws -> Loaded {
         do {
-            let (value, _) = try Unpickler(strict: strict, host: nil).load(file.bytes)
+            let (value, _) = try Unpickler(policy: policy, host: TorchPickleHost.withoutStorages()).load(file.bytes)
             return Loaded(root: value, pickleLocation: "pickle", notes: ["a plain pickle, not a torch.save file"])
         } catch let error as PickleError {
             throw CheckpointError.pickle(error, path: file.path, entry: "pickle")

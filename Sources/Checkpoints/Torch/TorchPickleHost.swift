@@ -61,6 +61,14 @@ final class TorchPickleHost: UnpicklerHost {
         self.resolveStorage = resolveStorage
     }
 
+    /// The host of a plain pickle: torch's rebuild functions are recognised (and their inner functions checked),
+    /// but there is no storage to resolve.
+    static func withoutStorages() -> TorchPickleHost {
+        TorchPickleHost { key, _, _, offset in
+            throw PickleError.unsupportedOpcode(
+                offset: offset, opcode: "BINPERSID", reason: "storage \(key) referenced outside a PyTorch file")
+        }
+    }
 
     func persistentLoad(_ pid: PickleValue, offset: Int) throws -> PickleValue {
         guard case .tuple(let fields) = pid, fields.count >= 5, case .string("storage") = fields[0] else {
@@ -133,7 +141,10 @@ final class TorchPickleHost: UnpicklerHost {
         return storage
     }
 
-    func call(_ callable: PickleGlobal, arguments args: [PickleValue], offset: Int) throws -> PickleValue? {
+    func call(
+        _ callable: PickleGlobal, arguments args: [PickleValue], offset: Int,
+        nested: (PickleGlobal, [PickleValue]) throws -> PickleValue
+    ) throws -> PickleValue? {
         switch (callable.module, callable.name) {
         case ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"):
             return .tensor(try rebuildTensor(args, dtypeArgument: nil, offset: offset))
@@ -145,13 +156,12 @@ final class TorchPickleHost: UnpicklerHost {
             return .tensor(t.with(requiresGrad: truth(args[1]), isParameter: true))
         case ("torch._tensor", "_rebuild_from_type_v2"), ("torch._utils", "_rebuild_from_type_v2"),
             ("torch._tensor", "_rebuild_from_type"), ("torch._utils", "_rebuild_from_type"):
-            // (func, new_type, args, state): call func(*args) if it is allowlisted; the type only marks Parameters.
+            // (func, new_type, args, state): func(*args) goes through the unpickler's whole policy, as a direct
+            // call would; the type only marks Parameters.
             guard args.count >= 3, case .global(let function) = args[0], case .tuple(let inner) = args[2] else {
                 throw arity(callable, args, offset)
             }
-            guard let result = try call(function, arguments: inner, offset: offset) else {
-                throw PickleError.notAllowlisted(offset: offset, callable: function)
-            }
+            let result = try nested(function, inner)
             if case .tensor(let t) = result, case .global(let type) = args[1], type.name == "Parameter" {
                 return .tensor(t.with(requiresGrad: t.requiresGrad, isParameter: true))
             }
