@@ -54,9 +54,9 @@ struct BenchForward: ParsableCommand {
 
     func run() throws {
         let chosen = Preset.named(preset)!
-        try mapLossy { try ForwardCost(config: chosen.config, batch: batch, tracing: false).check() }
+        try ForwardCost(config: chosen.config, batch: batch, tracing: false).check()
         let canonical = Dictionary(Synthetic.canonicalOutputs(chosen.config, seed: 0).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let forward = DiTForward(weights: try mapLossy { try DiTWeights(config: chosen.config, tensors: canonical) })
+        let forward = DiTForward(weights: try DiTWeights(config: chosen.config, tensors: canonical))
         let inputs = DiTInputs.make(config: chosen.config, batch: batch, seed: 0)
         let shapes = forward.gemmShapes(batch: batch)
         var scratch: [Float] = []

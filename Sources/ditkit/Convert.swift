@@ -130,7 +130,7 @@ struct Convert: ParsableCommand {
         if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
         let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict, allow: Set(allow)))
         let view = try modelView(checkpoint, model.modelOptions)
-        let plan = try mapLossy { try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop))) }
+        let plan = try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop)))
         var options = ExportOptions()
         options.overwrite = force
         options.durable = fsync
@@ -151,8 +151,8 @@ struct Convert: ParsableCommand {
         options.heads = options.heads ?? source.config.numHeads
         options.inputSize = options.inputSize ?? source.config.inputSize
         let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: variant)), options)
-        try mapLossy { try ForwardCost(config: source.config, batch: 2, tracing: true).check() }
-        let a = try mapLossy { try DiTWeights(source) }, b = try mapLossy { try DiTWeights(written) }
+        try ForwardCost(config: source.config, batch: 2, tracing: true).check()
+        let a = try DiTWeights(source), b = try DiTWeights(written)
         let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
         let traceA = Trace(), traceB = Trace()
         _ = DiTForward(weights: a).run(inputs, trace: traceA)
@@ -199,12 +199,8 @@ struct Convert: ParsableCommand {
 }
 
 /// Model-layer errors are input problems (exit 3), with the message as it is.
-func mapLossy<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as ModelError { throw CLIError(message: error.description, code: 3) }
-}
-
 func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView {
-    try mapLossy { try ModelView.open(checkpoint, options: options) }
+    try ModelView.open(checkpoint, options: options)
 }
 
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.

@@ -53,11 +53,9 @@ struct Synth: ParsableCommand {
         let chosen = Preset.named(preset)!
         let target = TargetLayout(rawValue: layout)!
         let canonical = Synthetic.canonicalOutputs(chosen.config, seed: seed)
-        let plan = try mapLossy {
-            try ModelView.plan(
-                canonical: canonical, sources: [:], config: chosen.config, to: target,
-                options: ConversionOptions(dtype: dtype, dropSigma: dropSigma))
-        }
+        let plan = try ModelView.plan(
+            canonical: canonical, sources: [:], config: chosen.config, to: target,
+            options: ConversionOptions(dtype: dtype, dropSigma: dropSigma))
         var options = ExportOptions()
         options.overwrite = force
         options.durable = fsync

@@ -42,10 +42,8 @@ struct InputOptionGroup: ParsableArguments {
 
     /// Refuses (ModelError.budget, exit 3) a pass of `config` on `batch` samples past the budget, before anything is allocated.
     func checkBudget(_ config: DiTConfig, batch: Int, tracing: Bool) throws {
-        try mapLossy {
-            try ForwardCost(config: config, batch: batch, tracing: tracing)
-                .check(memoryBudget: maxMemoryGib * 1024 * 1024 * 1024, workBudget: maxMultiplyAdds)
-        }
+        try ForwardCost(config: config, batch: batch, tracing: tracing)
+            .check(memoryBudget: maxMemoryGib * 1024 * 1024 * 1024, workBudget: maxMultiplyAdds)
     }
 
     func inputs(for config: DiTConfig) throws -> DiTInputs {
@@ -87,7 +85,7 @@ func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGrou
 /// before any weight, table or activation is allocated).
 func loadWeights(_ view: ModelView, budget inputs: InputOptionGroup, batch: Int) throws -> DiTWeights {
     try inputs.checkBudget(view.config, batch: batch, tracing: true)
-    return try mapLossy { try DiTWeights(view) }
+    return try DiTWeights(view)
 }
 
 /// `ditkit trace PATH -o TRACE.safetensors`: run the reference forward and save its activations.

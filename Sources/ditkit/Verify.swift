@@ -70,7 +70,7 @@ struct Verify: ParsableCommand {
         let viewA = try openModel(a, open, model)
         let dtypesA = viewA.tensors.map(\.dtype)
         if let against {
-            let (reference, metadata, traceInputs) = try mapLossy { try TraceFile.load(against, for: viewA.config) }
+            let (reference, metadata, traceInputs) = try TraceFile.load(against, for: viewA.config)
             let weightsA = try loadWeights(viewA, budget: inputs, batch: traceInputs.batch)
             let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
             let referenceConfig: DiTConfig? = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
