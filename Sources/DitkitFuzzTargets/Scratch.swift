@@ -8,8 +8,9 @@ import Darwin
 #endif
 
 /// The files a target hands to path-taking readers: one private folder per process under `$TMPDIR` (default
-/// `/tmp`), removed when the process exits normally. Inputs are rewritten in place each run, so a run costs a
-/// write and an open, not a folder.
+/// `/tmp`), removed when the process exits normally, with a subfolder per thread (tests run targets in parallel, and
+/// rewriting a file another thread has mapped would fault it). Inputs are rewritten in place each run, so a run costs
+/// a write and an open, not a folder.
 enum Scratch {
     /// The folder, created on first use.
     static let folder: String = {
@@ -23,17 +24,22 @@ enum Scratch {
         return path
     }()
 
-    /// `folder/relative`, with its parent folders made.
+    /// This thread's subfolder.
+    static var threadFolder: String { folder + "/" + String(unsafeBitCast(pthread_self(), to: UInt.self), radix: 16) }
+
+    /// `relative` in this thread's subfolder, with its parent folders made.
     static func path(_ relative: String) -> String {
-        var parent = folder
+        let base = threadFolder
+        var parent = base
+        mkdir(parent, 0o755)
         for part in relative.split(separator: "/").dropLast() {
             parent += "/" + part
             mkdir(parent, 0o755)
         }
-        return folder + "/" + relative
+        return base + "/" + relative
     }
 
-    /// Writes `bytes` to `folder/relative` (replacing it) and returns the path.
+    /// Writes `bytes` to `relative` in this thread's subfolder (replacing it) and returns the path.
     @discardableResult
     static func store(_ relative: String, _ bytes: [UInt8]) -> String {
         let target = path(relative)
@@ -49,8 +55,8 @@ enum Scratch {
         return target
     }
 
-    /// Removes `folder/relative` if it exists.
-    static func remove(_ relative: String) { unlink(folder + "/" + relative) }
+    /// Removes `relative` from this thread's subfolder if it exists.
+    static func remove(_ relative: String) { unlink(threadFolder + "/" + relative) }
 
     /// The package root, from this source file's place (`Sources/DitkitFuzzTargets/Scratch.swift`), for the
     /// committed fixtures some targets build on.
