@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the fuzz targets, made from the committed fixtures (stdlib only).
+"""Seed corpora for the fuzz targets, made from the committed fixtures, hostile ones included (stdlib only).
 
 usage: fuzz/seeds.py OUT [--ditkit BIN] [TARGET ...]
 
@@ -31,8 +31,6 @@ DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2":
 def fixture_files(*suffixes, under=""):
     out = []
     for folder, _, names in os.walk(os.path.join(FIX, under)):
-        if os.sep + "hostile" + os.sep in folder + os.sep and "checkpoints" not in folder:
-            continue  # fixtures/hostile/* belong to the CLI harness; checkpoints/hostile are small classics
         out += [os.path.join(folder, n) for n in names if n.endswith(suffixes)]
     return sorted(out)
 

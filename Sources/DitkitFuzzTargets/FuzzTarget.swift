@@ -39,15 +39,6 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
-    /// Largest input worth mutating (libFuzzer's `-max_len`): a little above the seeds that matter.
-    public var maxLength: Int {
-        switch self {
-        case .safetensors, .zip, .legacy, .trace: return 65_536
-        case .pickle: return 32_768
-        case .diffusers, .listing, .canonical: return 8_192
-        }
-    }
-
     /// What an input came to: opened (and exercised) or refused with the error's text.
     public enum Outcome: Sendable, Equatable {
         case accepted
