@@ -13,7 +13,8 @@ enum CheckpointTargets {
     }
 
     /// Legacy torch.save files start with a pickled magic number; inputs that lost it get it back, so every input
-    /// reaches the legacy reader and a saved finding is a file `ditkit inspect` reproduces.
+    /// reaches the legacy reader and a saved finding is a file `ditkit inspect` reproduces. (The same bytes as
+    /// `TorchArchive.legacyMagic`, which is internal to Checkpoints.)
     static let legacyMagic: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
 
     static func legacy(_ input: [UInt8]) throws {
