@@ -62,10 +62,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Sources/TestSupport"),
+        // Fuzzing (fuzz/README.md): the targets as a library, and one program that is a libFuzzer binary when
+        // scripts/fuzz builds it with -sanitize=fuzzer,address -D DITKIT_LIBFUZZER and a replayer otherwise.
+        .systemLibrary(name: "CDitkitFuzz"),
+        .target(name: "DitkitFuzzTargets", dependencies: ["Checkpoints", "Models", "Reference", "Verification", "Tensors"]),
+        .executableTarget(name: "DitkitFuzz", dependencies: ["DitkitFuzzTargets", "CDitkitFuzz"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport", "CZip"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"]),
         .testTarget(name: "ReferenceTests", dependencies: ["Reference", "Verification", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "TestSupport"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["DitkitFuzzTargets", "Checkpoints", "Tensors", "TestSupport"]),
     ]
 )
