@@ -28,12 +28,12 @@ enum CheckpointTargets {
     static func pickle(_ input: [UInt8]) throws {
         var firstError: Error?
         for strict in [false, true] {
-            do { _ = try input.withUnsafeBytes { try Unpickler(strict: strict, host: nil).load($0) } } catch {
+            do { _ = try input.withUnsafeBytes { try Unpickler(policy: PicklePolicy(strict: strict), host: nil).load($0) } } catch {
                 firstError = firstError ?? error
             }
         }
         let recorder = StorageRecorder()
-        _ = try? input.withUnsafeBytes { try Unpickler(strict: false, host: recorder).load($0) }
+        _ = try? input.withUnsafeBytes { try Unpickler(host: recorder).load($0) }
         let archive = TorchZip.archive(pickle: input, storages: recorder.storages.map { ($0.key, $0.bytes) })
         do {
             try Exercise.checkpoint(try Checkpoint.open(Scratch.store("pickled.pt", archive)))
@@ -70,5 +70,8 @@ final class StorageRecorder: UnpicklerHost {
         return .none
     }
 
-    func call(_ callable: PickleGlobal, arguments: [PickleValue], offset: Int) throws -> PickleValue? { nil }
+    func call(
+        _ callable: PickleGlobal, arguments: [PickleValue], offset: Int,
+        nested: (PickleGlobal, [PickleValue]) throws -> PickleValue
+    ) throws -> PickleValue? { nil }
 }

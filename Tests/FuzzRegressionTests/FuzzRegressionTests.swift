@@ -116,12 +116,16 @@ struct FuzzTargetTests {
 
     @Test("the in-memory zip and state-dict pickle are what the readers expect")
     func builders() throws {
-        let pickle = TorchZip.stateDictPickle([("w", .f32, [2, 3], [3, 1], 6), ("big", .f32, [1 << 30, 1 << 30], [0, 0], 6)])
+        // A stride-0 view may claim up to the expansion limit (16 × the file + 64 MiB of logical bytes) ...
+        let pickle = TorchZip.stateDictPickle([("w", .f32, [2, 3], [3, 1], 6), ("big", .f32, [1 << 12, 1 << 12], [0, 0], 6)])
         let zip = TorchZip.archive(pickle: pickle, storages: [(TorchZip.storageKey(.f32), 24)])
-        let path = Scratch.store("builders.pt", zip)
-        let checkpoint = try Checkpoint.open(path)
+        let checkpoint = try Checkpoint.open(Scratch.store("builders.pt", zip))
         #expect(checkpoint.tensors.map(\.name) == ["w", "big"])
-        #expect(checkpoint.tensors.map(\.shape) == [[2, 3], [1 << 30, 1 << 30]])
+        #expect(checkpoint.tensors.map(\.shape) == [[2, 3], [1 << 12, 1 << 12]])
+        // ... and past it the file is an expansion bomb, refused when opened.
+        let bomb = TorchZip.stateDictPickle([("big", .f32, [1 << 30, 1 << 30], [0, 0], 6)])
+        let bombPath = Scratch.store("bomb.pt", TorchZip.archive(pickle: bomb, storages: [(TorchZip.storageKey(.f32), 24)]))
+        #expect(throws: CheckpointError.self) { try Checkpoint.open(bombPath) }
         #expect(FolderTargets.split(Array("a\n@@\nb\n@@\nc\n@@\nd".utf8), separator: FolderTargets.separator, maxParts: 3)
             == [Array("a".utf8), Array("b".utf8), Array("c\n@@\nd".utf8)])
     }
