@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "fixtures")
@@ -150,7 +151,7 @@ def seeds_zip(ditkit):
             yield os.path.basename(path), data
         try:
             yield "reduced-" + os.path.basename(path), reduced_zip(path)
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError):
             pass
     if ditkit:  # ditkit's own writer: ZIP64 end records, 64-byte aligned data
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +168,7 @@ def seeds_pickle(ditkit):
         if is_zip(data):
             try:
                 pkl = data_pickle(path)
-            except (zipfile.BadZipFile, OSError):
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError):
                 pkl = None
             if pkl:
                 yield "data-" + os.path.basename(path) + ".pkl", pkl

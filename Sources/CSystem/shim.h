@@ -13,17 +13,6 @@ static inline long ditkit_copy_file_range(int fd_in, long long *off_in, int fd_o
 #else
     errno = ENOSYS;
     return -1;
-
-/* renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically (neither follows a final symlink); -1 with errno
-   ENOSYS or EINVAL where the kernel or file system cannot. */
-static inline int ditkit_rename_exchange(const char *a, const char *b) {
-#ifdef SYS_renameat2
-    return (int)syscall(SYS_renameat2, -100 /* AT_FDCWD */, a, -100, b, 1u << 1 /* RENAME_EXCHANGE */);
-#else
-    errno = ENOSYS;
-    return -1;
-#endif
-}
 #endif
 }
 
