@@ -105,7 +105,9 @@ public enum FileSystem {
         var absolute = path
         if !path.hasPrefix("/") {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let cwd = getcwd(&buffer, buffer.count).map { _ in String(cString: buffer) } ?? "."
+            let cwd = getcwd(&buffer, buffer.count).map { _ in
+                String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            } ?? "."
             absolute = cwd + "/" + path
         }
         var existing = absolute.split(separator: "/", omittingEmptySubsequences: true).map(String.init)

@@ -25,7 +25,7 @@ enum Scratch {
     }()
 
     /// This thread's subfolder.
-    static var threadFolder: String { folder + "/" + String(unsafeBitCast(pthread_self(), to: UInt.self), radix: 16) }
+    static var threadFolder: String { folder + "/" + "\(pthread_self())" }
 
     /// `relative` in this thread's subfolder, with its parent folders made.
     static func path(_ relative: String) -> String {

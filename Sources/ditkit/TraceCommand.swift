@@ -112,6 +112,9 @@ struct TraceCommand: ParsableCommand {
     @OptionGroup var model: ModelOptionGroup
 
     func run() throws {
+        // Refused before any work: a trace that would replace its own checkpoint, or an existing file.
+        if let overlap = FileSystem.overlap(output: output, input: path) { throw CLIError.usage(overlap) }
+        if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
         let view = try openModel(path, open, model)
         let weights = try loadWeights(view, budget: inputs, batch: inputs.batch)
         let semanticsConfig = semantics.map { $0.apply(to: view.config, a: view.config, b: nil) } ?? view.config

@@ -48,6 +48,11 @@ struct Verify: ParsableCommand {
     }
 
     func run() throws {
+        if let plot {  // the chart may replace a file, never one of the inputs
+            for input in [a, b, against].compactMap({ $0 }) {
+                if let overlap = FileSystem.overlap(output: plot, input: input) { throw CLIError.usage("--plot: " + overlap) }
+            }
+        }
         let report = try Verify.compare(a: a, b: b, against: against, semantics: semantics, rtol: rtol, atol: atol,
                                         inputs: inputs, open: open, model: model)
         if let plot {
