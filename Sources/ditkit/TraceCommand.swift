@@ -18,10 +18,10 @@ struct InputOptionGroup: ParsableArguments {
     @Option(name: .long, help: "Class ids, comma-separated, cycled over the batch (default 0,K,1,2; K is the null class).")
     var classes: String?
 
-    @Option(name: .long, help: "Activation memory a forward pass may take, in GiB (default 4).")
+    @Option(name: .long, help: "Activation memory a forward pass may take, in GiB.")
     var maxMemoryGib: Double = ForwardCost.defaultMemoryBudget / (1024 * 1024 * 1024)
 
-    @Option(name: .long, help: "Multiply-adds a forward pass may take (default 1e13).")
+    @Option(name: .long, help: "Multiply-adds a forward pass may take.")
     var maxMultiplyAdds: Double = ForwardCost.defaultWorkBudget
 
     func validate() throws {
