@@ -246,4 +246,27 @@ struct PickleBudgetTests {
         let value = PickleValue.string(String(repeating: "x", count: 1_000_000))
         #expect(value.repr(limit: 100).count < 110)
     }
+
+    @Test("deciding on a name of 20,000 dotted components is linear and still finds the primitive at its end")
+    func longDottedName() {
+        let parts = (0..<20_000).map { "m\($0)" }
+        let start = ContinuousClock.now
+        #expect(PicklePolicy.isCodeExecution(PickleGlobal(module: "torch", name: (parts + ["os", "system"]).joined(separator: "."))))
+        #expect(!PicklePolicy.isCodeExecution(PickleGlobal(module: parts.joined(separator: "."), name: "Config")))
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test("a long name called again and again is charged to the work budget")
+    func repeatedCallsOfALongName() throws {
+        // GLOBAL 'mylib' + a 4,000-byte name, memoised, then 20,000 × (BINGET 0, EMPTY_TUPLE, REDUCE, POP).
+        var bytes: [UInt8] = [0x80, 0x02, 0x63] + Array("mylib\n".utf8) + Array(String(repeating: "a", count: 4000).utf8) + [0x0A]
+        bytes += [0x71, 0x00, 0x30]
+        for _ in 0..<20_000 { bytes += [0x68, 0x00, 0x29, 0x52, 0x30] }
+        bytes += [0x4E, 0x2E]
+        #expect {
+            try bytes.withUnsafeBytes { try Unpickler().load($0) }
+        } throws: { error in
+            "\(error)".contains("work")
+        }
+    }
 }

@@ -94,6 +94,10 @@ public struct PicklePolicy: Sendable {
     /// `os.system` when torch imported os), so the whole name and every suffix that starts inside `name` are
     /// candidates; a dunder anywhere (`__globals__`, `__import__`, `__reduce__`) is never data, except the module
     /// `__main__` itself (classes of a training script, `__main__.Args`: unknown, so `--allow` can keep them).
+    /// Components of the longest module path in `codeExecutionModules` and `codeExecutionFunctions`.
+    static let maxListedComponents = (codeExecutionModules.union(codeExecutionFunctions))
+        .map { $0.split(separator: ".").count }.max() ?? 1
+
     public static func isCodeExecution(_ global: PickleGlobal) -> Bool {
         let moduleParts = global.module.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let all = moduleParts + global.name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -102,16 +106,20 @@ public struct PicklePolicy: Sendable {
             return true
         }
         let name = all[all.count - 1]
+        // Only module paths as long as the longest listed one can match: the loops stay linear in the name's length
+        // (a hostile name of thousands of components would otherwise cost a join per pair of components).
         for start in [0] + Array(moduleParts.count..<(all.count - 1)) {
             let module = all[start..<(all.count - 1)]
             guard !module.isEmpty else { continue }
-            let joined = module.joined(separator: ".")
-            if joined == "builtins" || joined == "__builtin__" {
-                if !dataBuiltins.contains(name) { return true }
-                continue
+            if module.count <= maxListedComponents {
+                let joined = module.joined(separator: ".")
+                if joined == "builtins" || joined == "__builtin__" {
+                    if !dataBuiltins.contains(name) { return true }
+                    continue
+                }
+                if codeExecutionFunctions.contains(joined + "." + name) { return true }
             }
-            if codeExecutionFunctions.contains(joined + "." + name) { return true }
-            for end in stride(from: module.endIndex, to: module.startIndex, by: -1)
+            for end in stride(from: module.startIndex + min(module.count, maxListedComponents), to: module.startIndex, by: -1)
             where codeExecutionModules.contains(module[module.startIndex..<end].joined(separator: ".")) {
                 return true
             }

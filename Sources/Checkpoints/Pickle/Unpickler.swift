@@ -537,6 +537,8 @@ public struct Unpickler {
                 throw PickleError.malformed(
                     offset: opcodeOffset, reason: "\(opcodeName) calls a \(callable.kindName), not a named class or function")
             }
+            // Deciding reads the whole name: a long name called again and again is work the budget must see.
+            try spend(global.module.utf8.count + global.name.utf8.count)
             if let host = config.host {
                 callers.append(global)
                 defer { callers.removeLast() }
