@@ -152,9 +152,7 @@ public struct DiTConfig: Sendable, Equatable {
             if count > DiTConfig.maxElements {
                 out.append("\(spec.template) would have shape \(shape), over the \(DiTConfig.maxElements) elements a tensor may hold")
             }
-            let (all, o1) = count.multipliedReportingOverflow(by: spec.perBlock ? depth : 1)
-            let (sum, o2) = total.addingReportingOverflow(all)
-            total = o1 || o2 ? Int.max : sum
+            total = Checked.saturatingAdd(total, Checked.saturatingMultiply(count, spec.perBlock ? depth : 1))
         }
         let headWidth = (try? checkedElementCount([patchSize, patchSize, outChannels])) ?? Int.max
         let width = max(3 * hiddenSize, mlpHidden, headWidth)

@@ -1,4 +1,5 @@
 import Checkpoints
+import Tensors
 
 /// What `ditkit inspect` reports about a checkpoint, built from metadata alone (no tensor data is read).
 public struct InspectReport: Sendable {
@@ -27,10 +28,8 @@ public struct InspectReport: Sendable {
             let i = position[name]!
             groups[i].tensors += 1
             // Logical sizes of expanded (stride-0) views can sum past Int.max: such a total saturates.
-            let (elements, o1) = groups[i].elements.addingReportingOverflow(tensor.elementCount)
-            let (bytes, o2) = groups[i].bytes.addingReportingOverflow(tensor.byteCount)
-            groups[i].elements = o1 ? .max : elements
-            groups[i].bytes = o2 ? .max : bytes
+            groups[i].elements = Checked.saturatingAdd(groups[i].elements, tensor.elementCount)
+            groups[i].bytes = Checked.saturatingAdd(groups[i].bytes, tensor.byteCount)
         }
         self.groups = groups
     }
