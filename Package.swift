@@ -25,7 +25,7 @@ let hostHasAVX2AndFMA: Bool = {
 let referenceSettings: [SwiftSetting] = hostHasAVX2AndFMA ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
 
 // Module graph (see DESIGN.md): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
-// CZip wraps libzip for Checkpoints; CBLAS wraps OpenBLAS for Reference only; CKernels holds Reference's AVX-512
+// CDitkitZip wraps libzip and zlib for Checkpoints; CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's AVX-512
 // kernels (C, compiled per function for AVX-512 and chosen at run time).
 let package = Package(
     name: "ditkit",
@@ -43,17 +43,17 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(
-            name: "CZip", pkgConfig: "libzip",
+            name: "CDitkitZip", pkgConfig: "libzip",
             providers: [.apt(["libzip-dev"]), .brew(["libzip"])]),
-        .systemLibrary(name: "CSystem"),
+        .systemLibrary(name: "CDitkitSystem"),
         .systemLibrary(
-            name: "CBLAS", pkgConfig: "openblas",
+            name: "CDitkitBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
-        .target(name: "Tensors", dependencies: ["CSystem"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors", "CZip"]),
+        .target(name: "Tensors", dependencies: ["CDitkitSystem"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
-        .target(name: "CKernels"),
-        .target(name: "Reference", dependencies: ["Models", "CBLAS", "CKernels"], swiftSettings: referenceSettings),
+        .target(name: "CDitkitKernels"),
+        .target(name: "Reference", dependencies: ["Models", "CDitkitBLAS", "CDitkitKernels"], swiftSettings: referenceSettings),
         .target(name: "Verification", dependencies: ["Reference"]),
         .executableTarget(
             name: "ditkit",
@@ -61,17 +61,17 @@ let package = Package(
                 "Checkpoints", "Models", "Tensors", "Reference", "Verification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .target(name: "TestSupport", dependencies: ["Checkpoints"], path: "Sources/TestSupport"),
+        .target(name: "DitkitTestSupport", dependencies: ["Checkpoints"], path: "Sources/DitkitTestSupport"),
         // Fuzzing (fuzz/README.md): the targets as a library, and one program that is a libFuzzer binary when
         // scripts/fuzz builds it with -sanitize=fuzzer,address -D DITKIT_LIBFUZZER and a replayer otherwise.
         .systemLibrary(name: "CDitkitFuzz"),
         .target(name: "DitkitFuzzTargets", dependencies: ["Checkpoints", "Models", "Reference", "Verification", "Tensors"]),
         .executableTarget(name: "DitkitFuzz", dependencies: ["DitkitFuzzTargets", "CDitkitFuzz"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TestSupport", "CZip"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"]),
-        .testTarget(name: "ReferenceTests", dependencies: ["Reference", "Verification", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "TestSupport"]),
-        .testTarget(name: "FuzzRegressionTests", dependencies: ["DitkitFuzzTargets", "Checkpoints", "Tensors", "TestSupport"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "DitkitTestSupport"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "DitkitTestSupport", "CDitkitZip"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "DitkitTestSupport"]),
+        .testTarget(name: "ReferenceTests", dependencies: ["Reference", "Verification", "DitkitTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Models", "DitkitTestSupport"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["DitkitFuzzTargets", "Checkpoints", "Tensors", "DitkitTestSupport"]),
     ]
 )

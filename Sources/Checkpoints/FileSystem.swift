@@ -1,4 +1,4 @@
-import CSystem
+import CDitkitSystem
 import Tensors
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
-import CBLAS
-import CKernels
+import CDitkitBLAS
+import CDitkitKernels
 import Dispatch
 
 #if canImport(Glibc)

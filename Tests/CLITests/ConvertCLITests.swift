@@ -1,7 +1,7 @@
 import Checkpoints
 import Foundation
 import Models
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("ditkit convert, params, synth (end to end)")

@@ -2,7 +2,7 @@ import Checkpoints
 import Foundation
 import Models
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// One error protocol (issue 8, class 9): every error has a kind that maps to DESIGN.md's exit code and a message

@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// The hostile-input promise, end to end: every case in `fixtures/hostile/*/cases.json` runs the built binary and

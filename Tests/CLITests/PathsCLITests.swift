@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Hostile paths end to end (issue 8, class 8): `convert --force` never deletes or reads outside its input and

@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("ditkit trace and verify (end to end)")

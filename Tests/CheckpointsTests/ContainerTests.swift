@@ -1,7 +1,7 @@
 import Checkpoints
 import Foundation
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// The mechanisms behind the hostile container cases (fixtures/hostile/containers): regular files only, views

@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("diffusers folders")

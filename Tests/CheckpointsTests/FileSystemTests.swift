@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// The path rules: plain names, no symlink out of a checkpoint folder, no FIFO, removal that never follows a

@@ -1,7 +1,7 @@
 import Checkpoints
 import Foundation
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Every non-hostile fixture opens with exactly the tensors, bytes and values PyTorch/diffusers recorded.

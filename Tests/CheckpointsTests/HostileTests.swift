@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Every hostile or broken file is refused with exit code 3 and a message naming what is wrong; nothing

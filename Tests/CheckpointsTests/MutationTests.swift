@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Damaged copies of real fixtures must give an error or a checkpoint whose every tensor reads — never a crash

@@ -1,6 +1,6 @@
 import Checkpoints
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Hand-assembled pickle opcodes for the policy and budget tests.

@@ -1,7 +1,7 @@
 import Checkpoints
 import Foundation
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("safetensors writer and sharded index")

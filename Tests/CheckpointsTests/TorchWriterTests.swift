@@ -1,8 +1,8 @@
-import CZip
+import CDitkitZip
 import Checkpoints
 import Foundation
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("torch .pt writer")

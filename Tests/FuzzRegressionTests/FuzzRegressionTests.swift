@@ -1,7 +1,7 @@
 import Checkpoints
 @testable import DitkitFuzzTargets
 import Foundation
-import TestSupport
+import DitkitTestSupport
 import Tensors
 import Testing
 

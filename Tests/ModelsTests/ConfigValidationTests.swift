@@ -1,7 +1,7 @@
 import Checkpoints
 import Foundation
 import Models
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// The one validation of `DiTConfig`: each field's range (the same as the schema's), the rules between fields,

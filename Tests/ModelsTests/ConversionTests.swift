@@ -2,7 +2,7 @@ import Checkpoints
 import Foundation
 import Models
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 /// Converts through the library and reads the result back with the readers.

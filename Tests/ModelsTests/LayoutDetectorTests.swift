@@ -1,6 +1,6 @@
 import Checkpoints
 import Models
-import TestSupport
+import DitkitTestSupport
 import Testing
 
 @Suite("layout detection")

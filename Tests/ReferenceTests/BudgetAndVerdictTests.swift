@@ -1,7 +1,7 @@
 import Checkpoints
 import Models
 import Reference
-import TestSupport
+import DitkitTestSupport
 import Testing
 import Verification
 

@@ -3,7 +3,7 @@ import Foundation
 import Models
 import Reference
 import Tensors
-import TestSupport
+import DitkitTestSupport
 import Testing
 import Verification
 

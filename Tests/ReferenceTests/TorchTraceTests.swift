@@ -2,7 +2,7 @@ import Checkpoints
 import Foundation
 import Models
 import Reference
-import TestSupport
+import DitkitTestSupport
 import Testing
 import Verification
 

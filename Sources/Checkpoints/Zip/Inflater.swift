@@ -1,4 +1,4 @@
-import CZip
+import CDitkitZip
 import Tensors
 
 /// Inflates a DEFLATE zip entry straight from the mapped archive bytes the directory validated, through zlib, in

@@ -1,4 +1,4 @@
-import CZip
+import CDitkitZip
 import Tensors
 
 /// One entry of a zip central directory, with the offset of its data resolved through the local header.
