@@ -17,13 +17,13 @@ extension AtomicFileWriter: ByteSink {}
 /// A tensor to write: name, dtype, shape, and a producer that streams its elements, row-major and
 /// little-endian, into a sink. Producers read their source only when called, so writers hold one tensor
 /// (or less) in memory at a time.
-public struct OutputTensor {
+public struct OutputTensor: Sendable {
     public let name: String
     public let dtype: DType
     public let shape: [Int]
-    public let produce: (ByteSink) throws -> Void
+    public let produce: @Sendable (ByteSink) throws -> Void
 
-    public init(name: String, dtype: DType, shape: [Int], produce: @escaping (ByteSink) throws -> Void) {
+    public init(name: String, dtype: DType, shape: [Int], produce: @escaping @Sendable (ByteSink) throws -> Void) {
         self.name = name
         self.dtype = dtype
         self.shape = shape

@@ -15,14 +15,14 @@ enum Exercise {
         _ = (checkpoint.storageSummary, checkpoint.tensorBytes, checkpoint.elementCount)
         // Heads cannot be read from weights: the committed tiny models (hidden 32) need the `--heads 2` their
         // users would pass.
-        let view = try (try? ModelView.open(checkpoint)) ?? ModelView.open(checkpoint, options: ModelOptions(heads: 2))
+        let view = try (try? ModelView<DiTFamily>.open(checkpoint)) ?? ModelView<DiTFamily>.open(checkpoint, options: ModelOptions(heads: 2))
         try model(view)
     }
 
     /// `params` and `convert` of a model read out of a checkpoint.
-    static func model(_ view: ModelView) throws {
+    static func model(_ view: ModelView<DiTFamily>) throws {
         _ = ParameterCount(config: view.config, layout: view.layout)
-        for target in TargetLayout.allCases {
+        for target in DiTFamily.targets {
             // A layout that cannot hold this model says so: a refusal, not a finding.
             guard let plan = try? view.plan(to: target), plan.byteCount <= convertBudget else { continue }
             let sink = CountingSink()

@@ -17,7 +17,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `@@`, opened as a pipeline, a component and an index beside committed tiny shards.
     case diffusers
     /// A tensor listing (`name dtype d0 d1 …` per line, optionally a first line of `config.json`) written as a
-    /// torch.save file of views that claim those shapes: layout detection, `ModelView` and config inference.
+    /// torch.save file of views that claim those shapes: layout detection, `ModelView<DiTFamily>` and config inference.
     case listing
     /// `ditkit.config` JSON in a canonical safetensors file: `DiTConfig`, the canonical mapping and, for small
     /// configs, synthetic weights and a forward pass.
@@ -33,7 +33,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .pickle: return "pickle → machine (default, strict), torch host and flattener inside a zip"
         case .legacy: return "legacy torch.save file"
         case .diffusers: return "model_index.json @@ config.json @@ sharded index → pipeline, component, index"
-        case .listing: return "tensor listing (+ config.json) → layout detection, ModelView, config inference"
+        case .listing: return "tensor listing (+ config.json) → layout detection, ModelView<DiTFamily>, config inference"
         case .canonical: return "ditkit.config JSON → DiTConfig, canonical mapping, forward of small configs"
         case .trace: return "trace safetensors → trace reader, verify --against checks and forward"
         }

@@ -29,7 +29,7 @@ enum ModelTargets {
             outputs, metadata: [("format", "pt"), ("ditkit.canonical", "1"), ("ditkit.config", text)], to: path, overwrite: true)
         let checkpoint = try Checkpoint.open(path)
         try Exercise.checkpoint(checkpoint)
-        let view = try ModelView.open(checkpoint)
+        let view = try ModelView<DiTFamily>.open(checkpoint)
         guard isSmall(view.config) else { return }
         let weights = try DiTWeights(view)
         _ = DiTForward(weights: weights).run(DiTInputs.make(config: view.config, batch: 1, seed: 0), trace: Trace())
@@ -49,7 +49,7 @@ enum ModelTargets {
     static let model: (config: DiTConfig, dtypes: [DType], weights: DiTWeights) = {
         let path = Scratch.packageRoot + "/fixtures/traces/orig-p2-s8/model.pt"
         do {
-            let view = try ModelView.open(try Checkpoint.open(path), options: ModelOptions(heads: 2))
+            let view = try ModelView<DiTFamily>.open(try Checkpoint.open(path), options: ModelOptions(heads: 2))
             return (view.config, view.tensors.map(\.dtype), try DiTWeights(view))
         } catch {
             fatalError("ditkit-fuzz: cannot open the trace target's model \(path): \(error)")

@@ -27,7 +27,9 @@ struct ModelOptionGroup: ParsableArguments {
     var embedderBlock: Int?
 
     var modelOptions: ModelOptions {
-        ModelOptions(key: key, heads: heads, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
+        var options = ModelOptions(key: key, heads: heads, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
+        options.optionNames = ["key": "--key", "heads": "--heads", "inputSize": "--input-size", "numClasses": "--num-classes", "embedderBlock": "--embedder-block"]
+        return options
     }
 }
 
@@ -100,7 +102,7 @@ struct Convert: ParsableCommand {
     @OptionGroup var model: ModelOptionGroup
 
     func validate() throws {
-        guard TargetLayout(rawValue: to) != nil else {
+        guard DiTFamily.targets.contains(Layout(to)) else {
             throw ValidationError("--to must be one of: canonical, diffusers, original, cerebras")
         }
         if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
@@ -124,7 +126,7 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        let target = TargetLayout(rawValue: to)!
+        let target = Layout(to)
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
@@ -146,7 +148,7 @@ struct Convert: ParsableCommand {
 
     /// Runs the source and the written output on the same inputs, both with the source's numerics (so only the
     /// weights can differ), and fails (exit 1) on the first layer outside the tolerance.
-    func verifyOutput(source: ModelView, plan: ConversionPlan) throws {
+    func verifyOutput(source: ModelView<DiTFamily>, plan: ConversionPlan<DiTFamily>) throws {
         var options = model.modelOptions
         options.heads = options.heads ?? source.config.numHeads
         options.inputSize = options.inputSize ?? source.config.inputSize
@@ -175,10 +177,10 @@ struct Convert: ParsableCommand {
         if !report.passed { throw CLIError(message: "the written checkpoint does not compute what the source does (first divergence: \(report.firstDivergence!))", code: 1) }
     }
 
-    static func report(view: ModelView, plan: ConversionPlan, output: String, files: [String]) -> String {
+    static func report(view: ModelView<DiTFamily>, plan: ConversionPlan<DiTFamily>, output: String, files: [String]) -> String {
         let c = view.config
         var lines: [[String]] = [
-            ["source", "\(view.checkpoint.path) (\(view.checkpoint.format.rawValue), \(view.layout.summary)"
+            ["source", "\(view.checkpoint.path) (\(view.checkpoint.format.rawValue), \(view.layoutSummary)"
                 + (view.prefix.isEmpty ? "" : " under \"\(view.prefix)\"") + ")"],
             ["model", "D=\(c.hiddenSize), depth \(c.depth), \(c.numHeads) heads, patch \(c.patchSize), "
                 + "\(c.inChannels)→\(c.outChannels) channels, \(c.numClasses) classes\(c.hasNullClass ? " + null" : ""), "
@@ -199,12 +201,12 @@ struct Convert: ParsableCommand {
 }
 
 /// Model-layer errors are input problems (exit 3), with the message as it is.
-func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView {
-    try ModelView.open(checkpoint, options: options)
+func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView<DiTFamily> {
+    try ModelView<DiTFamily>.open(checkpoint, options: options)
 }
 
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.
-func export(_ plan: ConversionPlan, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
+func export(_ plan: ConversionPlan<DiTFamily>, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
     var options = options
     let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: label)
     if progress.enabled { options.progress = progress.update }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoints
+import Models
 import Tensors
 
 #if canImport(Glibc)
@@ -59,6 +60,16 @@ struct Ditkit: ParsableCommand {
         switch error as? CheckpointError {
         case .outputExists?: return "use --force to replace it"
         case .variantNeeded(_, let variants)?: return variants.first.map { "pass --variant \($0) to read it" }
+        default: break
+        }
+        switch error as? ModelError {
+        case .sizeNeeded(_, "num_heads", _)?: return "pass --heads"
+        case .sizeNeeded(_, "input_size", _)?: return "pass --input-size (32 for 256 px, 64 for 512 px)"
+        case .sigmaChannels?: return "pass --drop-sigma to drop them"
+        case .cannotHold(let tensor, _, _)?: return "pass --drop \(tensor) to convert without it"
+        case .copiesDiffer?: return "choose one with --embedder-block N"
+        case .noModelUnderKey?: return "choose one with --key"
+        case .unknownPreset?: return "see `ditkit params` for the list"
         default: return nil
         }
     }

@@ -48,7 +48,7 @@ struct Inspect: ParsableCommand {
                 let place = m.prefix.isEmpty ? "at the top level" : "under \"\(m.prefix)\""
                 header.append([
                     i == 0 ? "layout" : "",
-                    "\(m.layout.summary) \(place): \(m.depth) blocks, \(m.matchedTensors) of \(m.tensorsUnderPrefix) tensors",
+                    "\(m.summary) \(place): \(m.depth) blocks, \(m.matchedTensors) of \(m.tensorsUnderPrefix) tensors",
                 ])
             }
         }

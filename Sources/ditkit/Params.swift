@@ -23,7 +23,7 @@ struct Params: ParsableCommand {
 
     func run() throws {
         var presets: [Preset] = []
-        var views: [ModelView] = []
+        var views: [ModelView<DiTFamily>] = []
         if items.isEmpty { presets = Preset.all }
         for item in items {
             if let preset = Preset.named(item), !FileSystem.exists(item) {
@@ -50,7 +50,7 @@ struct Params: ParsableCommand {
                 rightAligned: [2, 3, 4, 5, 6, 7]))
         }
         for entry in report.checkpointEntries {
-            var text = "\(entry.view.checkpoint.path): \(entry.view.layout.summary)"
+            var text = "\(entry.view.checkpoint.path): \(entry.view.layoutSummary)"
                 + (entry.view.prefix.isEmpty ? "" : " under \"\(entry.view.prefix)\"") + "\n"
             text += Format.table(
                 entry.groups.map { [$0.name, Format.grouped($0.parameters)] } + [

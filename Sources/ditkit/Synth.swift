@@ -44,16 +44,16 @@ struct Synth: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard TargetLayout(rawValue: layout) != nil else { throw ValidationError("--layout must be original, diffusers, canonical or cerebras") }
+        guard DiTFamily.targets.contains(Layout(layout)) else { throw ValidationError("--layout must be original, diffusers, canonical or cerebras") }
         guard Preset.named(preset) != nil else { throw ValidationError("unknown preset '\(preset)' (see `ditkit params`)") }
         if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
     }
 
     func run() throws {
         let chosen = Preset.named(preset)!
-        let target = TargetLayout(rawValue: layout)!
+        let target = Layout(layout)
         let canonical = Synthetic.canonicalOutputs(chosen.config, seed: seed)
-        let plan = try ModelView.plan(
+        let plan = try ConversionPlan<DiTFamily>.make(
             canonical: canonical, sources: [:], config: chosen.config, to: target,
             options: ConversionOptions(dtype: dtype, dropSigma: dropSigma))
         var options = ExportOptions()

@@ -77,13 +77,13 @@ enum SemanticsChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// The model at `path`, its config validated; no weight is read yet.
-func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> ModelView {
+func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> ModelView<DiTFamily> {
     try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
 }
 
 /// The float32 weights of `view`, once a traced forward pass of `batch` samples is known to fit the budget (checked
 /// before any weight, table or activation is allocated).
-func loadWeights(_ view: ModelView, budget inputs: InputOptionGroup, batch: Int) throws -> DiTWeights {
+func loadWeights(_ view: ModelView<DiTFamily>, budget inputs: InputOptionGroup, batch: Int) throws -> DiTWeights {
     try inputs.checkBudget(view.config, batch: batch, tracing: true)
     return try DiTWeights(view)
 }
@@ -124,7 +124,7 @@ struct TraceCommand: ParsableCommand {
             ("format", "pt"), ("ditkit.trace.semantics", semantics?.rawValue ?? view.layout.rawValue),
             ("ditkit.trace.source", "ditkit reference forward of \(path)"), ("ditkit.config", semanticsConfig.json.serialized()),
         ], overwrite: force)
-        print("wrote \(output): \(trace.layers.count) layers, batch \(inputs.batch), \(view.layout.summary) with "
+        print("wrote \(output): \(trace.layers.count) layers, batch \(inputs.batch), \(view.layoutSummary) with "
               + "\(semantics?.rawValue ?? "its own") semantics")
     }
 }

@@ -106,7 +106,7 @@ struct Verify: ParsableCommand {
         return VerificationReport.compare(
             traceA, traceB, tolerance: Tolerance(rtol: rtol ?? Tolerance.default(for: dtypesA + viewB.tensors.map(\.dtype)).rtol, atol: atol),
             configA: viewA.config, configB: viewB.config, semanticsA: semanticsA, semanticsB: semanticsB,
-            labelA: "\(a) (\(viewA.layout.summary), \(semantics?.rawValue ?? "own") semantics)",
-            labelB: "\(b!) (\(viewB.layout.summary), \(semantics?.rawValue ?? "own") semantics)")
+            labelA: "\(a) (\(viewA.layoutSummary), \(semantics?.rawValue ?? "own") semantics)",
+            labelB: "\(b!) (\(viewB.layoutSummary), \(semantics?.rawValue ?? "own") semantics)")
     }
 }

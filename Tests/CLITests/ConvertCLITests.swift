@@ -89,9 +89,9 @@ struct ConvertCLITests {
         let a = FileManager.default.contents(atPath: dir.file("a")), b = FileManager.default.contents(atPath: dir.file("b"))
         #expect(a == b, "same seed, same bytes")
         #expect(a != FileManager.default.contents(atPath: dir.file("c")), "another seed, other weights")
-        let view = try ModelView.open(try Checkpoint.open(dir.file("a")))
+        let view = try ModelView<DiTFamily>.open(try Checkpoint.open(dir.file("a")))
         var expected = try #require(Preset.named("DiT-S/8")).config
-        expected.source = "original"
+        expected.sourceLayout = .original
         #expect(view.config == expected)
         let modulation = try #require(try Checkpoint.open(dir.file("a")).tensor(named: "blocks.3.modulation.weight")).float32()
         #expect(modulation.allSatisfy(\.isFinite) && modulation.contains { $0 != 0 })
@@ -100,7 +100,7 @@ struct ConvertCLITests {
 
         let cerebras = try DitkitBinary.run(["synth", "cerebras-dit-small", "--layout", "cerebras", "--dtype", "bf16", "-o", dir.file("c.pt")])
         #expect(cerebras.status == 0, "\(cerebras.stderr)")
-        let cview = try ModelView.open(try Checkpoint.open(dir.file("c.pt")))
+        let cview = try ModelView<DiTFamily>.open(try Checkpoint.open(dir.file("c.pt")))
         #expect(cview.layout == .cerebras && cview.config.hiddenSize == 384 && cview.config.numHeads == 6)
         #expect(ParameterCount(config: cview.config, layout: .cerebras).trainable == 32_858_884)
     }

@@ -83,7 +83,7 @@ struct ErrorProtocolCLITests {
             (CheckpointError.escapes(path: "/x", location: "component", reason: "r"), 3),
             (CheckpointError.hostile(path: "/x", location: "pickle", reason: "r"), 3),
             (PickleError.truncated(offset: 9, opcode: "BINUNICODE"), 3),
-            (ModelError.unknownPreset("X"), 2), (ModelError.config("c"), 3), (ModelError.mapping(path: "/x", problems: []), 3),
+            (ModelError.unknownPreset("X", nearest: []), 2), (ModelError.config("c"), 3), (ModelError.mapping(path: "/x", problems: []), 3),
         ]
         for (error, code) in errors { #expect(error.kind.exitCode == code, "\(error)") }
         #expect {

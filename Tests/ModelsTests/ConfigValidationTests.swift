@@ -11,7 +11,7 @@ struct ConfigValidationTests {
     /// A valid canonical config (DiT-S/2's sizes), as JSON, with `key` (dotted for `norm_eps.*`) set to `value`.
     static func json(_ key: String? = nil, _ value: JSONValue? = nil) -> JSONValue {
         var config = Preset.named("DiT-S/2")!.config
-        config.source = "original"
+        config.sourceLayout = .original
         guard case .object(var pairs) = config.json, let key, let value else { return config.json }
         let parts = key.split(separator: ".").map(String.init)
         let index = pairs.firstIndex { $0.0 == parts[0] }!

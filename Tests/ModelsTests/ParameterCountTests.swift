@@ -11,8 +11,8 @@ struct ParameterCountTests {
         #expect(original.trainable == 674_834_720)
         #expect((original.gflops * 100).rounded() / 100 == 118.64)
         #expect(ParameterCount(config: xl.config, layout: .diffusers).total == 749_826_464)
-        #expect(Schemes.sourceTensors(.original, config: xl.config).count == 292)
-        #expect(Schemes.sourceTensors(.diffusers, config: xl.config).count == 538)
+        #expect(DiTFamily.sourceTensors(.original, config: xl.config).count == 292)
+        #expect(DiTFamily.sourceTensors(.diffusers, config: xl.config).count == 538)
     }
 
     @Test("the paper's Gflops for all 12 presets at 256 px (for B/4 this count gives 5.566, the paper prints 5.56)",
@@ -42,7 +42,7 @@ struct ParameterCountTests {
         let count = ParameterCount(config: preset.config, layout: .cerebras)
         #expect(count.trainable == c.1)
         #expect(count.frozen == preset.config.tokens * preset.config.hiddenSize + 258_000)
-        #expect(Schemes.sourceTensors(.cerebras, config: preset.config).count == 24 * preset.config.depth + 17)
+        #expect(DiTFamily.sourceTensors(.cerebras, config: preset.config).count == 24 * preset.config.depth + 17)
     }
 
     @Test("preset names are found however they are spelled")

@@ -8,10 +8,10 @@ import Testing
 import Verification
 
 enum Load {
-    static func view(_ relative: String, heads: Int? = 2) throws -> ModelView {
-        try ModelView.open(try Checkpoint.open(Fixtures.path(relative)), options: ModelOptions(heads: heads))
+    static func view(_ relative: String, heads: Int? = 2) throws -> ModelView<DiTFamily> {
+        try ModelView<DiTFamily>.open(try Checkpoint.open(Fixtures.path(relative)), options: ModelOptions(heads: heads))
     }
-    static func forward(_ view: ModelView, semantics: DiTConfig? = nil) throws -> DiTForward {
+    static func forward(_ view: ModelView<DiTFamily>, semantics: DiTConfig? = nil) throws -> DiTForward {
         DiTForward(weights: try DiTWeights(view), semantics: semantics)
     }
     static func trace(_ forward: DiTForward, _ inputs: DiTInputs) -> Trace {

@@ -22,12 +22,12 @@ struct TorchTraceTests {
     }()
     static let cases: [Case] = manifest["cases"]?.objectValue?.map { Case(name: $0.0, entry: $0.1) } ?? []
 
-    static func view(_ path: String, heads: Int) throws -> ModelView {
-        try ModelView.open(try Checkpoint.open(path), options: ModelOptions(heads: heads))
+    static func view(_ path: String, heads: Int) throws -> ModelView<DiTFamily> {
+        try ModelView<DiTFamily>.open(try Checkpoint.open(path), options: ModelOptions(heads: heads))
     }
 
     static func report(
-        _ view: ModelView, semantics: DiTConfig? = nil, against path: String, kernels: KernelChoice = .automatic
+        _ view: ModelView<DiTFamily>, semantics: DiTConfig? = nil, against path: String, kernels: KernelChoice = .automatic
     ) throws -> VerificationReport {
         let (reference, _) = try TraceFile.read(path)
         let inputs = try #require(TraceFile.inputs(of: reference))

@@ -4,7 +4,9 @@ import Tensors
 /// Every number that fixes a DiT's function: sizes, and each numeric choice on which the sources differ.
 ///
 /// Serialised as the `ditkit.config` metadata of a canonical file (`schemas/model-config.schema.json`).
-public struct DiTConfig: Sendable, Equatable {
+public struct DiTConfig: FamilyConfig {
+    public typealias Family = DiTFamily
+
     public enum GELU: String, Sendable { case tanh, erf }
     public enum OutputHead: String, Sendable {
         /// Linear (p²·Cout, D) then unpatchify (original, diffusers).
@@ -52,7 +54,13 @@ public struct DiTConfig: Sendable, Equatable {
     public var outputHead: OutputHead = .linear
     public var posEmbed: PosEmbed = .stored
     /// Layout the weights came from (`original`, `diffusers`, `cerebras`), for reports.
-    public var source: String?
+    public var sourceLayout: Layout?
+
+    /// Sizes in one line, for reports and error messages.
+    public var summary: String {
+        "D=\(hiddenSize), depth \(depth), patch \(patchSize), \(inChannels)→\(outChannels) channels, "
+            + "\(labelRows) label rows, MLP \(mlpHidden), input \(inputSize)"
+    }
 
     public init(
         hiddenSize: Int, depth: Int, numHeads: Int, patchSize: Int, inChannels: Int = 4, outChannels: Int = 8,
@@ -146,7 +154,7 @@ public struct DiTConfig: Sendable, Equatable {
         if labelRows < 1 { out.append("\(name("num_classes")) = 0 without a null-class row leaves the label table empty") }
         // Every tensor's size and the parameter total, and one sample's widest activation matrix, overflow-checked.
         var total = 0
-        for spec in Schemes.canonical {
+        for spec in DiTFamily.canonical {
             let shape = spec.shape(self)
             let count = (try? checkedElementCount(shape)) ?? Int.max
             if count > DiTConfig.maxElements {
@@ -164,13 +172,6 @@ public struct DiTConfig: Sendable, Equatable {
             out.append("the model would hold more than \(DiTConfig.maxElements) parameters")
         }
         return out
-    }
-
-    /// Throws `ModelError.invalidConfig` naming `origin` (the file and entry the config came from) and every
-    /// problem (`problems(names:)`) when the config is not one ditkit can run or map.
-    public func validate(origin: String, names: [String: String] = [:]) throws {
-        let problems = problems(names: names)
-        guard problems.isEmpty else { throw ModelError.invalidConfig(origin: origin, problems: problems) }
     }
 
     /// Largest size any config field may take (2^20 = 1,048,576): 512× the widest published DiT (D = 2048),
@@ -252,7 +253,7 @@ public struct DiTConfig: Sendable, Equatable {
             ("gelu", .string(gelu.rawValue)), ("output_head", .string(outputHead.rawValue)),
             ("pos_embed", .string(posEmbed.rawValue)),
         ]
-        if let source { pairs.append(("source_layout", .string(source))) }
+        if let sourceLayout { pairs.append(("source_layout", .string(sourceLayout.rawValue))) }
         return .object(pairs)
     }
 
@@ -317,48 +318,11 @@ public struct DiTConfig: Sendable, Equatable {
             guard let text = value.stringValue, ["original", "diffusers", "cerebras", "unknown"].contains(text) else {
                 throw fail("field source_layout = \(value.serialized().prefix(40)) is not original, diffusers, cerebras or unknown")
             }
-            source = text
+            sourceLayout = Layout(text)
         }
         try validate(origin: origin)
         if let learned = try bool("learn_sigma"), learned != learnSigma {
             throw fail("learn_sigma = \(learned) contradicts out_channels = \(outChannels) with in_channels = \(inChannels)")
         }
-    }
-}
-
-/// Failures of the model layer: configs that cannot be inferred, names that do not map.
-public enum ModelError: Error, CustomStringConvertible, Sendable {
-    case config(String)
-    /// A config (a file's metadata, a diffusers config.json, a trace's, inferred sizes, options) outside its ranges:
-    /// `origin` names the file and entry, each problem the field, its value and what is allowed.
-    case invalidConfig(origin: String, problems: [String])
-    /// A forward pass that would need more memory or work than its budget; the message says how much and how to proceed.
-    case budget(String)
-    /// A trace that cannot be verified against: wrong dtype or shape for the model and batch, inputs out of range,
-    /// or nothing beyond the inputs to compare.
-    case trace(path: String, problems: [String])
-    case mapping(path: String, problems: [String])
-    case unknownPreset(String)
-    case lossy(String)
-
-    public var description: String {
-        switch self {
-        case .config(let message): return "config: \(message)"
-        case .invalidConfig(let origin, let problems): return "\(origin): invalid config: " + ModelError.list(problems)
-        case .budget(let message): return message
-        case .trace(let path, let problems): return "\(path): unusable trace: " + ModelError.list(problems)
-        case .mapping(let path, let problems):
-            let shown = problems.prefix(12).map { "  " + $0 }.joined(separator: "\n")
-            let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
-            return "\(path): the tensor names do not map:\n\(shown)\(more)"
-        case .unknownPreset(let name): return "unknown preset '\(name)' (see `ditkit params` for the list)"
-        case .lossy(let message): return message
-        }
-    }
-
-    static func list(_ problems: [String]) -> String {
-        if problems.count == 1 { return problems[0] }
-        let shown = problems.prefix(12).map { "\n  " + $0 }.joined()
-        return shown + (problems.count > 12 ? "\n  … and \(problems.count - 12) more" : "")
     }
 }

@@ -1,9 +1,8 @@
-/// Named model configurations: the 12 DiT presets at 256 and 512 px, and the five Cerebras Model Zoo configs.
-public struct Preset: Sendable {
-    public let name: String
-    public let layout: Layout
-    public let config: DiTConfig
+/// A DiT preset.
+public typealias Preset = FamilyPreset<DiTConfig>
 
+/// Named DiT configurations: the 12 DiT presets at 256 and 512 px, and the five Cerebras Model Zoo configs.
+extension FamilyPreset where Config == DiTConfig {
     /// DiT-S/B/L/XL × patch 2/4/8 at 256 px (`DiT-XL/2`) and 512 px (`DiT-XL/2-512`), original semantics.
     public static let dit: [Preset] = {
         let sizes: [(String, Int, Int, Int)] = [("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)]
@@ -13,16 +12,16 @@ public struct Preset: Sendable {
                 for patch in [2, 4, 8] {
                     var config = DiTConfig(
                         hiddenSize: hidden, depth: depth, numHeads: heads, patchSize: patch, inputSize: resolution / 8)
-                    config.source = Layout.original.rawValue
+                    config.sourceLayout = .original
                     let name = "DiT-\(size)/\(patch)" + (resolution == 512 ? "-512" : "")
-                    out.append(Preset(name: name, layout: .original, config: config))
+                    out.append(Preset(name: name, layout: .original, config: config, aliases: [String(name.dropFirst("DiT-".count))]))
                 }
             }
         }
         return out
     }()
 
-    /// Cerebras Model Zoo DiT configs (REFERENCE §3): patch 2, 32×32×4 latents, no learned sigma, erf GELU,
+    /// Cerebras Model Zoo DiT configs : patch 2, 32×32×4 latents, no learned sigma, erf GELU,
     /// ConvTranspose head, integer timesteps through a frozen table.
     public static let cerebras: [Preset] = {
         let sizes: [(String, Int, Int, Int, Int)] = [
@@ -36,24 +35,15 @@ public struct Preset: Sendable {
             config.gelu = .erf
             config.outputHead = .convTranspose
             config.timestepInput = .table
-            config.source = Layout.cerebras.rawValue
-            return Preset(name: "cerebras-dit-\(name)", layout: .cerebras, config: config)
+            config.sourceLayout = .cerebras
+            return Preset(name: "cerebras-dit-\(name)", layout: .cerebras, config: config, aliases: ["cerebras-\(name)"])
         }
     }()
 
     public static var all: [Preset] { dit + cerebras }
 
     /// Finds a preset by name, case-insensitively, accepting `XL/2`, `DiT-XL-2`, `dit-xl/2-512`, `cerebras-2B`.
-    public static func named(_ name: String) -> Preset? {
-        func key(_ s: String) -> String {
-            var k = s.lowercased().replacingPlaceholder("_", with: "-")
-            if k.hasPrefix("dit-") { k.removeFirst(4) }
-            if k.hasPrefix("cerebras-dit-") { k = "cerebras-" + k.dropFirst("cerebras-dit-".count) }
-            return String(k.map { $0 == "/" ? "-" : $0 })
-        }
-        let wanted = key(name)
-        return all.first { key($0.name) == wanted }
-    }
+    public static func named(_ name: String) -> Preset? { DiTFamily.preset(named: name) }
 
     /// The DiT preset with this hidden size, used to choose a head count (heads cannot be read from weights).
     public static func heads(forHiddenSize hidden: Int) -> Int? {

@@ -71,10 +71,10 @@ public struct DiTWeights: Sendable {
     public var finalModW: WeightArray, finalModB: WeightArray, finalW: WeightArray, finalB: WeightArray
 
     /// Loads the canonical tensors of `view` as float32.
-    public init(_ view: ModelView) throws {
+    public init(_ view: ModelView<DiTFamily>) throws {
         try self.init(
             config: view.config, tensors: Dictionary(view.canonicalOutputs().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
-            sources: Dictionary(view.tensors.map { ($0.name, $0.source) }, uniquingKeysWith: { a, _ in a }))
+            sources: view.sources)
     }
 
     /// Builds weights from canonical tensors (e.g. synthetic ones) by name; `sources` lets f32 tensors of a mapped
@@ -82,7 +82,7 @@ public struct DiTWeights: Sendable {
     public init(config: DiTConfig, tensors: [String: OutputTensor], sources: [String: CanonicalSource] = [:]) throws {
         try config.validate(origin: "the weights' config")
         let expected = Dictionary(
-            Schemes.canonicalTensors(config, includeOptional: Set(Schemes.canonical.map(\.template))).map { ($0.name, $0.spec.shape(config)) },
+            DiTFamily.allCanonicalTensors(config).map { ($0.name, $0.spec.shape(config)) },
             uniquingKeysWith: { a, _ in a })
         // The forward reads each weight through a raw pointer: its element count must be the config's.
         func checked(_ name: String, _ t: OutputTensor) throws -> OutputTensor {
@@ -101,11 +101,11 @@ public struct DiTWeights: Sendable {
         if let stored = tensors["pos_embed"], stored.shape == [1, config.tokens, config.hiddenSize] {
             posEmbed = try WeightArray(stored, source: sources["pos_embed"])
         } else {
-            posEmbed = WeightArray(Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize))
+            posEmbed = WeightArray(DiTFamily.recomputedTable("pos_embed", config: config)!)
         }
         tTable = config.timestepInput == .table
             ? (try tensors["t_embed.table"].map { try WeightArray(try checked("t_embed.table", $0), source: sources["t_embed.table"]) }
-                ?? WeightArray(Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod)))
+                ?? WeightArray(DiTFamily.recomputedTable("t_embed.table", config: config)!))
             : nil
         tFc1W = try load("t_embed.fc1.weight"); tFc1B = try load("t_embed.fc1.bias")
         tFc2W = try load("t_embed.fc2.weight"); tFc2B = try load("t_embed.fc2.bias")
@@ -181,15 +181,8 @@ public struct DiTInputs: Sendable {
         let ts = timesteps ?? [0, 999, 500, 250]
         let ys = classes ?? [0, config.numClasses, 1, 2].map { min($0, config.labelRows - 1) }  // within a small table
         let count = batch * config.inChannels * config.inputSize * config.inputSize
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
-        func uniform() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return (Double(z >> 11) + 0.5) / Double(1 << 53)
-        }
+        var generator = SplitMix64(state: seed &* SplitMix64.golden &+ 1)
+        func uniform() -> Double { (Double(generator.next() >> 11) + 0.5) / Double(1 << 53) }  // in (0, 1): log is finite
         var x = [Float](repeating: 0, count: count)
         var i = 0
         while i < count {  // Box–Muller

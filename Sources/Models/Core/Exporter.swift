@@ -6,11 +6,11 @@ public struct ExportOptions {
     public var overwrite = false
     /// `fsync` every file before it is renamed into place.
     public var durable = false
-    /// diffusers: write the transformer folder itself instead of a pipeline folder.
+    /// diffusers: write the component folder itself instead of a pipeline folder.
     public var componentOnly = false
     /// diffusers: shard the weights at this many bytes, with an index.
     public var shardSize: Int?
-    /// diffusers: weight variant name (`fp16` → `diffusion_pytorch_model.fp16.safetensors`).
+    /// diffusers: the written weights' variant name (`fp16` → `diffusion_pytorch_model.fp16.safetensors`).
     public var variant: String?
     /// The source, recorded in canonical metadata (`ditkit.source`) and used to carry diffusers extras
     /// (`id2label`, a VAE folder) over.
@@ -22,41 +22,42 @@ public struct ExportOptions {
     public init() {}
 }
 
-/// Writes conversion plans: canonical safetensors, original `.pt` (or `.safetensors`), Cerebras `.pt`, diffusers
-/// folders. Every file is written to a temporary name and renamed; folders are staged and swapped in whole
-/// (`FileSystem.replaceFolder`), so a failure leaves neither a partial output nor a temporary.
+/// Writes conversion plans: canonical safetensors, a layout's state dict (`.pt`, or `.safetensors` where the layout
+/// allows it), diffusers folders. Every file is written to a temporary name and renamed; folders are staged and
+/// swapped in whole (`FileSystem.replaceFolder`), so a failure leaves neither a partial output nor a temporary.
 public enum Exporter {
     /// Writes `plan` to `path`; returns the files written (relative to `path` for folders). Throws
     /// `CheckpointError.io` before writing anything when `path` is, contains or lies inside `options.source`.
     @discardableResult
-    public static func write(_ plan: ConversionPlan, to path: String, options: ExportOptions = ExportOptions()) throws -> [String] {
+    public static func write<F: ModelFamily>(_ plan: ConversionPlan<F>, to path: String, options: ExportOptions = ExportOptions()) throws -> [String] {
         if let source = options.source, let overlap = FileSystem.overlap(output: path, input: source.path) {
             throw CheckpointError.io(path: path, operation: "write", detail: overlap)
         }
         let outputs = options.progress.map { report in withProgress(plan.outputs, report) } ?? plan.outputs
-        switch plan.target {
-        case .canonical:
+        if plan.target == .canonical {
             try SafetensorsWriter.write(outputs, metadata: canonicalMetadata(plan, options), to: path, overwrite: options.overwrite, durable: options.durable)
             return [FileSystem.fileName(path)]
-        case .original:
-            if path.hasSuffix(".safetensors") {
+        }
+        guard let layout = F.layout(plan.target) else {
+            throw ModelError.invalidOption(name: "target", problem: "\(F.name) has no \(plan.target) layout")
+        }
+        switch layout.writer {
+        case .stateDict(let nested, _, let safetensors):
+            if safetensors && nested.isEmpty && path.hasSuffix(".safetensors") {
                 try SafetensorsWriter.write(outputs, metadata: [("format", "pt")], to: path, overwrite: options.overwrite, durable: options.durable)
             } else {
-                try TorchWriter.write(.dict(outputs.map { ($0.name, .tensor($0)) }), to: path, overwrite: options.overwrite, durable: options.durable)
+                var value = TorchSaveValue.dict(outputs.map { ($0.name, .tensor($0)) })
+                for key in nested.reversed() { value = .dict([(key, value)]) }
+                try TorchWriter.write(value, to: path, overwrite: options.overwrite, durable: options.durable)
             }
             return [FileSystem.fileName(path)]
-        case .cerebras:
-            // As Cerebras saves them: {"model": {"model.<name>": tensor}}.
-            try TorchWriter.write(
-                .dict([("model", .dict(outputs.map { ($0.name, .tensor($0)) }))]), to: path, overwrite: options.overwrite, durable: options.durable)
-            return [FileSystem.fileName(path)]
-        case .diffusers:
-            return try writeDiffusers(plan, outputs: outputs, to: path, options: options)
+        case .diffusers(let writer):
+            return try writeDiffusers(plan, writer: writer, outputs: outputs, to: path, options: options)
         }
     }
 
-    /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (DESIGN.md, canonical format).
-    public static func canonicalMetadata(_ plan: ConversionPlan, _ options: ExportOptions) -> [(String, String)] {
+    /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (the canonical format, README).
+    public static func canonicalMetadata<F: ModelFamily>(_ plan: ConversionPlan<F>, _ options: ExportOptions) -> [(String, String)] {
         var source: [(String, JSONValue)] = [("scheme", .string(options.sourceLayout.rawValue))]
         if let checkpoint = options.source {
             source.insert(("format", .string(checkpoint.format.rawValue)), at: 0)
@@ -79,29 +80,6 @@ public enum Exporter {
 
     // MARK: diffusers
 
-    /// `transformer/config.json` for DiTTransformer2DModel, with the model's MLP norm eps and GELU form.
-    public static func diffusersConfig(_ c: DiTConfig) -> JSONValue {
-        .object([
-            ("_class_name", .string("DiTTransformer2DModel")), ("_diffusers_version", .string("0.42.1")),
-            ("activation_fn", .string(c.gelu == .tanh ? "gelu-approximate" : "gelu")), ("attention_bias", .bool(true)),
-            ("attention_head_dim", .int(c.headDim)), ("dropout", .double(0)), ("in_channels", .int(c.inChannels)),
-            ("norm_elementwise_affine", .bool(false)), ("norm_eps", .double(c.mlpNormEps)), ("norm_num_groups", .int(32)),
-            ("norm_type", .string("ada_norm_zero")), ("num_attention_heads", .int(c.numHeads)),
-            ("num_embeds_ada_norm", .int(c.numClasses)), ("num_layers", .int(c.depth)), ("out_channels", .int(c.outChannels)),
-            ("patch_size", .int(c.patchSize)), ("sample_size", .int(c.inputSize)), ("upcast_attention", .bool(false)),
-        ])
-    }
-
-    /// DiT's DDIM scheduler: 1000 steps, linear β 1e-4…0.02, epsilon prediction, no clipping.
-    public static let schedulerConfig: JSONValue = .object([
-        ("_class_name", .string("DDIMScheduler")), ("_diffusers_version", .string("0.42.1")), ("beta_end", .double(0.02)),
-        ("beta_schedule", .string("linear")), ("beta_start", .double(0.0001)), ("clip_sample", .bool(false)),
-        ("clip_sample_range", .double(1)), ("dynamic_thresholding_ratio", .double(0.995)), ("num_train_timesteps", .int(1000)),
-        ("prediction_type", .string("epsilon")), ("rescale_betas_zero_snr", .bool(false)), ("sample_max_value", .double(1)),
-        ("set_alpha_to_one", .bool(true)), ("steps_offset", .int(0)), ("thresholding", .bool(false)),
-        ("timestep_spacing", .string("leading")), ("trained_betas", .null),
-    ])
-
     static func writeJSON(_ value: JSONValue, to path: String, durable: Bool) throws {
         let out = try AtomicFileWriter(destination: path, durable: durable)
         do {
@@ -113,15 +91,17 @@ public enum Exporter {
         }
     }
 
-    static func writeDiffusers(_ plan: ConversionPlan, outputs: [OutputTensor], to path: String, options: ExportOptions) throws -> [String] {
+    static func writeDiffusers<F: ModelFamily>(
+        _ plan: ConversionPlan<F>, writer: DiffusersWriter<F.Config>, outputs: [OutputTensor], to path: String, options: ExportOptions
+    ) throws -> [String] {
         if FileSystem.exists(path) && !options.overwrite { throw CheckpointError.outputExists(path: path) }
         let staged = try FileSystem.temporaryDirectory(beside: path)
         do {
             var files: [String] = []
-            let component = options.componentOnly ? staged : staged + "/transformer"
-            let relative = options.componentOnly ? "" : "transformer/"
+            let component = options.componentOnly ? staged : staged + "/" + writer.component
+            let relative = options.componentOnly ? "" : writer.component + "/"
             try FileSystem.makeDirectory(component)
-            try writeJSON(diffusersConfig(plan.config), to: component + "/config.json", durable: options.durable)
+            try writeJSON(writer.componentConfig(plan.config), to: component + "/config.json", durable: options.durable)
             files.append(relative + "config.json")
             let metadata = [("format", "pt")]
             if let shard = options.shardSize {
@@ -135,27 +115,35 @@ public enum Exporter {
                 files.append(relative + name)
             }
             if !options.componentOnly {
-                try FileSystem.makeDirectory(staged + "/scheduler")
-                try writeJSON(schedulerConfig, to: staged + "/scheduler/scheduler_config.json", durable: options.durable)
-                files.append("scheduler/scheduler_config.json")
                 var index: [(String, JSONValue)] = [
-                    ("_class_name", .string("DiTPipeline")), ("_diffusers_version", .string("0.42.1")),
-                    ("scheduler", .array([.string("diffusers"), .string("DDIMScheduler")])),
-                    ("transformer", .array([.string("diffusers"), .string("DiTTransformer2DModel")])),
+                    ("_class_name", .string(writer.pipelineClass)), ("_diffusers_version", .string("0.42.1")),
                 ]
-                // Carry a source pipeline's VAE and labels over; otherwise the VAE is left out ([null, null]).
-                let sourceIndex = options.source?.config("model_index.json")
-                if let source = options.source, source.format == .diffusersPipeline, let vae = sourceIndex?["vae"],
-                    case .array(let spec) = vae, spec.count == 2, spec[0] != .null,
-                    try FileSystem.entry(source.path + "/vae", root: source.path) == .directory
-                {
-                    try FileSystem.makeDirectory(staged + "/vae")
-                    files += try copyComponent(source.path + "/vae", root: source.path, to: staged + "/vae").map { "vae/" + $0 }
-                    index.append(("vae", vae))
-                } else {
-                    index.append(("vae", .array([.null, .null])))
+                var components: [(String, JSONValue)] = [
+                    (writer.component, .array([.string("diffusers"), .string(writer.componentClass)])),
+                ]
+                for extra in writer.extraComponents {
+                    try FileSystem.makeDirectory(staged + "/" + extra.folder)
+                    try writeJSON(extra.json, to: staged + "/" + extra.folder + "/" + extra.file, durable: options.durable)
+                    files.append(extra.folder + "/" + extra.file)
+                    components.append((extra.folder, .array([.string("diffusers"), .string(extra.className)])))
                 }
-                if let labels = sourceIndex?["id2label"] { index.append(("id2label", labels)) }
+                // Carry a source pipeline's components (a VAE) and index keys (labels) over; a component the source
+                // lacks is written as [null, null].
+                let sourceIndex = options.source?.config("model_index.json")
+                for name in writer.carriedComponents {
+                    if let source = options.source, source.format == .diffusersPipeline, let spec = sourceIndex?[name],
+                        case .array(let pair) = spec, pair.count == 2, pair[0] != .null,
+                        try FileSystem.entry(source.path + "/" + name, root: source.path) == .directory
+                    {
+                        try FileSystem.makeDirectory(staged + "/" + name)
+                        files += try copyComponent(source.path + "/" + name, root: source.path, to: staged + "/" + name).map { name + "/" + $0 }
+                        components.append((name, spec))
+                    } else {
+                        components.append((name, .array([.null, .null])))
+                    }
+                }
+                index += components.sorted { $0.0 < $1.0 }
+                for key in writer.carriedIndexKeys { if let value = sourceIndex?[key] { index.append((key, value)) } }
                 try writeJSON(.object(index), to: staged + "/model_index.json", durable: options.durable)
                 files.insert("model_index.json", at: 0)
             }
@@ -185,7 +173,8 @@ extension Exporter {
     }
 }
 
-final class ProgressCounter {
+/// Bytes written so far; used by one writing thread at a time.
+final class ProgressCounter: @unchecked Sendable {
     var total = 0
     let report: (Int) -> Void
     init(report: @escaping (Int) -> Void) { self.report = report }

@@ -1,0 +1,93 @@
+import Tensors
+
+/// Failures of the model layer: configs that cannot be inferred or are out of range, names that do not map,
+/// conversions that would lose something. Each case carries the facts a caller needs to act (a CLI turns them into
+/// advice about its own flags); descriptions speak in library terms and name no command-line flag.
+public enum ModelError: Error, CustomStringConvertible, Sendable {
+    case config(String)
+    /// A config (a file's metadata, a diffusers config.json, a trace's, inferred sizes, options) outside its ranges:
+    /// `origin` names the file and entry, each problem the field, its value and what is allowed.
+    case invalidConfig(origin: String, problems: [String])
+    /// A forward pass that would need more memory or work than its budget; the message says how much.
+    case budget(String)
+    /// A trace that cannot be verified against: wrong dtype or shape for the model and batch, inputs out of range,
+    /// or nothing beyond the inputs to compare.
+    case trace(path: String, problems: [String])
+    case mapping(path: String, problems: [String])
+    case unknownPreset(String, nearest: [String])
+    case lossy(String)
+    /// The model option `key` selects no model; `found` lists the prefixes models were found under.
+    case noModelUnderKey(path: String, key: String, found: [String])
+    /// A model option's value does not fit this checkpoint (`name` as the caller names it, `ModelOptions.name(of:)`).
+    case invalidOption(name: String, problem: String)
+    /// Per-block copies of a non-block tensor differ (fine-tuned separately?); one must be chosen.
+    case copiesDiffer(path: String, tensor: String, blocks: [Int])
+    /// A size that cannot be read from the weights and has no source: `field` (`num_heads`, `input_size`) with why.
+    case sizeNeeded(path: String, field: String, reason: String)
+    /// The target layout cannot hold learned-sigma output channels (they can be dropped, lossily).
+    case sigmaChannels(target: Layout, modelChannels: Int, targetChannels: Int)
+    /// The target layout does not store canonical tensor `tensor`; `detail` says whether it differs from the table the
+    /// target recomputes. Dropping it is the caller's choice (`ConversionOptions.drop`).
+    case cannotHold(tensor: String, target: Layout, detail: String)
+
+    public var description: String {
+        switch self {
+        case .config(let message): return "config: \(message)"
+        case .invalidConfig(let origin, let problems): return "\(origin): invalid config: " + ModelError.list(problems)
+        case .budget(let message): return message
+        case .trace(let path, let problems): return "\(path): unusable trace: " + ModelError.list(problems)
+        case .mapping(let path, let problems):
+            let shown = problems.prefix(12).map { "  " + $0 }.joined(separator: "\n")
+            let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
+            return "\(path): the tensor names do not map:\n\(shown)\(more)"
+        case .unknownPreset(let name, let nearest):
+            return "unknown preset '\(name)'" + (nearest.isEmpty ? "" : "; nearest: " + nearest.joined(separator: ", "))
+        case .lossy(let message): return message
+        case .noModelUnderKey(let path, let key, let found):
+            return "\(path): no model under \"\(key.hasSuffix(".") ? key : key + ".")\"; found under: " + found.map { "\"\($0)\"" }.joined(separator: ", ")
+        case .invalidOption(let name, let problem): return "\(name): \(problem)"
+        case .copiesDiffer(let path, let tensor, let blocks):
+            return "\(path): the tensor names do not map:\n  \(tensor): the per-block embedder copies differ from block 0's in blocks "
+                + blocks.map(String.init).joined(separator: ", ")
+                + " (fine-tuned separately?); diffusers conditions the final layer on block 0's copy, so one block's copy must be chosen"
+        case .sizeNeeded(let path, let field, let reason): return "\(path): \(field) cannot be read from the weights: \(reason)"
+        case .sigmaChannels(let target, let model, let targetChannels):
+            return "the \(target) layout has no learned-sigma output: its head holds \(targetChannels) channels, this model predicts "
+                + "\(model); dropping the \(model - targetChannels) sigma channels of final.linear would be lossy"
+        case .cannotHold(let tensor, let target, let detail): return "the \(target) layout cannot hold \(tensor): \(detail)"
+        }
+    }
+
+    static func list(_ problems: [String]) -> String {
+        if problems.count == 1 { return problems[0] }
+        let shown = problems.prefix(12).map { "\n  " + $0 }.joined()
+        return shown + (problems.count > 12 ? "\n  … and \(problems.count - 12) more" : "")
+    }
+}
+
+extension ModelError: DitkitError {
+    /// `.usage` for a preset name that does not exist; `.input` for an option value that does not fit the checkpoint, a
+    /// checkpoint, config or trace whose names, shapes or values do not make a model, a pass past its budget, or a
+    /// conversion that cannot hold without loss.
+    public var kind: ErrorKind {
+        switch self {
+        case .unknownPreset: return .usage
+        default: return .input
+        }
+    }
+
+    public var file: String? {
+        switch self {
+        case .mapping(let path, _), .trace(let path, _), .noModelUnderKey(let path, _, _), .copiesDiffer(let path, _, _),
+            .sizeNeeded(let path, _, _):
+            return path
+        default: return nil
+        }
+    }
+
+    /// For an invalid config, where it came from (a file and its entry, or an option).
+    public var location: String? {
+        if case .invalidConfig(let origin, _) = self { return origin }
+        return nil
+    }
+}

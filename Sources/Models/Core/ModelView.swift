@@ -1,0 +1,313 @@
+import Checkpoints
+import Tensors
+
+/// How one canonical tensor is obtained from a checkpoint's tensors.
+public enum CanonicalSource: Sendable {
+    /// The same elements (possibly reshaped).
+    case tensor(TensorInfo)
+    /// Concatenation along dimension 0.
+    case rows([TensorInfo])
+    /// Another arrangement of stored tensors, read through the layout's transform.
+    case transformed(any TensorTransform, [TensorInfo])
+
+    /// The checkpoint tensors this canonical tensor is made from.
+    public var inputs: [TensorInfo] {
+        switch self {
+        case .tensor(let t): return [t]
+        case .rows(let parts), .transformed(_, let parts): return parts
+        }
+    }
+}
+
+/// One canonical tensor of a model view.
+public struct CanonicalTensor: Sendable {
+    public let name: String
+    public let source: CanonicalSource
+    public let shape: [Int]
+    public let dtype: DType
+}
+
+/// What a family's config inference sees: the checkpoint's tensors under the detected prefix, read by CANONICAL
+/// template through the layout's naming table, the checkpoint's config files, the user's options, and a place for
+/// notes. Every shape read is rank-checked and names the stored tensor when it does not fit.
+public struct InferenceContext<Family: ModelFamily> {
+    public let checkpoint: Checkpoint
+    public let layout: SourceLayout<Family.Config>
+    /// Blocks present (counted through the layout's depth probe).
+    public let depth: Int
+    public let options: ModelOptions
+    /// Things the user should know: values assumed rather than read, and where each came from.
+    public var notes: [String] = []
+    /// How each config field's value was obtained (field → tensor, key or option), so that a problem names what the
+    /// user can fix.
+    public var origins: [String: String] = [:]
+    let stored: [String: TensorInfo]
+
+    /// The stored name of a canonical tensor (block 0, copy 0), for messages.
+    public func storedName(_ template: String) -> String {
+        layout.probeName(template)?.replacingBlock(0) ?? template
+    }
+
+    /// Whether the checkpoint stores the canonical tensor `template` (block 0, copy 0).
+    public func has(_ template: String) -> Bool {
+        layout.form(template).names.allSatisfy { stored[$0.replacingPlaceholder("{j}", with: "0").replacingBlock(0)] != nil }
+            && !layout.form(template).names.isEmpty
+    }
+
+    /// The canonical shape of `template` (block 0, copy 0) as the stored tensors give it: a stored tensor of the
+    /// same elements keeps its stored shape; concatenated rows add up; a transform maps its stored shapes.
+    public func shape(_ template: String) throws -> [Int] {
+        let names = layout.form(template).names.map { $0.replacingPlaceholder("{j}", with: "0").replacingBlock(0) }
+        guard !names.isEmpty else { throw ModelError.config("cannot infer the config: the \(layout.id) layout does not store \(template)") }
+        var shapes: [[Int]] = []
+        for name in names {
+            guard let t = stored[name] else { throw ModelError.config("cannot infer the config: \(name) is missing") }
+            shapes.append(t.shape)
+        }
+        switch layout.form(template) {
+        case .rows:
+            guard shapes.allSatisfy({ !$0.isEmpty && Array($0.dropFirst()) == Array(shapes[0].dropFirst()) }) else {
+                throw ModelError.mapping(path: checkpoint.path, problems: ["shape: the parts of \(template) (\(names.joined(separator: ", "))) do not stack: \(shapes)"])
+            }
+            return [shapes.reduce(0) { Checked.saturatingAdd($0, $1[0]) }] + shapes[0].dropFirst()
+        case .transformed(let transform):
+            guard let shape = transform.canonicalShape(sourceShapes: shapes) else {
+                throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(names.joined(separator: ", ")) is \(shapes.map { "\($0)" }.joined(separator: ", ")), which does not fit \(template)"])
+            }
+            return shape
+        default:
+            return shapes[0]
+        }
+    }
+
+    /// Dimension `axis` of the canonical tensor `template`, which must have rank `rank`; a tensor of another rank is
+    /// named, never indexed past its end.
+    public func dim(_ template: String, _ axis: Int, rank: Int) throws -> Int {
+        let shape = try shape(template)
+        guard shape.count == rank else {
+            throw ModelError.mapping(path: checkpoint.path, problems: ["shape: \(storedName(template)) is \(shape), expected a rank-\(rank) tensor"])
+        }
+        return shape[axis]
+    }
+
+    /// The element count of the stored tensor of `template` (block 0, copy 0), for tables stored in another rank.
+    public func elements(_ template: String) throws -> Int {
+        try checkedElementCount(try shape(template))
+    }
+
+    /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from.
+    public var componentConfig: (json: JSONValue, file: String)? {
+        guard let entry = checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }) else { return nil }
+        return (entry.1, checkpoint.path + "/" + entry.0)
+    }
+
+    /// An integer of the component config: absent or null → nil; present but not an integer → an error naming the
+    /// file and key.
+    public func configInt(_ key: String) throws -> Int? {
+        guard let (json, file) = componentConfig, let value = json[key], value != .null else { return nil }
+        guard let v = value.intValue else {
+            throw ModelError.invalidConfig(origin: file, problems: ["\(key) = \(value.serialized().prefix(40)) is not an integer"])
+        }
+        return v
+    }
+}
+
+/// A model read out of a checkpoint: its family and layout, the prefix its names sit under, the config inferred for
+/// it, and every canonical tensor mapped (strictly) to the checkpoint's tensors. Reads no tensor data, except to
+/// check per-block copies.
+public struct ModelView<Family: ModelFamily>: Sendable {
+    public let checkpoint: Checkpoint
+    public let layout: Layout
+    public let prefix: String
+    public let config: Family.Config
+    /// Canonical tensors in canonical order.
+    public let tensors: [CanonicalTensor]
+    /// Things the user should know (prefix found, copies checked, values assumed).
+    public let notes: [String]
+
+    public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
+
+    /// What the layout is, for reports.
+    public var layoutSummary: String {
+        Family.layout(layout)?.summary ?? (layout == .canonical ? "ditkit canonical \(Family.name)" : layout.rawValue)
+    }
+
+    /// Reads the model of this family out of `checkpoint`: a canonical file by its metadata, otherwise by detecting
+    /// the family's layouts and mapping every stored name strictly.
+    public static func open(_ checkpoint: Checkpoint, options: ModelOptions = ModelOptions()) throws -> ModelView {
+        if let configText = checkpoint.metadata.first(where: { $0.0 == "ditkit.config" })?.1 {
+            return try openCanonical(checkpoint, configText: configText)
+        }
+        return try open(checkpoint, matches: LayoutDetector.detect(checkpoint.tensors.map(\.name), family: Family.self), options: options)
+    }
+
+    /// Reads the model from the detected `matches` (of this family).
+    static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions) throws -> ModelView {
+        var notes: [String] = []
+        guard !matches.isEmpty else {
+            throw ModelError.mapping(
+                path: checkpoint.path,
+                problems: ["no \(Family.summary) layout recognised (" + Family.layouts.map(\.summary).joined(separator: ", ") + ")"])
+        }
+        let match = try choose(matches, key: options.key, path: checkpoint.path, notes: &notes)
+        let layout = Family.layout(match.layout)!
+        let prefix = match.prefix
+        let explained = prefix == layout.conventionalPrefix
+            || (matches.contains { $0.prefix == "model." } && matches.contains { $0.prefix == "ema." })
+        if !prefix.isEmpty && !explained {
+            notes.append("names carry the prefix \"\(prefix)\"" + (prefix == "module." ? " (DistributedDataParallel)" : ""))
+        }
+        var byName: [String: TensorInfo] = [:]
+        var duplicates: [String] = []
+        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) {
+            let key = String(tensor.name.dropFirst(prefix.count))
+            if byName[key] != nil { duplicates.append(key) }
+            byName[key] = tensor
+        }
+        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
+        var config = try Family.inferConfig(&context)
+        notes += context.notes
+
+        // Strict mapping: every stored name must be expected for this config, and every expected name present.
+        let expected = Family.sourceTensors(layout.id, config: config)
+        let expectedNames = Set(expected.map(\.name))
+        let optionalStored = Set(Family.canonical.filter(\.optional).flatMap { spec in
+            layout.form(spec.template).names.map { $0.replacingPlaceholder("{j}", with: "0") }
+        })
+        var problems: [String] = []
+        for name in byName.keys.filter({ !expectedNames.contains($0) }).sorted() { problems.append("unmapped: \(prefix)\(name) \(byName[name]!.shape)") }
+        for t in expected where byName[t.name] == nil && !optionalStored.contains(t.name) {
+            problems.append("missing: \(prefix)\(t.name) \(t.shape)")
+        }
+        for t in expected {
+            if let have = byName[t.name], have.shape != t.shape {
+                problems.append("shape: \(prefix)\(t.name) is \(have.shape), expected \(t.shape) for \(config.summary)")
+            }
+        }
+        for name in duplicates { problems.append("duplicate: \(prefix)\(name)") }
+        guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
+
+        var tensors: [CanonicalTensor] = []
+        for (name, spec) in Family.allCanonicalTensors(config) {
+            let block = spec.perBlock ? Int(name.split(separator: ".")[1]) : nil
+            func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+            let shape = spec.shape(config)
+            let source: CanonicalSource
+            switch layout.form(spec.template) {
+            case .absent: continue
+            case .same(let s):
+                guard let t = byName[resolve(s)] else { continue }  // optional and absent
+                source = .tensor(t)
+            case .rows(let parts):
+                source = .rows(parts.map { byName[resolve($0)]! })
+            case .copies(let template):
+                source = .tensor(try chooseCopy(template, byName: byName, depth: config.depth, options: options, notes: &notes, path: checkpoint.path))
+            case .transformed(let transform):
+                let parts = transform.sourceNames.compactMap { byName[resolve($0)] }
+                guard parts.count == transform.sourceNames.count else { continue }
+                source = .transformed(transform, parts)
+            }
+            let dtypes = Set(source.inputs.map(\.dtype))
+            guard dtypes.count == 1, let dtype = dtypes.first else {
+                throw ModelError.mapping(path: checkpoint.path, problems: ["\(name): its parts have different dtypes \(dtypes.map(\.rawValue).sorted())"])
+            }
+            tensors.append(CanonicalTensor(name: name, source: source, shape: shape, dtype: dtype))
+        }
+        config.sourceLayout = layout.id
+        return ModelView(checkpoint: checkpoint, layout: layout.id, prefix: prefix, config: config, tensors: tensors, notes: notes)
+    }
+
+    /// The match to read: the one under `key`; else a training checkpoint's EMA weights; else the first.
+    static func choose(_ matches: [LayoutMatch], key: String?, path: String, notes: inout [String]) throws -> LayoutMatch {
+        if let key {
+            let wanted = key.hasSuffix(".") ? key : key + "."
+            guard let m = matches.first(where: { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }) else {
+                throw ModelError.noModelUnderKey(path: path, key: key, found: matches.map(\.prefix))
+            }
+            return m
+        }
+        if let ema = matches.first(where: { $0.prefix == "ema." }), matches.contains(where: { $0.prefix == "model." }) {
+            notes.append("training checkpoint: reading the EMA weights under \"ema.\" (the raw weights are under \"model.\")")
+            return ema
+        }
+        if matches.count > 1 {
+            notes.append("several models found (" + matches.map { "\"\($0.prefix)\"" }.joined(separator: ", ")
+                + "); reading \"\(matches[0].prefix)\"")
+        }
+        return matches[0]
+    }
+
+    /// Per-block copies of a non-block tensor (diffusers' embedders) must be bit-identical; one is read.
+    static func chooseCopy(
+        _ template: String, byName: [String: TensorInfo], depth: Int, options: ModelOptions, notes: inout [String], path: String
+    ) throws -> TensorInfo {
+        let copies = (0..<depth).map { byName[template.replacingCopy($0)]! }
+        if let chosen = options.embedderBlock {
+            guard chosen >= 0 && chosen < depth else {
+                throw ModelError.invalidOption(name: options.name(of: "embedderBlock"), problem: "\(chosen) is outside 0..<\(depth)")
+            }
+            return copies[chosen]
+        }
+        // Compared in place (zero-copy views of the mapped shards), not copied into arrays.
+        var differing: [Int] = []
+        try copies[0].withContiguousBytes { reference in
+            for (j, copy) in copies.enumerated().dropFirst() {
+                let same = try copy.withContiguousBytes { bytes in
+                    bytes.count == reference.count && bytes.elementsEqual(reference)
+                }
+                if !same { differing.append(j) }
+            }
+        }
+        guard differing.isEmpty else {
+            throw ModelError.copiesDiffer(path: path, tensor: template.replacingCopy(0), blocks: differing)
+        }
+        if template.hasSuffix("linear_1.weight") { notes.append("diffusers embedder copies in all \(depth) blocks are bit-identical; stored once") }
+        return copies[0]
+    }
+
+    /// A canonical file: names are canonical, the config is in the metadata. The config is validated, and its depth
+    /// must equal the blocks the file holds before any per-block name is expanded, so the work is bounded by the
+    /// tensors present.
+    static func openCanonical(_ checkpoint: Checkpoint, configText: String) throws -> ModelView {
+        let origin = "\(checkpoint.path): metadata ditkit.config"
+        let json: JSONValue
+        do { json = try JSONParser.parse(configText) } catch {
+            throw ModelError.invalidConfig(origin: origin, problems: ["not valid JSON (\(error))"])
+        }
+        let family = json["family"]?.stringValue ?? DiTFamily.name
+        guard family == Family.name else {
+            throw ModelError.invalidConfig(origin: origin, problems: ["family \(family) is not \(Family.name)"])
+        }
+        let config = try Family.Config(json: json, origin: origin)
+        let blockPrefixes = Set(Family.canonical.filter(\.perBlock).map { String($0.template.prefix { $0 != "{" }) })
+        var blocks = Set<Int>()
+        for t in checkpoint.tensors {
+            for blockPrefix in blockPrefixes where t.name.hasPrefix(blockPrefix) {
+                if let i = Int(t.name.dropFirst(blockPrefix.count).prefix { $0 != "." }) { blocks.insert(i) }
+            }
+        }
+        guard config.depth == blocks.count, blocks.allSatisfy({ $0 < config.depth }) else {
+            throw ModelError.invalidConfig(origin: origin, problems: [
+                "depth = \(config.depth) but the file holds \(blocks.count) blocks"
+                    + (blocks.isEmpty ? "" : " (indices \(blocks.min()!)…\(blocks.max()!))")])
+        }
+        let byName = Dictionary(checkpoint.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let early = Family.canonicalProblems(config) { byName[$0] }
+        guard early.isEmpty else { throw ModelError.invalidConfig(origin: origin, problems: early) }
+        var tensors: [CanonicalTensor] = []
+        var problems: [String] = []
+        let expected = Family.allCanonicalTensors(config)
+        let expectedNames = Set(expected.map(\.name))
+        for (name, spec) in expected {
+            guard let t = byName[name] else {
+                if !spec.optional { problems.append("missing: \(name) \(spec.shape(config))") }
+                continue
+            }
+            if t.shape != spec.shape(config) { problems.append("shape: \(name) is \(t.shape), expected \(spec.shape(config))") }
+            tensors.append(CanonicalTensor(name: name, source: .tensor(t), shape: spec.shape(config), dtype: t.dtype))
+        }
+        for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
+        guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
+        return ModelView(checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: [])
+    }
+}
