@@ -28,10 +28,15 @@ public struct Tolerance: Sendable, Equatable {
 
 /// One row of a verification: a layer of both traces.
 public struct LayerComparison: Sendable {
+    /// The layer's name in the trace format (`t_embed`, `blocks.3`, …).
     public let name: String
+    /// Its shape on side A.
     public let shape: [Int]
+    /// Largest |a−b| over its elements (infinity when non-finite values differ or the shapes do).
     public let maxAbs: Double
+    /// ‖a−b‖/‖b‖ in float64 (infinity when non-finite values differ or the shapes do).
     public let relativeL2: Double
+    /// Whether the layer is within the tolerance.
     public let passed: Bool
     /// Why a layer could not be compared (missing on one side, shapes differ).
     public let problem: String?
@@ -41,20 +46,43 @@ public struct LayerComparison: Sendable {
 
 /// The result of comparing two traces.
 public struct VerificationReport: Sendable {
+    /// Every layer present on both sides, in trace order (`TraceFile.order`).
     public let layers: [LayerComparison]
+    /// The tolerance each layer was held to.
     public let tolerance: Tolerance
     /// Name of the first layer that failed, if any.
     public let firstDivergence: String?
     /// The likely causes of the first divergence, from config differences.
     public let likelyCauses: [String]
+    /// What side A is (a file and the numerics it ran with).
     public let labelA: String
+    /// What side B is.
     public let labelB: String
+    /// The trace side B was read from, when it was one (`Verifier.compare(_:againstTrace:)` sets it); errors
+    /// from `requirePassed()` name it.
+    public var traceFile: String? = nil
     /// The layers beyond the inputs whose values were compared: what a verdict rests on.
     public var comparedLayers: [String] { layers.filter { $0.compared && !$0.name.hasPrefix("input.") }.map(\.name) }
     /// Nothing beyond the inputs was compared (a trace holding only inputs, two models with no layer of the same
     /// shape): such a verification proves nothing and never passes.
     public var isVacuous: Bool { comparedLayers.isEmpty }
+    /// Every compared layer is within tolerance and at least one beyond the inputs was compared.
     public var passed: Bool { firstDivergence == nil && !isVacuous }
+
+    /// Throws unless the report passed: `VerificationError.nothingCompared` (kind `.input`) when nothing beyond the
+    /// inputs was compared, else `VerificationError.diverged` (kind `.verification`) naming the first divergence.
+    public func requirePassed() throws {
+        if isVacuous { throw VerificationError.nothingCompared(trace: traceFile, compared: layers.map(\.name)) }
+        if let first = firstDivergence { throw VerificationError.diverged(layer: first, trace: traceFile) }
+    }
+
+    /// Writes `svg` to `path` through the atomic writer (a temporary file renamed into place): an existing file is
+    /// replaced only when `overwrite` (else a `CheckpointError` of kind `.io`). On any error nothing is left behind.
+    public func writeSVG(to path: String, overwrite: Bool = false) throws {
+        let out = try AtomicFileWriter(destination: path, overwrite: overwrite)  // discards its temporary unless committed
+        try out.write(Array(svg.utf8))
+        try out.commit()
+    }
 
     /// Compares every layer present in both traces (inputs included: they must be identical).
     public static func compare(_ a: Trace, _ b: Trace, tolerance: Tolerance, configA: DiTConfig?, configB: DiTConfig?,

@@ -26,6 +26,18 @@ public enum TraceFile {
         return names.sorted { rank($0) < rank($1) }
     }
 
+    /// Refuses an output `path` for a trace of the checkpoint at `input` before any work: one that is, contains or
+    /// lies inside the input (`VerificationError.outputOverlapsInput`, compared by real paths), and one that exists
+    /// unless `overwrite` (`CheckpointError.outputExists`).
+    public static func checkDestination(_ path: String, input: String, overwrite: Bool) throws {
+        if let reason = FileSystem.overlap(output: path, input: input) {
+            throw VerificationError.outputOverlapsInput(output: path, reason: reason)
+        }
+        if FileSystem.exists(path) && !overwrite { throw CheckpointError.outputExists(path: path) }
+    }
+
+    /// Writes `trace` to `path` as a float32 safetensors file (atomically: a temporary file renamed into place), with
+    /// `ditkit.trace: 1` and `metadata` in its `__metadata__`; an existing file is replaced only when `overwrite`.
     public static func write(_ trace: Trace, to path: String, metadata: [(String, String)], overwrite: Bool) throws {
         let outputs = trace.layers.map { layer in
             OutputTensor(name: layer.name, dtype: .f32, shape: layer.shape) { sink in
