@@ -28,10 +28,15 @@ public struct Tolerance: Sendable, Equatable {
 
 /// One row of a verification: a layer of both traces.
 public struct LayerComparison: Sendable {
+    /// The layer's name in the trace format (`t_embed`, `blocks.3`, …).
     public let name: String
+    /// Its shape on side A.
     public let shape: [Int]
+    /// Largest |a−b| over its elements (infinity when non-finite values differ or the shapes do).
     public let maxAbs: Double
+    /// ‖a−b‖/‖b‖ in float64 (infinity when non-finite values differ or the shapes do).
     public let relativeL2: Double
+    /// Whether the layer is within the tolerance.
     public let passed: Bool
     /// Why a layer could not be compared (missing on one side, shapes differ).
     public let problem: String?
@@ -41,25 +46,52 @@ public struct LayerComparison: Sendable {
 
 /// The result of comparing two traces.
 public struct VerificationReport: Sendable {
+    /// Every layer present on both sides, in trace order (`TraceFile.order`).
     public let layers: [LayerComparison]
+    /// The tolerance each layer was held to.
     public let tolerance: Tolerance
     /// Name of the first layer that failed, if any.
     public let firstDivergence: String?
     /// The likely causes of the first divergence, from config differences.
     public let likelyCauses: [String]
+    /// What side A is (a file and the numerics it ran with).
     public let labelA: String
+    /// What side B is.
     public let labelB: String
+    /// The trace side B was read from, when it was one (`Verifier.compare(_:againstTrace:)` sets it); errors
+    /// from `requirePassed()` name it.
+    public var traceFile: String? = nil
     /// The layers beyond the inputs whose values were compared: what a verdict rests on.
     public var comparedLayers: [String] { layers.filter { $0.compared && !$0.name.hasPrefix("input.") }.map(\.name) }
     /// Nothing beyond the inputs was compared (a trace holding only inputs, two models with no layer of the same
     /// shape): such a verification proves nothing and never passes.
     public var isVacuous: Bool { comparedLayers.isEmpty }
+    /// Every compared layer is within tolerance and at least one beyond the inputs was compared.
     public var passed: Bool { firstDivergence == nil && !isVacuous }
 
-    /// Compares every layer present in both traces (inputs included: they must be identical).
-    public static func compare(_ a: Trace, _ b: Trace, tolerance: Tolerance, configA: DiTConfig?, configB: DiTConfig?,
-                               semanticsA: DiTConfig?, semanticsB: DiTConfig?, labelA: String, labelB: String) -> VerificationReport {
-        let names = TraceFile.order(Array(Set(a.layers.map(\.name)).union(b.layers.map(\.name))))
+    /// Throws unless the report passed: `VerificationError.nothingCompared` (kind `.input`) when nothing beyond the
+    /// inputs was compared, else `VerificationError.diverged` (kind `.verification`) naming the first divergence.
+    public func requirePassed() throws {
+        if isVacuous { throw VerificationError.nothingCompared(trace: traceFile, compared: layers.map(\.name)) }
+        if let first = firstDivergence { throw VerificationError.diverged(layer: first, trace: traceFile) }
+    }
+
+    /// Writes `svg` to `path` through the atomic writer (a temporary file renamed into place): an existing file is
+    /// replaced only when `overwrite` (else a `CheckpointError` of kind `.io`). On any error nothing is left behind.
+    public func writeSVG(to path: String, overwrite: Bool = false) throws {
+        let out = try AtomicFileWriter(destination: path, overwrite: overwrite)  // discards its temporary unless committed
+        try out.write(Array(svg.utf8))
+        try out.commit()
+    }
+
+    /// Compares every layer present in both traces (inputs included: they must be identical), in `order`; names the
+    /// first divergence and its likely causes (`causes(layer)`, the family's rules; `followUps` are the later layers
+    /// whose causes are added with "(also)").
+    public static func compare(
+        _ a: Trace, _ b: Trace, tolerance: Tolerance, order: ([String]) -> [String], causes: (String) -> [String],
+        followUps: [String], labelA: String, labelB: String
+    ) -> VerificationReport {
+        let names = order(Array(Set(a.layers.map(\.name)).union(b.layers.map(\.name))))
         var rows: [LayerComparison] = []
         for name in names {
             guard let x = a.layer(name), let y = b.layer(name) else {
@@ -86,43 +118,44 @@ public struct VerificationReport: Sendable {
                                         passed: passed, problem: nonFinite ? "non-finite values differ" : nil, compared: true))
         }
         let first = rows.first { !$0.passed }?.name
-        var causes = first.map { likelyCauses(layer: $0, semanticsA ?? configA, semanticsB ?? configB, configA, configB) } ?? []
-        if let first, !causes.isEmpty, !causes[0].hasPrefix("the configs agree") {
+        var found = first.map(causes) ?? []
+        if let first, !found.isEmpty, !found[0].hasPrefix(VerificationReport.weightsDiffer) {
             // Other numeric differences that affect the layers after the first divergence.
-            for later in ["t_embed", "blocks.0", "final"] where later != first {
-                for cause in likelyCauses(layer: later, semanticsA ?? configA, semanticsB ?? configB, configA, configB)
-                where !cause.hasPrefix("the configs agree") && !causes.contains(cause) {
-                    causes.append(cause + " (also)")
+            for later in followUps where later != first {
+                for cause in causes(later) where !cause.hasPrefix(VerificationReport.weightsDiffer) && !found.contains(cause) {
+                    found.append(cause + " (also)")
                 }
             }
         }
-        return VerificationReport(layers: rows, tolerance: tolerance, firstDivergence: first, likelyCauses: causes, labelA: labelA, labelB: labelB)
+        return VerificationReport(layers: rows, tolerance: tolerance, firstDivergence: first, likelyCauses: found, labelA: labelA, labelB: labelB)
     }
 
-    /// Names the numeric differences between the two sides that can make `layer` diverge first.
-    static func likelyCauses(layer: String, _ a: DiTConfig?, _ b: DiTConfig?, _ configA: DiTConfig?, _ configB: DiTConfig?) -> [String] {
-        guard let a, let b else { return [] }
-        var causes: [String] = []
-        func fmt(_ v: Double) -> String { v == 1e-6 ? "1e-6" : v == 1e-5 ? "1e-5" : "\(v)" }
-        if layer == "t_embed" || layer == "cond" {
-            if a.timestepShift != b.timestepShift { causes.append("t_embed: timestep frequency shift \(a.timestepShift) vs \(b.timestepShift)") }
-            if a.maxPeriod != b.maxPeriod { causes.append("t_embed: max period \(a.maxPeriod) vs \(b.maxPeriod)") }
-            if a.timestepInput != b.timestepInput { causes.append("t_embed: timestep input \(a.timestepInput.rawValue) vs \(b.timestepInput.rawValue)") }
-        }
-        if layer.hasPrefix("blocks.") {
-            if a.attentionNormEps != b.attentionNormEps { causes.append("blocks.*: attention norm eps \(fmt(a.attentionNormEps)) vs \(fmt(b.attentionNormEps))") }
-            if a.mlpNormEps != b.mlpNormEps { causes.append("blocks.*: MLP norm eps \(fmt(a.mlpNormEps)) vs \(fmt(b.mlpNormEps))") }
-            if a.gelu != b.gelu { causes.append("blocks.*: GELU \(a.gelu.rawValue) vs \(b.gelu.rawValue)") }
-        }
-        if layer == "final" || layer == "output" {
-            if a.finalNormEps != b.finalNormEps { causes.append("final: norm eps \(fmt(a.finalNormEps)) vs \(fmt(b.finalNormEps))") }
-        }
-        if layer == "patch_embed", let ca = configA, let cb = configB, ca.posEmbed != cb.posEmbed {
-            causes.append("patch_embed: position table \(ca.posEmbed.rawValue) vs \(cb.posEmbed.rawValue)")
-        }
-        if causes.isEmpty {
-            causes.append("the configs agree on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)")
-        }
-        return causes
+    /// How the cause that blames the weights starts (no numeric choice of the configs explains the layer).
+    public static let weightsDiffer = "the configs agree"
+
+    /// Compares two traces of a family's model: its layer order, and its likely-cause rules applied to the two sides'
+    /// numerics (`semantics`, else `config`).
+    public static func compare<F: VerifiableFamily>(
+        _ a: Trace, _ b: Trace, tolerance: Tolerance, family: F.Type, configA: F.Config?, configB: F.Config?,
+        semanticsA: F.Config?, semanticsB: F.Config?, labelA: String, labelB: String
+    ) -> VerificationReport {
+        compare(
+            a, b, tolerance: tolerance, order: F.traceOrder,
+            causes: { layer in
+                guard let x = semanticsA ?? configA, let y = semanticsB ?? configB else { return [] }
+                let found = F.likelyCauses(layer: layer, x, y, configA: configA, configB: configB)
+                return found.isEmpty
+                    ? ["\(weightsDiffer) on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)"]
+                    : found
+            },
+            followUps: F.causeFollowUps, labelA: labelA, labelB: labelB)
+    }
+
+    /// Compares two DiT traces (``compare(_:_:tolerance:family:configA:configB:semanticsA:semanticsB:labelA:labelB:)``
+    /// with the DiT family).
+    public static func compare(_ a: Trace, _ b: Trace, tolerance: Tolerance, configA: DiTConfig?, configB: DiTConfig?,
+                               semanticsA: DiTConfig?, semanticsB: DiTConfig?, labelA: String, labelB: String) -> VerificationReport {
+        compare(a, b, tolerance: tolerance, family: DiTFamily.self, configA: configA, configB: configB, semanticsA: semanticsA,
+                semanticsB: semanticsB, labelA: labelA, labelB: labelB)
     }
 }

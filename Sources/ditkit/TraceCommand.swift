@@ -40,19 +40,19 @@ struct InputOptionGroup: ParsableArguments {
         return parts.isEmpty ? nil : parts
     }
 
-    /// Refuses (ModelError.budget, exit 3) a pass of `config` on `batch` samples past the budget, before anything is allocated.
-    func checkBudget(_ config: DiTConfig, batch: Int, tracing: Bool) throws {
-        try ForwardCost(config: config, batch: batch, tracing: tracing)
-            .check(memoryBudget: maxMemoryGib * 1024 * 1024 * 1024, workBudget: maxMultiplyAdds)
+    /// The library's forward options these flags describe (validated by `validate()`).
+    var forward: ForwardOptions {
+        ForwardOptions(
+            batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } },
+            classes: classes.map { parse($0)!.map { Int($0!) } }, memoryBudget: maxMemoryGib * 1024 * 1024 * 1024,
+            workBudget: maxMultiplyAdds)
     }
 
-    func inputs(for config: DiTConfig) throws -> DiTInputs {
-        let inputs = DiTInputs.make(
-            config: config, batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } },
-            classes: classes.map { parse($0)!.map { Int($0!) } })
-        let problems = inputs.problems(for: config)
-        guard problems.isEmpty else { throw CLIError.usage("--timesteps/--classes: " + problems.joined(separator: "; ")) }
-        return inputs
+    /// Runs `body`, turning the library's "these inputs do not fit the model" into a usage error naming the flags.
+    static func naming<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch VerificationError.invalidInputs(let problems) {
+            throw CLIError.usage("--timesteps/--classes: " + problems.joined(separator: "; "))
+        }
     }
 }
 
@@ -62,30 +62,11 @@ extension Substring {
     }
 }
 
-/// Semantics a user can force: a named source's numerics, or one side's.
-enum SemanticsChoice: String, ExpressibleByArgument, CaseIterable {
-    case original, diffusers, a, b
-
-    func apply(to config: DiTConfig, a: DiTConfig, b: DiTConfig?) -> DiTConfig {
-        switch self {
-        case .original: return config.withOriginalSemantics()
-        case .diffusers: return config.withDiffusersSemantics()
-        case .a: return config.withNumerics(of: a)
-        case .b: return config.withNumerics(of: b ?? a)
-        }
-    }
-}
+extension SemanticsChoice: ExpressibleByArgument {}
 
 /// The model at `path`, its config validated; no weight is read yet.
 func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> ModelView<DiTFamily> {
     try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
-}
-
-/// The float32 weights of `view`, once a traced forward pass of `batch` samples is known to fit the budget (checked
-/// before any weight, table or activation is allocated).
-func loadWeights(_ view: ModelView<DiTFamily>, budget inputs: InputOptionGroup, batch: Int) throws -> DiTWeights {
-    try inputs.checkBudget(view.config, batch: batch, tracing: true)
-    return try DiTWeights(view)
 }
 
 /// `ditkit trace PATH -o TRACE.safetensors`: run the reference forward and save its activations.
@@ -113,18 +94,12 @@ struct TraceCommand: ParsableCommand {
 
     func run() throws {
         // Refused before any work: a trace that would replace its own checkpoint, or an existing file.
-        if let overlap = FileSystem.overlap(output: output, input: path) { throw CLIError.usage(overlap) }
-        if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
+        try TraceFile.checkDestination(output, input: path, overwrite: force)
         let view = try openModel(path, open, model)
-        let weights = try loadWeights(view, budget: inputs, batch: inputs.batch)
-        let semanticsConfig = semantics.map { $0.apply(to: view.config, a: view.config, b: nil) } ?? view.config
-        let trace = Trace()
-        _ = DiTForward(weights: weights, semantics: semanticsConfig).run(try inputs.inputs(for: view.config), trace: trace)
-        try TraceFile.write(trace, to: output, metadata: [
-            ("format", "pt"), ("ditkit.trace.semantics", semantics?.rawValue ?? view.layout.rawValue),
-            ("ditkit.trace.source", "ditkit reference forward of \(path)"), ("ditkit.config", semanticsConfig.json.serialized()),
-        ], overwrite: force)
-        print("wrote \(output): \(trace.layers.count) layers, batch \(inputs.batch), \(view.layoutSummary) with "
+        let recorded = try InputOptionGroup.naming {
+            try Tracer(semantics: semantics, forward: inputs.forward).write(view, to: output, overwrite: force, sourceName: path)
+        }
+        print("wrote \(output): \(recorded.trace.layers.count) layers, batch \(inputs.batch), \(view.layoutSummary) with "
               + "\(semantics?.rawValue ?? "its own") semantics")
     }
 }

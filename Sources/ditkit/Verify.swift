@@ -55,58 +55,19 @@ struct Verify: ParsableCommand {
         }
         let report = try Verify.compare(a: a, b: b, against: against, semantics: semantics, rtol: rtol, atol: atol,
                                         inputs: inputs, open: open, model: model)
-        if let plot {
-            let out = try AtomicFileWriter(destination: plot, overwrite: true)
-            try out.write(Array(report.svg.utf8))
-            try out.commit()
-        }
+        if let plot { try report.writeSVG(to: plot, overwrite: true) }
         print(json ? report.json.serialized(pretty: true) : report.text)
-        if report.isVacuous {
-            // Exit 3, not 1: no number was compared, so nothing disagreed; the input cannot support a verdict.
-            throw CLIError(message: (against.map { "\($0): the trace holds" } ?? "the two models share")
-                + " no comparable layer beyond the inputs (compared: \(report.layers.map(\.name).joined(separator: ", "))), "
-                + "so nothing was verified", code: 3)
-        }
-        if let first = report.firstDivergence { throw CLIError(message: "verification failed at \(first)", code: 1) }
+        // A report comparing nothing beyond the inputs fails with exit 3 (the input cannot support a verdict), a
+        // divergence with exit 1.
+        try report.requirePassed()
     }
 
     static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
                         inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
+        let verifier = Verifier(options: VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward))
         let viewA = try openModel(a, open, model)
-        let dtypesA = viewA.tensors.map(\.dtype)
-        if let against {
-            let (reference, metadata, traceInputs) = try TraceFile.load(against, for: viewA.config)
-            let weightsA = try loadWeights(viewA, budget: inputs, batch: traceInputs.batch)
-            let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
-            let referenceConfig: DiTConfig? = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
-                $0.apply(to: viewA.config, a: viewA.config, b: nil)
-            }
-            let semanticsA = semantics.map { $0.apply(to: viewA.config, a: viewA.config, b: referenceConfig) } ?? viewA.config
-            let trace = Trace()
-            _ = DiTForward(weights: weightsA, semantics: semanticsA).run(traceInputs, trace: trace)
-            return VerificationReport.compare(
-                trace, reference, tolerance: Tolerance(rtol: rtol ?? Tolerance.default(for: dtypesA).rtol, atol: atol),
-                configA: viewA.config, configB: nil, semanticsA: semanticsA, semanticsB: referenceConfig,
-                labelA: "\(a) (ditkit reference, \(semantics?.rawValue ?? viewA.layout.rawValue) semantics)",
-                labelB: "\(against) (trace\(referenceSemantics.map { ", \($0) semantics" } ?? ""))")
-        }
-        let weightsA = try loadWeights(viewA, budget: inputs, batch: inputs.batch)
+        if let against { return try verifier.compare(viewA, againstTrace: against, name: a) }
         let viewB = try openModel(b!, open, model)
-        let weightsB = try loadWeights(viewB, budget: inputs, batch: inputs.batch)
-        let semanticsA = semantics.map { $0.apply(to: viewA.config, a: viewA.config, b: viewB.config) } ?? viewA.config
-        let semanticsB = semantics.map { $0.apply(to: viewB.config, a: viewA.config, b: viewB.config) } ?? viewB.config
-        guard viewA.config.inChannels == viewB.config.inChannels, viewA.config.inputSize == viewB.config.inputSize else {
-            throw CLIError(message: "the models take different inputs (\(viewA.config.inChannels)×\(viewA.config.inputSize)² vs "
-                           + "\(viewB.config.inChannels)×\(viewB.config.inputSize)²)", code: 3)
-        }
-        let shared = try inputs.inputs(for: viewA.config)
-        let traceA = Trace(), traceB = Trace()
-        _ = DiTForward(weights: weightsA, semantics: semanticsA).run(shared, trace: traceA)
-        _ = DiTForward(weights: weightsB, semantics: semanticsB).run(shared, trace: traceB)
-        return VerificationReport.compare(
-            traceA, traceB, tolerance: Tolerance(rtol: rtol ?? Tolerance.default(for: dtypesA + viewB.tensors.map(\.dtype)).rtol, atol: atol),
-            configA: viewA.config, configB: viewB.config, semanticsA: semanticsA, semanticsB: semanticsB,
-            labelA: "\(a) (\(viewA.layoutSummary), \(semantics?.rawValue ?? "own") semantics)",
-            labelB: "\(b!) (\(viewB.layoutSummary), \(semantics?.rawValue ?? "own") semantics)")
+        return try InputOptionGroup.naming { try verifier.compare(viewA, viewB, names: (a, b!)) }
     }
 }

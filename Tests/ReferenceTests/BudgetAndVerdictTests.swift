@@ -37,6 +37,24 @@ struct BudgetAndVerdictTests {
         }
     }
 
+    @Test("ForwardOptions: the CLI's defaults, ForwardCost's budget, and inputs checked where they enter")
+    func forwardOptions() throws {
+        let defaults = ForwardOptions()
+        #expect(defaults.batch == 4 && defaults.seed == 0 && defaults.kernels == .automatic)
+        #expect(defaults.memoryBudget == ForwardCost.defaultMemoryBudget && defaults.workBudget == ForwardCost.defaultWorkBudget)
+        let xl = try #require(Preset.named("DiT-XL/2-512")).config
+        try ForwardOptions(batch: 2).checkBudget(xl, tracing: true)
+        #expect(throws: ModelError.self) { try ForwardOptions(batch: 2, memoryBudget: 0.1 * 1024 * 1024 * 1024).checkBudget(xl, tracing: true) }
+        #expect(throws: ModelError.self) { try ForwardOptions().checkBudget(Self.tiny, batch: 100_000_000, tracing: true) }
+        let made = try ForwardOptions(batch: 2, seed: 3, timesteps: [7], classes: [1]).inputs(for: Self.tiny)
+        let direct = DiTInputs.make(config: Self.tiny, batch: 2, seed: 3, timesteps: [7], classes: [1])
+        #expect(made.x == direct.x && made.t == [7, 7] && made.y == [1, 1])
+        #expect(try ForwardOptions(batch: 4).inputs(for: Self.tiny).y == [0, 2, 1, 2], "0, the null class, 1, 2 (capped at the table)")
+        #expect(throws: VerificationError.invalidInputs(problems: ["input.y[0] = 3 is outside the label table (0…2; 2 is the null class)"])) {
+            try ForwardOptions(batch: 1, classes: [3]).inputs(for: Self.tiny)
+        }
+    }
+
     @Test("inputs: counts, finiteness, magnitude, table timesteps and class ids are checked")
     func inputs() {
         let good = DiTInputs.make(config: Self.tiny, batch: 2, seed: 0, timesteps: [0, 999], classes: [0, 2])
