@@ -44,17 +44,3 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// `strerror` text for an errno value.
-public func describeErrno(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "errno \(code)" }
-    return String(cString: text)
-}

@@ -60,7 +60,7 @@ public struct SafetensorsFile {
 
     /// Reads and validates the header; touches no tensor data.
     ///
-    /// Checks (REFERENCE §6): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
+    /// Checks (as the safetensors reference implementation validates): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
     /// duplicate names; each entry has a known dtype, a non-negative shape and `data_offsets` [begin, end)
     /// with end − begin = product(shape) · size(dtype), overflow-checked; sorted by offset the entries are
     /// contiguous from 0, without gaps or overlaps, and end exactly at the end of the file.
@@ -154,8 +154,7 @@ public struct SafetensorsFile {
                         + "\(bufferSize)-byte data buffer (truncated file?)")
             }
             let storage = TensorStorage(
-                key: entry.name, byteCount: entry.end - entry.begin, bigEndian: false,
-                backing: .mapped(file, offset: dataStart + entry.begin), file: path)
+                key: entry.name, source: MappedFileSource(file: file, offset: dataStart + entry.begin, count: entry.end - entry.begin))
             tensors.append(
                 TensorInfo(name: entry.name, dtype: entry.dtype, layout: try TensorLayout(contiguous: entry.shape), storage: storage))
             cursor = entry.end

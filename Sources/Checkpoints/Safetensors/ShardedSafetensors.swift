@@ -163,14 +163,9 @@ public struct ShardedSafetensors {
             ("metadata", .object([("total_size", .int(total))])), ("weight_map", .object(weightMap)),
         ])
         let indexName = Naming.index(baseName, variant: variant)
-        let out = try AtomicFileWriter(destination: directory + "/" + indexName, overwrite: overwrite, durable: durable)
-        do {
-            try out.write(Array((index.serialized(pretty: true) + "\n").utf8))
-            try out.commit()
-        } catch {
-            out.abort()
-            throw error
-        }
+        try AtomicFileWriter.write(
+            Array((index.serialized(pretty: true) + "\n").utf8), to: directory + "/" + indexName, overwrite: overwrite,
+            durable: durable)
         written.append(indexName)
         return written
     }

@@ -1,11 +1,5 @@
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a `torch.save`d object may hold when ditkit writes one: ordered string-keyed dicts, tensors, ints and
 /// strings. Enough for a state dict, nested (`{"model": {...}}`) or not.
 public indirect enum TorchSaveValue {
@@ -62,10 +56,6 @@ public enum TorchWriter {
         let cleaned = name.filter { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
         return cleaned.isEmpty ? "archive" : cleaned
     }
-}
-
-extension ByteSink {
-    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 }
 
 /// Pickle protocol 2 for `TorchSaveValue`, in the shape torch's own pickler produces.
@@ -266,15 +256,4 @@ final class ZipStreamWriter {
     }
 
     func abort() { out.abort() }
-}
-
-/// Passes bytes through, computing their CRC-32.
-final class CRCSink: ByteSink {
-    let downstream: ByteSink
-    private(set) var crc: UInt32 = 0
-    init(downstream: ByteSink) { self.downstream = downstream }
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        crc = CRC32.checksum(bytes, initial: crc)
-        try downstream.write(bytes)
-    }
 }
