@@ -129,23 +129,23 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why a JSON text could not be parsed; `offset` is the byte offset in the text.
-public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let offset: Int
-    public let reason: String
+package struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let offset: Int
+    package let reason: String
     /// Set when the failure is a key that appears twice in one object.
-    public let duplicateKey: String?
+    package let duplicateKey: String?
 
-    public var description: String { "\(reason) at byte \(offset)" }
+    package var description: String { "\(reason) at byte \(offset)" }
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes. Rejects duplicate keys, trailing garbage and nesting deeper than
 /// `maxDepth`; allows trailing whitespace (safetensors headers are padded with spaces).
-public struct JSONParser {
+package struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
     private let maxDepth: Int
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -154,12 +154,12 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ text: String, maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ text: String, maxDepth: Int = 64) throws -> JSONValue {
         var copy = text
         return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
     }
 
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
         try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth) }
     }
 

@@ -51,16 +51,7 @@ struct Ditkit: ParsableCommand {
         guard let error = error as? any DitkitError else {
             return ("internal error (\(type(of: error))): \(error)", internalErrorCode)
         }
-        return (error.description + (advice(for: error).map { " (\($0))" } ?? ""), error.kind.exitCode)
-    }
-
-    /// The flag that resolves `error`, for the errors whose library message cannot name one.
-    static func advice(for error: any DitkitError) -> String? {
-        switch error as? CheckpointError {
-        case .outputExists?: return "use --force to replace it"
-        case .variantNeeded(_, let variants)?: return variants.first.map { "pass --variant \($0) to read it" }
-        default: return nil
-        }
+        return (error.description + (Advice.text(for: error).map { " (\($0))" } ?? ""), error.kind.exitCode)
     }
 
     static func fail(_ message: String, code: Int32, prefix: Bool = true) -> Never {

@@ -1,8 +1,8 @@
 import Tensors
 
 /// safetensors dtype spellings.
-public enum SafetensorsDType {
-    public static func dtype(_ name: String) -> DType? {
+package enum SafetensorsDType {
+    package static func dtype(_ name: String) -> DType? {
         switch name {
         case "F64": return .f64
         case "F32": return .f32
@@ -24,7 +24,7 @@ public enum SafetensorsDType {
         }
     }
 
-    public static func name(_ dtype: DType) -> String? {
+    package static func name(_ dtype: DType) -> String? {
         switch dtype {
         case .f64: return "F64"
         case .f32: return "F32"
@@ -48,15 +48,15 @@ public enum SafetensorsDType {
 }
 
 /// A validated safetensors file: tensor entries in data order, each a zero-copy view of the mapped file.
-public struct SafetensorsFile {
+package struct SafetensorsFile {
     /// Largest header accepted (the reference implementation's limit).
-    public static let maxHeaderBytes = 100_000_000
+    package static let maxHeaderBytes = 100_000_000
 
-    public let file: MappedFile
-    public let tensors: [TensorInfo]
+    package let file: MappedFile
+    package let tensors: [TensorInfo]
     /// `__metadata__`, in file order.
-    public let metadata: [(String, String)]
-    public let headerByteCount: Int
+    package let metadata: [(String, String)]
+    package let headerByteCount: Int
 
     /// Reads and validates the header; touches no tensor data.
     ///
@@ -64,7 +64,7 @@ public struct SafetensorsFile {
     /// duplicate names; each entry has a known dtype, a non-negative shape and `data_offsets` [begin, end)
     /// with end − begin = product(shape) · size(dtype), overflow-checked; sorted by offset the entries are
     /// contiguous from 0, without gaps or overlaps, and end exactly at the end of the file.
-    public init(file: MappedFile) throws {
+    package init(file: MappedFile) throws {
         self.file = file
         let path = file.path
         let bytes = file.bytes
