@@ -5,7 +5,8 @@ import Tensors
 ///
 /// The one way Checkpoints writes a file. `write(_:to:overwrite:durable:)` writes a byte array in one call;
 /// `withFile(at:overwrite:durable:_:)` streams into the writer and commits when the body returns (discarding the
-/// temporary file when it throws); a writer kept open across calls (a zip being built) commits or aborts itself.
+/// temporary file when it throws): every writer of Checkpoints goes through one of the two. `init`, `commit` and
+/// `abort` remain for a caller that must hold the file open across calls.
 public final class AtomicFileWriter: ByteSink {
     /// Where the file goes when committed.
     public let destination: String

@@ -25,8 +25,8 @@ public enum TorchWriter {
             tensors.append(tensor)
             return String(tensors.count - 1)
         }
-        let zip = try ZipStreamWriter(destination: path, overwrite: overwrite, durable: durable)
-        do {
+        try AtomicFileWriter.withFile(at: path, overwrite: overwrite, durable: durable) { out in
+            let zip = ZipStreamWriter(out)
             try zip.addEntry(stem + "/data.pkl") { try $0.write(pickle) }
             try zip.addEntry(stem + "/.format_version") { try $0.write(Array("1".utf8)) }
             try zip.addEntry(stem + "/.storage_alignment") { try $0.write(Array("64".utf8)) }
@@ -44,9 +44,6 @@ public enum TorchWriter {
             let id = String(UInt64(CRC32.checksum(pickle)) << 32 | UInt64(tensors.count))
             try zip.addEntry(stem + "/.data/serialization_id") { try $0.write(Array(id.utf8)) }
             try zip.finish()
-        } catch {
-            zip.abort()
-            throw error
         }
     }
 
@@ -176,16 +173,14 @@ enum PickleEncoder {
 
 /// A streaming zip writer for STORED entries: data aligned to 64 bytes (padding in a local-header extra field,
 /// as torch does), sizes and CRC patched into the local header once the entry is written, ZIP64 where offsets
-/// pass 4 GiB, ZIP64 end records always. Written to a temporary file, renamed by `finish`.
+/// pass 4 GiB, ZIP64 end records always, into an `AtomicFileWriter` that its owner commits.
 final class ZipStreamWriter {
     struct Written { let name: [UInt8]; let offset: Int; let size: Int; let crc: UInt32 }
     private let out: AtomicFileWriter
     private var entries: [Written] = []
     static let alignment = 64
 
-    init(destination: String, overwrite: Bool, durable: Bool) throws {
-        out = try AtomicFileWriter(destination: destination, overwrite: overwrite, durable: durable)
-    }
+    init(_ out: AtomicFileWriter) { self.out = out }
 
     /// Streams one entry; returns its size.
     @discardableResult
@@ -219,6 +214,7 @@ final class ZipStreamWriter {
         return size
     }
 
+    /// Writes the central directory and the end records (the owner then commits the file).
     func finish() throws {
         let directoryStart = out.bytesWritten
         for entry in entries {
@@ -252,8 +248,5 @@ final class ZipStreamWriter {
         u32(directoryStart >= 0xFFFF_FFFF ? 0xFFFF_FFFF : UInt32(directoryStart))
         u16(0)
         try out.write(tail)
-        try out.commit()
     }
-
-    func abort() { out.abort() }
 }
