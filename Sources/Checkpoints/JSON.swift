@@ -3,15 +3,22 @@
 /// ditkit parses JSON itself (safetensors headers, diffusers configs, index files) because it must see
 /// duplicate keys, which Foundation's decoders silently merge, and must not pull in full Foundation.
 public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number written without fraction or exponent that fits in `Int`, kept exactly.
     case int(Int)
+    /// Any other number.
     case double(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
     /// Key–value pairs in order. Parsed objects never hold a key twice (the parser rejects it).
     case object([(String, JSONValue)])
 
+    /// Structural equality: object members compare in order; an int equals a double of the same value; NaN equals NaN.
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
@@ -27,12 +34,15 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The member `key` of an object (nil for other values or a missing key).
     public subscript(key: String) -> JSONValue? {
         if case .object(let pairs) = self { return pairs.first(where: { $0.0 == key })?.1 }
         return nil
     }
 
+    /// The string, when this is one.
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    /// The integer, when this is one (or a double with an integral value).
     public var intValue: Int? {
         switch self {
         case .int(let i): return i
@@ -40,6 +50,7 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
+    /// The number as a double, when this is a number.
     public var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
@@ -47,8 +58,11 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
+    /// The boolean, when this is one.
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    /// The elements, when this is an array.
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    /// The members in order, when this is an object.
     public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o }; return nil }
 
     /// Compact JSON text.

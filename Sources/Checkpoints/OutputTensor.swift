@@ -4,11 +4,16 @@ import Tensors
 /// little-endian, into a sink. Producers read their source only when called, so writers hold one tensor
 /// (or less) in memory at a time.
 public struct OutputTensor {
+    /// Name in the output file.
     public let name: String
+    /// Element type written.
     public let dtype: DType
+    /// Dimensions written.
     public let shape: [Int]
+    /// Streams the elements, row-major and little-endian, into a sink (exactly `byteCount` bytes).
     public let produce: (ByteSink) throws -> Void
 
+    /// A tensor whose bytes `produce` streams when its turn comes.
     public init(name: String, dtype: DType, shape: [Int], produce: @escaping (ByteSink) throws -> Void) {
         self.name = name
         self.dtype = dtype
@@ -27,6 +32,7 @@ public struct OutputTensor {
     /// Bytes the producer must write.
     public var byteCount: Int { (try? TensorLayout(contiguous: shape).byteCount(of: dtype)) ?? 0 }
 
+    /// The same tensor under `newName`.
     public func renamed(_ newName: String) -> OutputTensor {
         OutputTensor(name: newName, dtype: dtype, shape: shape, produce: produce)
     }

@@ -3,9 +3,13 @@ import Tensors
 /// What a `torch.save`d object may hold when ditkit writes one: ordered string-keyed dicts, tensors, ints and
 /// strings. Enough for a state dict, nested (`{"model": {...}}`) or not.
 public indirect enum TorchSaveValue {
+    /// An ordered dict with string keys (`collections.OrderedDict`).
     case dict([(String, TorchSaveValue)])
+    /// A tensor, streamed when written.
     case tensor(OutputTensor)
+    /// A Python int.
     case int(Int)
+    /// A Python str.
     case string(String)
 }
 
