@@ -77,7 +77,8 @@ public struct TensorInfo: Sendable {
         return storage.source.mappedSpan(storageRange(0..<count)) != nil
     }
 
-    /// Whether the storage's source maps its bytes unchanged (asked of its first byte; an empty source is not).
+    /// Whether the storage's source maps its bytes unchanged (asked of its first byte; for an empty storage,
+    /// whether it is a mapped-file source).
     private var isMappedSource: Bool {
         storage.byteCount > 0 ? storage.source.mappedSpan(0..<1) != nil : storage.source is MappedFileSource
     }
