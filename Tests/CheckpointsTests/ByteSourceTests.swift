@@ -111,6 +111,20 @@ struct ByteSourceTests {
         #expect(source.largestWrite <= 8)
     }
 
+    @Test("deflated entries stream in pieces no larger than the reader asks, with the stored entry's bytes")
+    func deflatedChunks() throws {
+        let deflated = try Checkpoint.open(Fixtures.path("checkpoints/original/deflate.pt"))
+        let stored = try Checkpoint.open(Fixtures.path("checkpoints/original/tiny-dit.pt"))
+        for (a, b) in zip(deflated.tensors, stored.tensors) {
+            #expect(a.storage.source is DeflatedEntrySource && b.storage.source is MappedFileSource)
+            var pieces: [Int] = []
+            var bytes: [UInt8] = []
+            try a.stream(chunk: 100) { pieces.append($0.count); bytes += $0 }
+            #expect(bytes == (try b.contiguousBytes()) && pieces.allSatisfy { $0 <= 100 }, "\(a.name)")
+            #expect(!a.isZeroCopy && b.isZeroCopy == b.layout.isContiguous)
+        }
+    }
+
     @Test("a tensor of a test-only source is written by the safetensors and torch writers and reads back equal")
     func writers() throws {
         let dir = TemporaryDirectory()
