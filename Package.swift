@@ -50,7 +50,7 @@ let package = Package(
             name: "CDitkitBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .target(name: "Tensors", dependencies: ["CDitkitSystem"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip", "CDitkitSystem"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
         .target(name: "CDitkitKernels"),
         .target(name: "Reference", dependencies: ["Models", "CDitkitBLAS", "CDitkitKernels"], swiftSettings: referenceSettings),

@@ -2,14 +2,22 @@ import Tensors
 
 /// The container formats ditkit opens.
 public enum CheckpointFormat: String, Sendable, CaseIterable {
+    /// `torch.save` zip archive (torch ≥ 1.6).
     case torchZip = "torch-zip"
+    /// `torch.save` legacy pickle-sequence file (torch < 1.6).
     case torchLegacy = "torch-legacy"
+    /// A plain Python pickle.
     case pickle
+    /// One safetensors file.
     case safetensors
+    /// safetensors shards behind an index file.
     case safetensorsSharded = "safetensors-sharded"
+    /// A diffusers component folder (`config.json` + weights).
     case diffusersComponent = "diffusers-component"
+    /// A diffusers pipeline folder (`model_index.json` + component folders).
     case diffusersPipeline = "diffusers-pipeline"
 
+    /// What the format is, in words.
     public var summary: String {
         switch self {
         case .torchZip: return "PyTorch zip archive (torch.save, torch ≥ 1.6)"
@@ -44,9 +52,11 @@ public struct OpenOptions: Sendable {
     /// Refuse any pickle callable outside torch's weights-only allowlist (no data classes, no `allow`).
     public var strict: Bool
     /// Pickle callables (`module.name`) to keep as opaque values although they are not on ditkit's list of data
-    /// classes (`--allow`); never a code-execution primitive. See `PicklePolicy`.
+    /// classes (the names a `CheckpointError.notAllowed` lists); a code-execution primitive stays refused whatever
+    /// this holds. Allowing a class also allows the other classes of its module as instances.
     public var allow: Set<String>
 
+    /// Options: a diffusers variant, the strict pickle policy, callables to keep as opaque values.
     public init(variant: String? = nil, strict: Bool = false, allow: Set<String> = []) {
         self.variant = variant
         self.strict = strict
@@ -60,9 +70,13 @@ public struct OpenOptions: Sendable {
 /// A checkpoint of any supported format, opened without reading tensor data: ordered tensors (each readable
 /// on demand), non-tensor values, safetensors metadata and diffusers configs.
 public final class Checkpoint: @unchecked Sendable {
+    /// The file or folder opened.
     public let path: String
+    /// The container format, sniffed from the bytes.
     public let format: CheckpointFormat
+    /// Tensors in file order, each readable on demand.
     public let tensors: [TensorInfo]
+    /// Non-tensor values (training arguments, optimizer hyper-parameters, opaque objects).
     public let values: [CheckpointValue]
     /// safetensors `__metadata__` (prefixed by shard or component where several files contribute).
     public let metadata: [(String, String)]
@@ -72,6 +86,7 @@ public final class Checkpoint: @unchecked Sendable {
     public let files: [String]
     /// Things a user should know that are not errors (big-endian storages, compressed entries, …).
     public let notes: [String]
+    /// The diffusers weight variant read, when one was chosen.
     public let variant: String?
 
     init(
@@ -90,8 +105,10 @@ public final class Checkpoint: @unchecked Sendable {
         self.variant = variant
     }
 
+    /// The tensor called `name`, if any.
     public func tensor(named name: String) -> TensorInfo? { tensors.first { $0.name == name } }
 
+    /// The JSON config read from `name` (relative to `path`), if any.
     public func config(_ name: String) -> JSONValue? { configs.first { $0.0 == name }?.1 }
 
     /// Bytes of all tensors' elements (a shared storage counts once per tensor that views it). Saturates at

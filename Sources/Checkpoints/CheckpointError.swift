@@ -1,8 +1,9 @@
 import Tensors
 
 /// Everything that can go wrong opening a checkpoint. Each case names the file and, where it applies, the
-/// entry, tensor or byte offset, and what was expected. Its `kind` (and so `exitCode`) follows DESIGN.md:
-/// 3 unreadable or hostile input, 4 I/O.
+/// entry, tensor or byte offset, and what was expected, in library terms (no command-line flags: a program
+/// decides what to advise from the case and its payload). Its `kind` (and so `exitCode`) follows ditkit's exit
+/// codes: 3 unreadable or hostile input, 4 I/O.
 public enum CheckpointError: DitkitError, Sendable {
     /// The path does not exist.
     case notFound(path: String)
@@ -17,8 +18,10 @@ public enum CheckpointError: DitkitError, Sendable {
     case malformed(path: String, location: String, reason: String)
     /// The file tries to execute code. Nothing was executed.
     case hostile(path: String, location: String, reason: String)
-    /// `--strict` refused a non-allowlisted callable.
-    case notAllowed(path: String, location: String, reason: String)
+    /// The pickle calls callables its policy does not allow (`OpenOptions`); nothing was executed. `callables`
+    /// names them (`module.name`, as `OpenOptions.allow` takes them; the one `reason` describes first, at most
+    /// nine); `strict` says the strict policy refused them (then allowing them by name does not help).
+    case notAllowed(path: String, location: String, reason: String, callables: [String], strict: Bool)
     /// A diffusers folder with a missing or mismatched file.
     case folder(path: String, reason: String)
     /// A folder or index names a file outside itself: a component or shard name that is not a plain name
@@ -39,27 +42,31 @@ public enum CheckpointError: DitkitError, Sendable {
         }
     }
 
-    /// The exit code of `kind` (DESIGN.md).
+    /// The exit code of `kind` (see `ErrorKind.exitCode`).
     public var exitCode: Int32 { kind.exitCode }
 
+    /// The file or folder the error is about (`path`).
     public var file: String? { path }
 
+    /// The entry, tensor or symlink the error is about, when the case names one.
     public var location: String? {
         switch self {
-        case .malformed(_, let l, _), .hostile(_, let l, _), .notAllowed(_, let l, _), .escapes(_, let l, _): return l
+        case .malformed(_, let l, _), .hostile(_, let l, _), .notAllowed(_, let l, _, _, _), .escapes(_, let l, _): return l
         default: return nil
         }
     }
 
+    /// The file or folder the error is about.
     public var path: String {
         switch self {
         case .notFound(let p), .io(let p, _, _), .unrecognized(let p, _), .unsupported(let p, _, _),
-            .malformed(let p, _, _), .hostile(let p, _, _), .notAllowed(let p, _, _), .folder(let p, _),
+            .malformed(let p, _, _), .hostile(let p, _, _), .notAllowed(let p, _, _, _, _), .folder(let p, _),
             .escapes(let p, _, _), .variantNeeded(let p, _), .outputExists(let p):
             return p
         }
     }
 
+    /// A sentence naming the file, the location and what is wrong.
     public var description: String {
         switch self {
         case .notFound(let path): return "\(path): no such file or folder"
@@ -68,7 +75,7 @@ public enum CheckpointError: DitkitError, Sendable {
         case .unsupported(let path, let kind, let advice): return "\(path): \(kind) — \(advice)"
         case .malformed(let path, let location, let reason): return "\(path): \(location): \(reason)"
         case .hostile(let path, let location, let reason): return "\(path): HOSTILE: \(location): \(reason)"
-        case .notAllowed(let path, let location, let reason): return "\(path): \(location): \(reason)"
+        case .notAllowed(let path, let location, let reason, _, _): return "\(path): \(location): \(reason)"
         case .folder(let path, let reason): return "\(path): \(reason)"
         case .escapes(let path, let location, let reason): return "\(path): HOSTILE: \(location): \(reason)"
         case .variantNeeded(let path, let variants):
@@ -78,17 +85,20 @@ public enum CheckpointError: DitkitError, Sendable {
     }
 
     /// Wraps a pickle failure in `entry` (e.g. `archive/data.pkl`) of `path`.
-    static func pickle(_ error: PickleError, path: String, entry: String) -> CheckpointError {
+    package static func pickle(_ error: PickleError, path: String, entry: String) -> CheckpointError {
         let location = entry.isEmpty ? "pickle" : entry
         switch error {
         case .codeExecution: return .hostile(path: path, location: location, reason: error.description)
-        case .notAllowlisted: return .notAllowed(path: path, location: location, reason: error.description)
+        case .notAllowlisted(_, let callable, _, _, let strict, let others):
+            return .notAllowed(
+                path: path, location: location, reason: error.description,
+                callables: [callable.description] + others.map(\.callable.description), strict: strict)
         default: return .malformed(path: path, location: location, reason: error.description)
         }
     }
 
     /// Maps a mapping failure to an I/O error, or to `.unsupported` (exit 3) for a path that is not a regular file.
-    static func mapping(_ error: Error, path: String) -> CheckpointError {
+    package static func mapping(_ error: Error, path: String) -> CheckpointError {
         if let t = error as? TensorsError, case .mapFailed(_, let operation, let code) = t {
             if code == 2 { return .notFound(path: path) }
             return .io(path: path, operation: operation, detail: describeErrno(code))

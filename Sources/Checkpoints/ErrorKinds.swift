@@ -5,14 +5,14 @@ import Tensors
 
 extension PickleError: DitkitError {
     /// `.hostile` for a call of a code-execution primitive, `.input` for everything else.
-    public var kind: ErrorKind { isHostile ? .hostile : .input }
-    public var file: String? { nil }
-    public var location: String? { offset.map { "pickle byte \($0)" } }
+    package var kind: ErrorKind { isHostile ? .hostile : .input }
+    package var file: String? { nil }
+    package var location: String? { offset.map { "pickle byte \($0)" } }
 }
 
 extension JSONParseError: DitkitError {
     /// Always `.input`: the text is not the JSON it should be.
-    public var kind: ErrorKind { .input }
-    public var file: String? { nil }
-    public var location: String? { "JSON byte \(offset)" }
+    package var kind: ErrorKind { .input }
+    package var file: String? { nil }
+    package var location: String? { "JSON byte \(offset)" }
 }

@@ -1,35 +1,28 @@
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Decides what a path is from its bytes (files) or its contents (folders), never from its extension.
-public enum FormatSniffer {
-    public enum FileKind: Sendable {
+package enum FormatSniffer {
+    package enum FileKind: Sendable {
         case safetensors, safetensorsIndex, torchZip, torchLegacy, pickle
     }
 
-    public enum FolderKind: Sendable {
+    package enum FolderKind: Sendable {
         case pipeline, component, shardedSafetensors
     }
 
-    public enum Result {
+    package enum Result {
         case file(FileKind, MappedFile)
         case folder(FolderKind)
     }
 
     /// Sniffs `path`. Throws `CheckpointError.unsupported` (with advice) for files we know but do not read,
     /// `.unrecognized` for anything else.
-    public static func sniff(_ path: String) throws -> Result {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { throw CheckpointError.notFound(path: path) }
-            throw CheckpointError.io(path: path, operation: "stat", detail: describeErrno(errno))
+    package static func sniff(_ path: String) throws -> Result {
+        guard let status = Platform.status(path, followingSymlink: true) else {
+            if Platform.notFound { throw CheckpointError.notFound(path: path) }
+            throw CheckpointError.io(path: path, operation: "stat", detail: describeErrno(Platform.errno))
         }
-        if (info.st_mode & S_IFMT) == S_IFDIR { return .folder(try sniffFolder(path)) }
+        if status.type == .directory { return .folder(try sniffFolder(path)) }
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { throw CheckpointError.mapping(error, path: path) }
         return .file(try sniffFile(file), file)
@@ -97,25 +90,16 @@ public enum FormatSniffer {
     }
 
     /// File names in a directory, sorted.
-    public static func listDirectory(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else {
-            throw CheckpointError.io(path: path, operation: "opendir", detail: describeErrno(errno))
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name != "." && name != ".." { names.append(name) }
+    package static func listDirectory(_ path: String) throws -> [String] {
+        guard let names = Platform.listDirectory(path) else {
+            throw CheckpointError.io(path: path, operation: "opendir", detail: describeErrno(Platform.errno))
         }
         return names.sorted()
     }
 
     static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        Platform.status(path, followingSymlink: true)?.type == .directory
     }
 
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    static func exists(_ path: String) -> Bool { Platform.exists(path) }
 }

@@ -3,15 +3,22 @@
 /// ditkit parses JSON itself (safetensors headers, diffusers configs, index files) because it must see
 /// duplicate keys, which Foundation's decoders silently merge, and must not pull in full Foundation.
 public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number written without fraction or exponent that fits in `Int`, kept exactly.
     case int(Int)
+    /// Any other number.
     case double(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
     /// Key–value pairs in order. Parsed objects never hold a key twice (the parser rejects it).
     case object([(String, JSONValue)])
 
+    /// Structural equality: object members compare in order; an int equals a double of the same value; NaN equals NaN.
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
@@ -27,12 +34,15 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The member `key` of an object (nil for other values or a missing key).
     public subscript(key: String) -> JSONValue? {
         if case .object(let pairs) = self { return pairs.first(where: { $0.0 == key })?.1 }
         return nil
     }
 
+    /// The string, when this is one.
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    /// The integer, when this is one (or a double with an integral value).
     public var intValue: Int? {
         switch self {
         case .int(let i): return i
@@ -40,6 +50,7 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
+    /// The number as a double, when this is a number.
     public var doubleValue: Double? {
         switch self {
         case .int(let i): return Double(i)
@@ -47,8 +58,11 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
+    /// The boolean, when this is one.
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    /// The elements, when this is an array.
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    /// The members in order, when this is an object.
     public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { return o }; return nil }
 
     /// Compact JSON text.
@@ -129,23 +143,23 @@ public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why a JSON text could not be parsed; `offset` is the byte offset in the text.
-public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatable {
-    public let offset: Int
-    public let reason: String
+package struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatable {
+    package let offset: Int
+    package let reason: String
     /// Set when the failure is a key that appears twice in one object.
-    public let duplicateKey: String?
+    package let duplicateKey: String?
 
-    public var description: String { "\(reason) at byte \(offset)" }
+    package var description: String { "\(reason) at byte \(offset)" }
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes. Rejects duplicate keys, trailing garbage and nesting deeper than
 /// `maxDepth`; allows trailing whitespace (safetensors headers are padded with spaces).
-public struct JSONParser {
+package struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
     private let maxDepth: Int
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -154,12 +168,12 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ text: String, maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ text: String, maxDepth: Int = 64) throws -> JSONValue {
         var copy = text
         return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), maxDepth: maxDepth) }
     }
 
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
+    package static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSONValue {
         try bytes.withUnsafeBytes { try parse($0, maxDepth: maxDepth) }
     }
 

@@ -1,61 +1,44 @@
 import Tensors
 
-/// Where a storage's bytes are: a range of a mapped file (zero-copy), or a deflated entry of a mapped zip archive,
-/// inflated from the archive's bytes when read.
-public enum StorageBacking: @unchecked Sendable {
-    case mapped(MappedFile, offset: Int)
-    /// An entry of `archive`'s zip directory (method 8), validated by `ZipDirectory`.
-    case compressedZipEntry(archive: MappedFile, entry: ZipEntry)
-}
-
-/// A run of bytes that one or more tensors view (a torch storage, or one safetensors tensor's data).
-public final class TensorStorage: @unchecked Sendable {
+/// A run of bytes that one or more tensors view (a torch storage, or one safetensors tensor's data), read from its
+/// `ByteSource`.
+public final class TensorStorage: Sendable {
     /// How the file names it: `archive/data/3`, a legacy storage key, or the tensor name in a safetensors file.
     public let key: String
-    public let byteCount: Int
     /// The storage holds big-endian elements (torch `byteorder` = "big", or legacy `little_endian` False).
     public let bigEndian: Bool
-    public let backing: StorageBacking
-    /// The file the bytes come from (for messages).
-    public let file: String
+    /// Where the bytes come from.
+    public let source: ByteSource
 
-    public init(key: String, byteCount: Int, bigEndian: Bool, backing: StorageBacking, file: String) {
+    /// A storage of the bytes of `source`, named `key`.
+    public init(key: String, bigEndian: Bool = false, source: ByteSource) {
         self.key = key
-        self.byteCount = byteCount
         self.bigEndian = bigEndian
-        self.backing = backing
-        self.file = file
+        self.source = source
     }
 
-    /// A view of bytes `range` of this storage. Mapped storages are handed out without copying; compressed
-    /// entries are inflated up to `range.upperBound` (into memory that grows only as real bytes arrive).
-    public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
-        switch backing {
-        case .mapped(let file, let offset):
-            return try file.withBytes { all in
-                try body(UnsafeRawBufferPointer(rebasing: all[(offset + range.lowerBound)..<(offset + range.upperBound)]))
-            }
-        case .compressedZipEntry(let archive, let entry):
-            let data = try Inflater.bytes(entry, of: archive, limit: range.upperBound)
-            return try data.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
-        }
-    }
+    /// Bytes of the storage.
+    public var byteCount: Int { source.byteCount }
+    /// The file the bytes come from (for messages).
+    public var file: String { source.path }
 }
 
 /// One named tensor of a checkpoint: metadata only; its bytes are read on demand from its storage.
 public struct TensorInfo: Sendable {
     /// Path such as `ema.blocks.0.attn.qkv.weight` or `opt.state.3.exp_avg`.
     public let name: String
+    /// Element type.
     public let dtype: DType
     /// View into the storage, in elements of `dtype`; validated to fit.
     public let layout: TensorLayout
+    /// The bytes it views.
     public let storage: TensorStorage
     /// From the pickle (`.pt` files); nil for formats that do not record it.
     public let requiresGrad: Bool?
     /// Pickled as a `torch.nn.Parameter`.
     public let isParameter: Bool
 
+    /// A tensor viewing `storage` with `layout` (validated by the caller to fit: every read checks again).
     public init(
         name: String, dtype: DType, layout: TensorLayout, storage: TensorStorage, requiresGrad: Bool? = nil,
         isParameter: Bool = false
@@ -68,27 +51,45 @@ public struct TensorInfo: Sendable {
         self.isParameter = isParameter
     }
 
+    /// Dimensions.
     public var shape: [Int] { layout.shape }
+    /// Number of elements (1 for a scalar).
     public var elementCount: Int { layout.elementCount }
     /// Bytes of the tensor's own elements (not of its whole storage); saturates at `Int.max` for a view whose
     /// logical size does not fit (reading such a view throws; `Checkpoint` refuses them on open).
     public var byteCount: Int { Checked.saturatingMultiply(layout.elementCount, dtype.size) }
 
+    /// Whether the elements are stored as they are read (row-major, little-endian or single-byte), so a read
+    /// needs no gather and no swap.
+    private var isPlain: Bool { layout.isContiguous && (!storage.bigEndian || dtype.swapUnit == 1) }
+
+    /// Bytes `range` of the tensor's elements as a range of its storage (only for `isPlain` tensors).
+    private func storageRange(_ range: Range<Int>) -> Range<Int> {
+        let first = layout.offset * dtype.size
+        return (first + range.lowerBound)..<(first + range.upperBound)
+    }
+
     /// Whether `withContiguousBytes` can hand out the mapped bytes without copying.
     public var isZeroCopy: Bool {
-        guard case .mapped = storage.backing else { return false }
-        return layout.isContiguous && (!storage.bigEndian || dtype.swapUnit == 1)
+        guard isPlain else { return false }
+        guard let count = Checked.multiply(layout.elementCount, dtype.size), count > 0 else { return isMappedSource }
+        guard let extent = Checked.multiply(layout.storageExtent, dtype.size), extent <= storage.byteCount else { return false }
+        return storage.source.mappedSpan(storageRange(0..<count)) != nil
+    }
+
+    /// Whether the storage's source maps its bytes unchanged (asked of its first byte; for an empty storage,
+    /// whether it is a mapped-file source).
+    private var isMappedSource: Bool {
+        storage.byteCount > 0 ? storage.source.mappedSpan(0..<1) != nil : storage.source is MappedFileSource
     }
 
     /// The tensor's elements, row-major and little-endian. Zero-copy when `isZeroCopy`; otherwise gathered
-    /// (strided views), inflated (compressed entries) and byte-swapped (big-endian storages) into a buffer.
+    /// (strided views), read from the source (compressed entries) and byte-swapped (big-endian storages) into a
+    /// buffer.
     public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let count = try checkedByteCount()
         if count == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        if isZeroCopy {
-            let firstByte = layout.offset * dtype.size
-            return try storage.withBytes(firstByte..<(firstByte + count), body)
-        }
+        if isPlain, let span = storage.source.mappedSpan(storageRange(0..<count)) { return try span.withBytes(body) }
         var gathered: [UInt8] = []
         gathered.reserveCapacity(count)
         try stream { gathered.append(contentsOf: $0) }
@@ -97,40 +98,36 @@ public struct TensorInfo: Sendable {
 
     /// Streams bytes `range` (default: all) of the tensor's elements, row-major and little-endian, to `write` in
     /// chunks of at most `chunk` bytes: memory is one chunk, whatever the tensor's logical size. Contiguous
-    /// little-endian tensors of a mapped file are read with `pread` into one reused buffer (as `cp` does: no page
-    /// faults, nothing left resident); deflated entries are inflated as they stream; strided views (stride 0
-    /// included) and big-endian storages are gathered and swapped a chunk at a time.
+    /// little-endian tensors stream straight from their source (a mapped file with `pread` into one reused buffer;
+    /// a deflated entry inflated as it streams); strided views (stride 0 included) and big-endian storages are
+    /// gathered and swapped a chunk at a time from the source's bytes.
     public func stream(bytes range: Range<Int>? = nil, chunk: Int = 8 << 20, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try withoutActuallyEscaping(write) { write in
+            try self.write(bytes: range, to: ClosureSink(write), chunk: chunk)
+        }
+    }
+
+    /// Writes bytes `range` (default: all) of the tensor's elements to `sink`, in writes of at most `chunk` bytes:
+    /// copied inside the kernel when the sink is a plain file and the tensor a contiguous little-endian range of a
+    /// mapped file, else streamed as `stream` does.
+    public func write(bytes range: Range<Int>? = nil, to sink: ByteSink, chunk: Int = 8 << 20) throws {
         let total = try checkedByteCount()
         let range = range ?? 0..<total
         precondition(range.lowerBound >= 0 && range.upperBound <= total)
         guard !range.isEmpty else { return }
+        if isPlain {
+            try storage.source.stream(storageRange(range), chunkSize: chunk, to: sink)
+            return
+        }
         let elementSize = dtype.size
         let littleEndian = !storage.bigEndian || dtype.swapUnit == 1
-        if layout.isContiguous && littleEndian {
-            let start = layout.offset * elementSize + range.lowerBound
-            switch storage.backing {
-            case .mapped(let file, let base):
-                try streamMapped(file, from: base + start, count: range.count, chunk: chunk, write)
-                return
-            case .compressedZipEntry(let archive, let entry):
-                var position = 0
-                let end = start + range.count
-                try Inflater.read(entry, of: archive, limit: end) { piece in
-                    let lower = max(start, position), upper = min(end, position + piece.count)
-                    if lower < upper { try write(UnsafeRawBufferPointer(rebasing: piece[(lower - position)..<(upper - position)])) }
-                    position += piece.count
-                }
-                return
-            }
-        }
         let extentBytes = layout.storageExtent * elementSize
         let firstElement = range.lowerBound / elementSize
         let endElement = (range.upperBound + elementSize - 1) / elementSize
         let perChunk = max(1, chunk / elementSize)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(perChunk, endElement - firstElement) * elementSize, alignment: 64)
         defer { buffer.deallocate() }
-        try storage.withBytes(0..<extentBytes) { source in
+        try storage.source.withBytes(0..<extentBytes) { source in
             var element = firstElement
             while element < endElement {
                 let count = min(perChunk, endElement - element)
@@ -139,33 +136,15 @@ public struct TensorInfo: Sendable {
                 if !littleEndian { DTypeConversion.swapBytes(out, unit: dtype.swapUnit) }
                 let lower = max(range.lowerBound, element * elementSize) - element * elementSize
                 let upper = min(range.upperBound, (element + count) * elementSize) - element * elementSize
-                try write(UnsafeRawBufferPointer(rebasing: out[lower..<upper]))
+                try sink.write(UnsafeRawBufferPointer(rebasing: out[lower..<upper]))
                 element += count
             }
         }
     }
 
-    /// Reads `count` bytes at `offset` of `file` with `pread` through one reused buffer of at most `chunk` bytes.
-    private func streamMapped(
-        _ file: MappedFile, from offset: Int, count total: Int, chunk: Int, _ write: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunk, max(total, 1)), alignment: 64)
-        defer { buffer.deallocate() }
-        var done = 0
-        while done < total {
-            let want = min(buffer.count, total - done)
-            let got = file.read(at: offset + done, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
-            guard got == want else {
-                throw CheckpointError.io(path: file.path, operation: "read", detail: "short read of tensor \(name) at byte \(offset + done)")
-            }
-            try write(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-            done += got
-        }
-    }
-
     /// The byte count of the tensor's elements, after checking that it fits in `Int` and that the view stays
     /// inside its storage (the readers check this on open; this keeps every read path safe on its own).
-    private func checkedByteCount() throws -> Int {
+    func checkedByteCount() throws -> Int {
         let fail = { (reason: String) in
             CheckpointError.malformed(path: storage.file, location: "tensor \(name)", reason: reason)
         }
@@ -179,21 +158,6 @@ public struct TensorInfo: Sendable {
                     + "bytes of \(dtype.rawValue)")
         }
         return count
-    }
-
-    /// Writes bytes `range` (default: all) of the tensor's elements to `sink`: copied inside the kernel when the
-    /// sink is a plain file and the tensor a contiguous little-endian range of a mapped file, else streamed.
-    public func write(bytes range: Range<Int>? = nil, to sink: ByteSink) throws {
-        let total = try checkedByteCount()
-        let range = range ?? 0..<total
-        precondition(range.lowerBound >= 0 && range.upperBound <= total)
-        guard !range.isEmpty else { return }
-        if case .mapped(let file, let base) = storage.backing, layout.isContiguous, !storage.bigEndian || dtype.swapUnit == 1,
-            try sink.copy(from: file, offset: base + layout.offset * dtype.size + range.lowerBound, count: range.count)
-        {
-            return
-        }
-        try stream(bytes: range) { try sink.write($0) }
     }
 
     /// A copy of the tensor's elements, row-major and little-endian.

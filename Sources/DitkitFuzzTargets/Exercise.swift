@@ -30,9 +30,3 @@ enum Exercise {
         }
     }
 }
-
-/// A `ByteSink` that keeps nothing, so a conversion can run without writing a file.
-final class CountingSink: ByteSink {
-    private(set) var count = 0
-    func write(_ bytes: UnsafeRawBufferPointer) throws { count += bytes.count }
-}

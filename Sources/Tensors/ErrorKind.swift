@@ -1,5 +1,5 @@
-/// What kind of failure an error is. The kind alone decides the CLI's exit code (DESIGN.md): 1 verification
-/// failed, 2 usage, 3 unreadable or hostile input, 4 I/O.
+/// What kind of failure an error is. The kind alone decides the CLI's exit code: 1 verification failed, 2 usage,
+/// 3 unreadable or hostile input, 4 I/O.
 public enum ErrorKind: String, Sendable, Equatable, CaseIterable {
     /// Two computations disagree beyond their tolerance (or a check compared nothing).
     case verification
@@ -12,7 +12,7 @@ public enum ErrorKind: String, Sendable, Equatable, CaseIterable {
     /// A system call failed: a missing file, permissions, a full disk, an output that exists.
     case io
 
-    /// The exit code DESIGN.md gives this kind.
+    /// The exit code of this kind: 1 verification, 2 usage, 3 input or hostile, 4 I/O.
     public var exitCode: Int32 {
         switch self {
         case .verification: return 1
@@ -42,10 +42,12 @@ extension TensorsError: DitkitError {
         return .input
     }
 
+    /// The path of a mapping failure; nil for size and layout errors, which name no file.
     public var file: String? {
         if case .mapFailed(let path, _, _) = self { return path }
         return nil
     }
 
+    /// Always nil: tensor-layer errors carry no location of their own.
     public var location: String? { nil }
 }

@@ -3,8 +3,11 @@
 /// Built only through `init(shape:strides:offset:)`, which validates that every size fits in `Int`, so the derived
 /// properties can be computed without further checks.
 public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
+    /// Dimensions.
     public let shape: [Int]
+    /// Stride of each dimension, in elements (0 repeats an element).
     public let strides: [Int]
+    /// First element of the view in its storage.
     public let offset: Int
     /// Number of elements (product of the shape; 1 for a scalar).
     public let elementCount: Int
@@ -17,6 +20,7 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
         try self.init(shape: shape, strides: TensorLayout.contiguousStrides(shape), offset: 0)
     }
 
+    /// A strided view; throws `TensorsError` for mismatched ranks, negative values or sizes past 2^63.
     public init(shape: [Int], strides: [Int], offset: Int = 0) throws {
         guard shape.count == strides.count else { throw TensorsError.rankMismatch(shape: shape, strides: strides) }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorsError.negativeDimension(shape: shape) }
@@ -69,6 +73,7 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
         return true
     }
 
+    /// Number of dimensions.
     public var rank: Int { shape.count }
 
     /// Bytes the view's elements occupy when made contiguous.
@@ -87,6 +92,7 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// `shape […] strides […] offset n`.
     public var description: String { "shape \(shape) strides \(strides) offset \(offset)" }
 }
 

@@ -2,8 +2,9 @@
 public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A product of dimensions (or dimensions × element size) does not fit in a 64-bit signed integer.
     case sizeOverflow(shape: [Int], dtype: DType?)
-    /// A dimension or stride is negative.
+    /// A dimension is negative.
     case negativeDimension(shape: [Int])
+    /// A stride or the storage offset is negative.
     case negativeStride(strides: [Int])
     /// `shape` and `strides` have different ranks.
     case rankMismatch(shape: [Int], strides: [Int])
@@ -19,6 +20,7 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
     /// ditkit reads regular files only.
     case notRegularFile(path: String, kind: String)
 
+    /// A sentence saying what is wrong.
     public var description: String {
         switch self {
         case .sizeOverflow(let shape, let dtype):
@@ -43,18 +45,4 @@ public enum TensorsError: Error, CustomStringConvertible, Sendable, Equatable {
             return "\(path): is \(kind), not a regular file; ditkit reads regular files only"
         }
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// `strerror` text for an errno value.
-public func describeErrno(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "errno \(code)" }
-    return String(cString: text)
 }

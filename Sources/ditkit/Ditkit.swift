@@ -52,26 +52,7 @@ struct Ditkit: ParsableCommand {
         guard let error = error as? any DitkitError else {
             return ("internal error (\(type(of: error))): \(error)", internalErrorCode)
         }
-        return (error.description + (advice(for: error).map { " (\($0))" } ?? ""), error.kind.exitCode)
-    }
-
-    /// The flag that resolves `error`, for the errors whose library message cannot name one.
-    static func advice(for error: any DitkitError) -> String? {
-        switch error as? CheckpointError {
-        case .outputExists?: return "use --force to replace it"
-        case .variantNeeded(_, let variants)?: return variants.first.map { "pass --variant \($0) to read it" }
-        default: break
-        }
-        switch error as? ModelError {
-        case .sizeNeeded(_, "num_heads", _)?: return "pass --heads"
-        case .sizeNeeded(_, "input_size", _)?: return "pass --input-size (32 for 256 px, 64 for 512 px)"
-        case .sigmaChannels?: return "pass --drop-sigma to drop them"
-        case .cannotHold(let tensor, _, _)?: return "pass --drop \(tensor) to convert without it"
-        case .copiesDiffer?: return "choose one with --embedder-block N"
-        case .noModelUnderKey?: return "choose one with --key"
-        case .unknownPreset?: return "see `ditkit params` for the list"
-        default: return nil
-        }
+        return (error.description + (Advice.text(for: error).map { " (\($0))" } ?? ""), error.kind.exitCode)
     }
 
     static func fail(_ message: String, code: Int32, prefix: Bool = true) -> Never {

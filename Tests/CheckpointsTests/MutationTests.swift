@@ -105,7 +105,7 @@ struct MutationTests {
         let checkpoint = try Checkpoint.open(path)
         if checkpoint.format == .torchLegacy {
             let offsets = Set(checkpoint.tensors.compactMap { t -> Int? in
-                if case .mapped(_, let offset) = t.storage.backing { return offset - 8 } else { return nil }
+                (t.storage.source as? MappedFileSource).map { $0.offset - 8 }
             })
             return offsets.sorted().map { ($0, 8) }
         }

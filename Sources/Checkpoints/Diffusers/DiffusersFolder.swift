@@ -7,7 +7,7 @@ import Tensors
 /// Only the files the format names are read: `model_index.json`, each component's config (`configNames`) and the
 /// weights diffusers would choose. Component and shard names are plain names, checked before any path is built,
 /// and every file is reached through `FileSystem.entry`: no symlink out of the folder, no FIFO or device.
-public enum DiffusersFolder {
+package enum DiffusersFolder {
     /// Base names of weight files, in diffusers' order of preference.
     static let weightBaseNames = ["diffusion_pytorch_model", "model", "pytorch_model"]
 
@@ -15,7 +15,7 @@ public enum DiffusersFolder {
     static let configNames = ["config.json", "scheduler_config.json", "tokenizer_config.json", "preprocessor_config.json"]
 
     /// Whether `name` is a weights file diffusers would read (any base name, variant, shard or index).
-    public static func isWeightsFile(_ name: String) -> Bool {
+    package static func isWeightsFile(_ name: String) -> Bool {
         weightBaseNames.contains { name.hasPrefix($0 + ".") || name.hasPrefix($0 + "-") }
             && (name.hasSuffix(".safetensors") || name.hasSuffix(".bin") || name.hasSuffix(".json"))
     }

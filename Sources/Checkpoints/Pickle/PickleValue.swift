@@ -1,13 +1,13 @@
 import Tensors
 
 /// A module-qualified name from a pickle's GLOBAL / STACK_GLOBAL / INST opcode. Only a name: never resolved.
-public struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
-    public let module: String
-    public let name: String
+package struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
+    package let module: String
+    package let name: String
 
     /// Normalises Python 2 spellings (`__builtin__`, `copy_reg`, `exceptions`) to their Python 3 modules,
     /// as `pickle`'s `fix_imports` does.
-    public init(module: String, name: String) {
+    package init(module: String, name: String) {
         switch module {
         case "__builtin__", "exceptions": self.module = "builtins"
         case "copy_reg": self.module = "copyreg"
@@ -16,23 +16,23 @@ public struct PickleGlobal: Hashable, Sendable, CustomStringConvertible {
         self.name = name
     }
 
-    public var description: String { "\(module).\(name)" }
+    package var description: String { "\(module).\(name)" }
 }
 
 /// A mutable list (pickle containers are built up after they are memoised, so they need reference semantics).
-public final class PickleList: @unchecked Sendable {
-    public var items: [PickleValue]
-    public init(_ items: [PickleValue] = []) { self.items = items }
+package final class PickleList: @unchecked Sendable {
+    package var items: [PickleValue]
+    package init(_ items: [PickleValue] = []) { self.items = items }
     deinit { PickleTeardown.release(&items) }
 }
 
 /// A mutable dict keeping insertion order; a key set twice keeps its first position and its last value,
 /// as Python's dict does.
-public final class PickleDict: @unchecked Sendable {
-    public private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
+package final class PickleDict: @unchecked Sendable {
+    package private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
     private var index: [PickleKey: Int] = [:]
 
-    public init() {}
+    package init() {}
     deinit {
         var children = entries.flatMap { [$0.key, $0.value] }
         entries = []
@@ -41,7 +41,7 @@ public final class PickleDict: @unchecked Sendable {
 
     /// Sets `key` to `value`; returns the work of hashing the key (bounded, see `PickleKey`).
     @discardableResult
-    public func set(_ key: PickleValue, _ value: PickleValue) -> Int {
+    package func set(_ key: PickleValue, _ value: PickleValue) -> Int {
         var cost = 0
         let hashKey = PickleKey(key, cost: &cost)
         if let position = index[hashKey] {
@@ -53,23 +53,23 @@ public final class PickleDict: @unchecked Sendable {
         return cost
     }
 
-    public subscript(key: String) -> PickleValue? {
+    package subscript(key: String) -> PickleValue? {
         index[.string(key)].map { entries[$0].value }
     }
 
-    public var count: Int { entries.count }
+    package var count: Int { entries.count }
 }
 
 /// A mutable set (for ADDITEMS); elements kept in insertion order without duplicates.
-public final class PickleSet: @unchecked Sendable {
-    public private(set) var items: [PickleValue] = []
+package final class PickleSet: @unchecked Sendable {
+    package private(set) var items: [PickleValue] = []
     private var seen = Set<PickleKey>()
-    public init() {}
+    package init() {}
     deinit { PickleTeardown.release(&items) }
 
     /// Adds `value` unless an equal one is there; returns the work of hashing it (bounded, see `PickleKey`).
     @discardableResult
-    public func insert(_ value: PickleValue) -> Int {
+    package func insert(_ value: PickleValue) -> Int {
         var cost = 0
         if seen.insert(PickleKey(value, cost: &cost)).inserted { items.append(value) }
         return cost
@@ -79,14 +79,14 @@ public final class PickleSet: @unchecked Sendable {
 /// An instance of a data class or of a class the user allowed (see `PicklePolicy`), kept as data: its class name,
 /// the arguments it was created with, the state BUILD gave it, and any items appended to it. Nothing of it is ever
 /// executed.
-public final class PickleObject: @unchecked Sendable {
-    public let type: PickleGlobal
-    public private(set) var arguments: [PickleValue]
-    public var state: PickleValue?
-    public var listItems: [PickleValue] = []
-    public var dictItems: [(PickleValue, PickleValue)] = []
+package final class PickleObject: @unchecked Sendable {
+    package let type: PickleGlobal
+    package private(set) var arguments: [PickleValue]
+    package var state: PickleValue?
+    package var listItems: [PickleValue] = []
+    package var dictItems: [(PickleValue, PickleValue)] = []
 
-    public init(type: PickleGlobal, arguments: [PickleValue]) {
+    package init(type: PickleGlobal, arguments: [PickleValue]) {
         self.type = type
         self.arguments = arguments
     }
@@ -131,17 +131,17 @@ enum PickleTeardown {
 }
 
 /// A tensor as a pickle describes it: a view (`layout`, in elements of `dtype`) of a storage.
-public struct PickledTensor: Sendable {
-    public let storage: TensorStorage
-    public let dtype: DType
+package struct PickledTensor: Sendable {
+    package let storage: TensorStorage
+    package let dtype: DType
     /// The raw view as pickled; checked against the storage when the checkpoint is assembled.
-    public let shape: [Int]
-    public let strides: [Int]
-    public let offset: Int
-    public let requiresGrad: Bool
-    public let isParameter: Bool
+    package let shape: [Int]
+    package let strides: [Int]
+    package let offset: Int
+    package let requiresGrad: Bool
+    package let isParameter: Bool
 
-    public func with(requiresGrad: Bool, isParameter: Bool) -> PickledTensor {
+    package func with(requiresGrad: Bool, isParameter: Bool) -> PickledTensor {
         PickledTensor(
             storage: storage, dtype: dtype, shape: shape, strides: strides, offset: offset,
             requiresGrad: requiresGrad, isParameter: isParameter)
@@ -149,7 +149,7 @@ public struct PickledTensor: Sendable {
 }
 
 /// Everything a restricted unpickler can produce.
-public indirect enum PickleValue: @unchecked Sendable {
+package indirect enum PickleValue: @unchecked Sendable {
     case none
     case bool(Bool)
     case int(Int)
@@ -173,7 +173,7 @@ public indirect enum PickleValue: @unchecked Sendable {
     case tensor(PickledTensor)
 
     /// A short name of the value's kind, as a user reads it.
-    public var kindName: String {
+    package var kindName: String {
         switch self {
         case .none: return "None"
         case .bool: return "bool"
@@ -195,7 +195,7 @@ public indirect enum PickleValue: @unchecked Sendable {
     }
 
     /// A Python-like rendering for messages and `inspect` (bounded: long strings and containers are cut).
-    public func repr(limit: Int = 200) -> String {
+    package func repr(limit: Int = 200) -> String {
         var out = ""
         render(into: &out, limit: limit, depth: 0)
         return out
@@ -274,7 +274,7 @@ public indirect enum PickleValue: @unchecked Sendable {
 }
 
 /// Python's `repr(float)` spelling for the common cases (`1.0`, `0.0001`, `inf`, `nan`).
-public func pythonFloatRepr(_ d: Double) -> String {
+package func pythonFloatRepr(_ d: Double) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d < 0 ? "-inf" : "inf" }
     if d == d.rounded(), abs(d) < 1e16 { return String(format1: d) }

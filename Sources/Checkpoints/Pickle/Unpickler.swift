@@ -1,7 +1,7 @@
 import Tensors
 
 /// Why a pickle stream was refused. `offset` is the byte offset of the opcode in the stream.
-public enum PickleError: Error, CustomStringConvertible, Sendable {
+package enum PickleError: Error, CustomStringConvertible, Sendable {
     case truncated(offset: Int, opcode: String)
     case unknownOpcode(offset: Int, byte: UInt8)
     case unsupportedOpcode(offset: Int, opcode: String, reason: String)
@@ -15,14 +15,16 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
     case codeExecution(offset: Int, callable: PickleGlobal, arguments: String, how: String)
     /// A call of a callable outside the policy (`PicklePolicy`): unknown, or under `strict` outside torch's
     /// weights-only set. Never executed. `alsoUnknown` names the other unknown callables the pickle calls, with
-    /// their offsets (those one `--allow` would not cover), so that a user learns them all at once.
-    case notAllowlisted(offset: Int, callable: PickleGlobal, arguments: String, how: String, strict: Bool, alsoUnknown: [String])
+    /// their offsets (those that allowing `callable` would not cover), so that a user learns them all at once.
+    case notAllowlisted(
+        offset: Int, callable: PickleGlobal, arguments: String, how: String, strict: Bool,
+        alsoUnknown: [(callable: PickleGlobal, offset: Int)])
     case tooDeep(offset: Int, limit: Int)
     /// The pickle needs more of a machine budget (`PickleBudgets`) than its size allows.
     case overBudget(offset: Int, budget: String, limit: Int, inputBytes: Int)
     case noResult
 
-    public var offset: Int? {
+    package var offset: Int? {
         switch self {
         case .truncated(let o, _), .unknownOpcode(let o, _), .unsupportedOpcode(let o, _, _), .stackUnderflow(let o, _),
             .missingMark(let o, _), .badMemo(let o, _), .typeError(let o, _, _, _), .malformed(let o, _),
@@ -32,9 +34,9 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    public var isHostile: Bool { if case .codeExecution = self { return true }; return false }
+    package var isHostile: Bool { if case .codeExecution = self { return true }; return false }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .truncated(let o, let op): return "pickle ends inside \(op) at byte \(o)"
         case .unknownOpcode(let o, let b):
@@ -51,11 +53,12 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
                 + "refused (nothing was executed)"
         case .notAllowlisted(let o, let callable, let args, let how, true, _):
             return "the pickle calls \(callable)(\(args)) \(how) at byte \(o), which is not on torch's weights-only "
-                + "allowlist (--strict); refused (nothing was executed)"
+                + "allowlist (the strict policy); refused (nothing was executed)"
         case .notAllowlisted(let o, let callable, let args, let how, false, let others):
             return "the pickle calls \(callable)(\(args)) \(how) at byte \(o): unknown callable \(callable), refused "
-                + "(nothing was executed; pass --allow \(callable) to keep it as an opaque value)"
-                + (others.isEmpty ? "" : "; it also calls the unknown \(others.joined(separator: ", ")), each needing its --allow")
+                + "(nothing was executed; allowed by name, it becomes an opaque value)"
+                + (others.isEmpty ? "" : "; it also calls the unknown "
+                    + others.map { "\($0.callable) (byte \($0.offset))" }.joined(separator: ", ") + ", each to be allowed as well")
         case .tooDeep(let o, let limit): return "pickle nests deeper than \(limit) levels at byte \(o)"
         case .overBudget(let o, let budget, let limit, let bytes):
             return "pickle exceeds its \(budget) budget at byte \(o): the limit is \(limit) for a \(bytes)-byte pickle "
@@ -66,7 +69,7 @@ public enum PickleError: Error, CustomStringConvertible, Sendable {
 }
 
 /// What a file format adds to plain pickles: resolving persistent ids and its rebuild functions.
-public protocol UnpicklerHost: AnyObject {
+package protocol UnpicklerHost: AnyObject {
     /// Resolves a persistent id (torch: `('storage', StorageClass, key, location, numel)`).
     func persistentLoad(_ pid: PickleValue, offset: Int) throws -> PickleValue
     /// Calls one of the host's rebuild functions, or returns nil when `callable` is not one of them. A rebuild
@@ -81,22 +84,22 @@ public protocol UnpicklerHost: AnyObject {
 /// Limits on what one pickle may make the machine do, each proportional to the pickle's real size with a floor,
 /// so that a file under 10 MB never needs 1 GiB or 10 s. Exceeding one is an error naming it, its limit and the
 /// byte offset.
-public struct PickleBudgets: Sendable, Equatable {
+package struct PickleBudgets: Sendable, Equatable {
     /// Work units: one per opcode, plus one per value moved off the stack, copied or hashed (and per 64 bytes of
     /// text hashed). `64 × bytes + 1,000,000`.
-    public var work: Int
+    package var work: Int
     /// Container items: slots of every list, tuple, dict, set and object built (copies by `list(…)`, `tuple(…)`,
     /// `torch.Size(…)` included), and one per 8 bytes built by `bytes(…)` or `_codecs.encode`. `2 × bytes + 1,000,000`.
-    public var items: Int
+    package var items: Int
     /// Memo entries: `bytes / 2 + 10,000`.
-    public var memo: Int
+    package var memo: Int
     /// Values on the stack at once: `bytes / 2 + 10,000`.
-    public var stack: Int
+    package var stack: Int
     /// Open MARKs at once: `bytes / 2 + 1,000`.
-    public var marks: Int
+    package var marks: Int
 
     /// The budgets of a pickle of `bytes` bytes.
-    public init(inputBytes bytes: Int) {
+    package init(inputBytes bytes: Int) {
         let n = max(0, min(bytes, Int.max / 128))
         work = 64 * n + 1_000_000
         items = 2 * n + 1_000_000
@@ -114,21 +117,21 @@ public struct PickleBudgets: Sendable, Equatable {
 /// their arguments and state), and anything else is refused — as code execution when it is a known primitive.
 /// Work and memory are bounded by `PickleBudgets` of the pickle's size; every walk over the value graph is linear
 /// (shared values are visited once).
-public struct Unpickler {
+package struct Unpickler {
     /// What the pickle may call (see `PicklePolicy`).
-    public var policy: PicklePolicy
+    package var policy: PicklePolicy
     /// The file format's persistent ids and rebuild functions (torch), if any.
-    public var host: UnpicklerHost?
+    package var host: UnpicklerHost?
     /// Budgets to use instead of those derived from the pickle's size (tests).
-    public var budgets: PickleBudgets?
+    package var budgets: PickleBudgets?
 
-    public init(policy: PicklePolicy = PicklePolicy(), host: UnpicklerHost? = nil) {
+    package init(policy: PicklePolicy = PicklePolicy(), host: UnpicklerHost? = nil) {
         self.policy = policy
         self.host = host
     }
 
     /// Interprets one pickle starting at `start` in `data`; returns the value and the offset just past STOP.
-    public func load(_ data: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
+    package func load(_ data: UnsafeRawBufferPointer, from start: Int = 0) throws -> (value: PickleValue, end: Int) {
         var machine = Machine(data: data, position: start, config: self)
         return try machine.run()
     }
@@ -153,7 +156,7 @@ public struct Unpickler {
         var callers: [PickleGlobal] = []
         /// The first unknown callable (refused at STOP), the others' names and offsets, what was seen.
         var firstUnknown: PickleError?
-        var otherUnknown: [String] = []
+        var otherUnknown: [(callable: PickleGlobal, offset: Int)] = []
         var unknownNames = Set<String>()
         var unknownModules = Set<String>()
 
@@ -514,7 +517,7 @@ public struct Unpickler {
             case .dict, .list, .set, .tensor:
                 break  // attribute state of a container subclass or a tensor carries no data we read
             case .global(let global):
-                if PicklePolicy.isCodeExecution(global) || !config.policy.keepsOpaque(global, .call) {
+                if CodeExecutionDenylist.contains(global) || !config.policy.keepsOpaque(global, .call) {
                     try refuse(global, [state], how: "by BUILD (its __setstate__)")
                 }
                 throw typeError("an instance to BUILD", target)
@@ -551,7 +554,7 @@ public struct Unpickler {
                 }
             }
             let how = callers.isEmpty ? "by \(opcodeName)" : "inside \(callers.map(\.description).joined(separator: " inside ")) (\(opcodeName))"
-            if PicklePolicy.isCodeExecution(global) { try refuse(global, arguments, how: how) }
+            if CodeExecutionDenylist.contains(global) { try refuse(global, arguments, how: how) }
             if let result = try builtin(global, arguments) { return result }
             if !config.policy.keepsOpaque(global, kind) {
                 if config.policy.strict { try refuse(global, arguments, how: how) }
@@ -563,7 +566,7 @@ public struct Unpickler {
         /// Throws the refusal of calling `global`: HOSTILE for a code-execution primitive, else not allowed.
         func refuse(_ global: PickleGlobal, _ arguments: [PickleValue], how: String) throws -> Never {
             let shown = arguments.map { $0.repr(limit: 120) }.joined(separator: ", ")
-            if PicklePolicy.isCodeExecution(global) {
+            if CodeExecutionDenylist.contains(global) {
                 throw PickleError.codeExecution(offset: opcodeOffset, callable: global, arguments: shown, how: how)
             }
             throw PickleError.notAllowlisted(
@@ -572,7 +575,7 @@ public struct Unpickler {
 
         /// Records an unknown callable, refused when the pickle ends (so that the refusal names them all); the
         /// machine goes on with an opaque stand-in, which nothing executes. Instances of a class whose module already
-        /// has a named class are covered by that name's `--allow` and not listed again.
+        /// has a named class are covered by allowing that name and not listed again.
         mutating func noteUnknown(_ global: PickleGlobal, _ arguments: [PickleValue], how: String, _ kind: PicklePolicy.CallKind) {
             if kind == .instance && unknownModules.contains(global.module) { return }
             guard unknownNames.insert(global.description).inserted else { return }
@@ -583,7 +586,7 @@ public struct Unpickler {
                     offset: opcodeOffset, callable: global, arguments: shown, how: how, strict: false, alsoUnknown: [])
                 return
             }
-            if otherUnknown.count < 8 { otherUnknown.append("\(global) (byte \(opcodeOffset))") }
+            if otherUnknown.count < 8 { otherUnknown.append((global, opcodeOffset)) }
         }
 
         /// Items a host's result holds at its top level (a tuple copied by `torch.Size`, a tensor's shape).

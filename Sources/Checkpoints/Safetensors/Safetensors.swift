@@ -1,8 +1,8 @@
 import Tensors
 
 /// safetensors dtype spellings.
-public enum SafetensorsDType {
-    public static func dtype(_ name: String) -> DType? {
+package enum SafetensorsDType {
+    package static func dtype(_ name: String) -> DType? {
         switch name {
         case "F64": return .f64
         case "F32": return .f32
@@ -24,7 +24,7 @@ public enum SafetensorsDType {
         }
     }
 
-    public static func name(_ dtype: DType) -> String? {
+    package static func name(_ dtype: DType) -> String? {
         switch dtype {
         case .f64: return "F64"
         case .f32: return "F32"
@@ -48,23 +48,23 @@ public enum SafetensorsDType {
 }
 
 /// A validated safetensors file: tensor entries in data order, each a zero-copy view of the mapped file.
-public struct SafetensorsFile {
+package struct SafetensorsFile {
     /// Largest header accepted (the reference implementation's limit).
-    public static let maxHeaderBytes = 100_000_000
+    package static let maxHeaderBytes = 100_000_000
 
-    public let file: MappedFile
-    public let tensors: [TensorInfo]
+    package let file: MappedFile
+    package let tensors: [TensorInfo]
     /// `__metadata__`, in file order.
-    public let metadata: [(String, String)]
-    public let headerByteCount: Int
+    package let metadata: [(String, String)]
+    package let headerByteCount: Int
 
     /// Reads and validates the header; touches no tensor data.
     ///
-    /// Checks (REFERENCE §6): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
+    /// Checks (as the safetensors reference implementation validates): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
     /// duplicate names; each entry has a known dtype, a non-negative shape and `data_offsets` [begin, end)
     /// with end − begin = product(shape) · size(dtype), overflow-checked; sorted by offset the entries are
     /// contiguous from 0, without gaps or overlaps, and end exactly at the end of the file.
-    public init(file: MappedFile) throws {
+    package init(file: MappedFile) throws {
         self.file = file
         let path = file.path
         let bytes = file.bytes
@@ -154,8 +154,7 @@ public struct SafetensorsFile {
                         + "\(bufferSize)-byte data buffer (truncated file?)")
             }
             let storage = TensorStorage(
-                key: entry.name, byteCount: entry.end - entry.begin, bigEndian: false,
-                backing: .mapped(file, offset: dataStart + entry.begin), file: path)
+                key: entry.name, source: MappedFileSource(file: file, offset: dataStart + entry.begin, count: entry.end - entry.begin))
             tensors.append(
                 TensorInfo(name: entry.name, dtype: entry.dtype, layout: try TensorLayout(contiguous: entry.shape), storage: storage))
             cursor = entry.end

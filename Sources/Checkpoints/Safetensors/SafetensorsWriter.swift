@@ -1,113 +1,5 @@
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// `write(2)`.
-private func systemWrite(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, pointer, count)
-    #else
-    return Darwin.write(fd, pointer, count)
-    #endif
-}
-
-/// A file written to a temporary name beside its destination and renamed into place only when complete,
-/// so a crash or error never leaves a half-written output (or damages an existing one).
-public final class AtomicFileWriter {
-    public let destination: String
-    public let temporaryPath: String
-    private var fd: Int32
-    private var finished = false
-    public private(set) var bytesWritten = 0
-    /// `fsync` before the rename, so the file survives a power loss (the rename alone already guarantees that a
-    /// crash or error never leaves a partial file under the destination name).
-    public let durable: Bool
-
-    /// Creates the temporary file. Refuses to replace an existing `destination` unless `overwrite`.
-    public init(destination: String, overwrite: Bool = false, durable: Bool = false) throws {
-        self.destination = destination
-        self.durable = durable
-        if !overwrite && access(destination, F_OK) == 0 {
-            throw CheckpointError.io(path: destination, operation: "create", detail: "the file exists (use --force to replace it)")
-        }
-        let slash = destination.lastIndex(of: "/")
-        let directory = slash.map { String(destination[..<$0]) } ?? "."
-        let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
-        var template = Array("\(directory.isEmpty ? "/" : directory)/.\(base).tmp-XXXXXX".utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else {
-            throw CheckpointError.io(path: destination, operation: "create a temporary file", detail: describeErrno(errno))
-        }
-        fd = descriptor
-        temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-
-    deinit { if !finished { abort() } }
-
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard var pointer = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let n = systemWrite(fd, pointer, remaining)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CheckpointError.io(path: destination, operation: "write", detail: describeErrno(errno))
-            }
-            remaining -= n
-            pointer += n
-            bytesWritten += n
-        }
-    }
-
-    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
-
-    /// Copies in the kernel (`copy_file_range`); false when the kernel cannot, before anything was written.
-    public func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool {
-        let copied = file.copy(offset: offset, count: count, to: fd)
-        bytesWritten += copied
-        if copied == count { return true }
-        if copied == 0 { return false }
-        throw CheckpointError.io(path: destination, operation: "copy_file_range", detail: describeErrno(errno))
-    }
-
-    /// Overwrites bytes already written at `offset` (e.g. a zip local header's sizes), without moving the end.
-    public func patch(at offset: Int, _ bytes: [UInt8]) throws {
-        precondition(offset >= 0 && offset + bytes.count <= bytesWritten)
-        let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
-        guard n == bytes.count else {
-            throw CheckpointError.io(path: destination, operation: "pwrite", detail: describeErrno(errno))
-        }
-    }
-
-    /// Closes (after `fsync` when `durable`) and renames the temporary file onto the destination.
-    public func commit() throws {
-        guard !finished else { return }
-        guard !durable || fsync(fd) == 0 || errno == EINVAL else {
-            throw CheckpointError.io(path: destination, operation: "fsync", detail: describeErrno(errno))
-        }
-        fchmod(fd, 0o644)
-        close(fd)
-        finished = true
-        guard rename(temporaryPath, destination) == 0 else {
-            let detail = describeErrno(errno)
-            unlink(temporaryPath)
-            throw CheckpointError.io(path: destination, operation: "rename", detail: detail)
-        }
-    }
-
-    /// Discards the temporary file.
-    public func abort() {
-        guard !finished else { return }
-        finished = true
-        close(fd)
-        unlink(temporaryPath)
-    }
-}
-
 /// Writes safetensors files: a header padded with spaces to a multiple of 8 carrying `format: pt` metadata,
 /// then each tensor's bytes, streamed one tensor at a time to a temporary file that is renamed at the end.
 public struct SafetensorsWriter {
@@ -156,8 +48,7 @@ public struct SafetensorsWriter {
     public static func write(
         _ entries: [Entry], metadata: [(String, String)] = [], to path: String, overwrite: Bool = false, durable: Bool = false
     ) throws -> Int {
-        let out = try AtomicFileWriter(destination: path, overwrite: overwrite, durable: durable)
-        do {
+        try AtomicFileWriter.withFile(at: path, overwrite: overwrite, durable: durable) { out in
             try out.write(try header(for: entries, metadata: metadata))
             for entry in entries {
                 let before = out.bytesWritten
@@ -169,11 +60,7 @@ public struct SafetensorsWriter {
                         reason: "produced \(out.bytesWritten - before) bytes, \(expected) expected")
                 }
             }
-            try out.commit()
-        } catch {
-            out.abort()
-            throw error
+            return out.bytesWritten
         }
-        return out.bytesWritten
     }
 }

@@ -1,20 +1,21 @@
 import Tensors
 
 /// A set of safetensors shards described by an index file
-/// (`{"metadata": {"total_size": n}, "weight_map": {tensor: shard file}}`).
+/// (`{"metadata": {"total_size": n}, "weight_map": {tensor: shard file}}`): opened by `Checkpoint.open`, written
+/// by `write`.
 public struct ShardedSafetensors {
-    public let indexPath: String
-    public let shards: [SafetensorsFile]
+    package let indexPath: String
+    package let shards: [SafetensorsFile]
     /// Tensors in the index's weight_map order.
-    public let tensors: [TensorInfo]
-    public let metadata: [(String, String)]
-    public let notes: [String]
+    package let tensors: [TensorInfo]
+    package let metadata: [(String, String)]
+    package let notes: [String]
 
     /// Opens the index and every shard it names. Names a shard name that is not a plain file name, missing shards
     /// (the first few and the count, before any shard is opened), a tensor the index puts in a shard that lacks it,
     /// and a shard tensor the index does not list. `root` is the checkpoint folder no shard may lead out of
     /// (`FileSystem.entry`); by default the index's own folder.
-    public init(indexPath: String, root: String? = nil) throws {
+    package init(indexPath: String, root: String? = nil) throws {
         self.indexPath = indexPath
         let directory = indexPath.lastIndex(of: "/").map { String(indexPath[..<$0]) } ?? "."
         let indexFile: MappedFile
@@ -163,14 +164,9 @@ public struct ShardedSafetensors {
             ("metadata", .object([("total_size", .int(total))])), ("weight_map", .object(weightMap)),
         ])
         let indexName = Naming.index(baseName, variant: variant)
-        let out = try AtomicFileWriter(destination: directory + "/" + indexName, overwrite: overwrite, durable: durable)
-        do {
-            try out.write(Array((index.serialized(pretty: true) + "\n").utf8))
-            try out.commit()
-        } catch {
-            out.abort()
-            throw error
-        }
+        try AtomicFileWriter.write(
+            Array((index.serialized(pretty: true) + "\n").utf8), to: directory + "/" + indexName, overwrite: overwrite,
+            durable: durable)
         written.append(indexName)
         return written
     }

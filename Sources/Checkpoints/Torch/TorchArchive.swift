@@ -64,9 +64,11 @@ enum TorchArchive {
                     offset: offset, reason: "zip entry \(name) holds \(entry.uncompressedSize) bytes but the pickle "
                         + "declares storage \(key) with \(byteCount) bytes")
             }
-            let backing: StorageBacking =
-                entry.isStored ? .mapped(file, offset: entry.dataOffset) : .compressedZipEntry(archive: file, entry: entry)
-            return TensorStorage(key: name, byteCount: byteCount, bigEndian: bigEndian, backing: backing, file: path)
+            let source: ByteSource =
+                entry.isStored
+                ? MappedFileSource(file: file, offset: entry.dataOffset, count: byteCount)
+                : DeflatedEntrySource(archive: file, entry: entry)
+            return TensorStorage(key: name, bigEndian: bigEndian, source: source)
         }
         let pickleBytes = try entryBytes(pickleEntry, file: file, path: path)
         let value: PickleValue
@@ -143,7 +145,8 @@ enum TorchArchive {
         let sizes = Sizes()
         let sizing = TorchPickleHost { key, byteCount, elementSize, _ in
             sizes.byKey[key] = (byteCount, elementSize)
-            return TensorStorage(key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: 0), file: path)
+            // A placeholder, never read: the data section is located by the second pass.
+            return TensorStorage(key: key, bigEndian: bigEndian, source: MappedFileSource(file: file, offset: 0, count: byteCount))
         }
         let (_, afterObject) = try load("object", at: afterSysInfo, host: sizing)
         let (keysValue, dataStart) = try load("storage keys", at: afterObject)
@@ -188,7 +191,7 @@ enum TorchArchive {
                     reason: "needs \(byteCount) bytes but the file ends after \(bytes.count - dataOffset) (truncated)")
             }
             placeholders[key] = TensorStorage(
-                key: key, byteCount: byteCount, bigEndian: bigEndian, backing: .mapped(file, offset: dataOffset), file: path)
+                key: key, bigEndian: bigEndian, source: MappedFileSource(file: file, offset: dataOffset, count: byteCount))
             cursor = dataOffset + byteCount
         }
         let binding = TorchPickleHost { key, _, _, offset in

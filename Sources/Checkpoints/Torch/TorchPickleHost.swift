@@ -114,15 +114,9 @@ final class TorchPickleHost: UnpicklerHost {
                     offset: offset, reason: "storage view of \(key) at element \(viewOffset) with \(viewSize) elements "
                         + "runs past its \(numel)-element storage")
             }
-            let viewStorage: TensorStorage
-            switch root.backing {
-            case .mapped(let file, let base):
-                viewStorage = TensorStorage(
-                    key: "\(key)[\(viewOffset):\(viewOffset + viewSize)]", byteCount: length, bigEndian: root.bigEndian,
-                    backing: .mapped(file, offset: base + start), file: root.file)
-            case .compressedZipEntry:
-                throw PickleError.malformed(offset: offset, reason: "storage views are only valid in legacy files")
-            }
+            let viewStorage = TensorStorage(
+                key: "\(key)[\(viewOffset):\(viewOffset + viewSize)]", bigEndian: root.bigEndian,
+                source: SliceSource(root.source, range: start..<(start + length)))
             return .storage(viewStorage, dtype: dtype)
         }
         return .storage(try storage(key: key, byteCount: bytes, elementSize: elementSize, offset: offset), dtype: dtype)

@@ -1,17 +1,15 @@
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a `torch.save`d object may hold when ditkit writes one: ordered string-keyed dicts, tensors, ints and
 /// strings. Enough for a state dict, nested (`{"model": {...}}`) or not.
 public indirect enum TorchSaveValue {
+    /// An ordered dict with string keys (`collections.OrderedDict`).
     case dict([(String, TorchSaveValue)])
+    /// A tensor, streamed when written.
     case tensor(OutputTensor)
+    /// A Python int.
     case int(Int)
+    /// A Python str.
     case string(String)
 }
 
@@ -31,8 +29,8 @@ public enum TorchWriter {
             tensors.append(tensor)
             return String(tensors.count - 1)
         }
-        let zip = try ZipStreamWriter(destination: path, overwrite: overwrite, durable: durable)
-        do {
+        try AtomicFileWriter.withFile(at: path, overwrite: overwrite, durable: durable) { out in
+            let zip = ZipStreamWriter(out)
             try zip.addEntry(stem + "/data.pkl") { try $0.write(pickle) }
             try zip.addEntry(stem + "/.format_version") { try $0.write(Array("1".utf8)) }
             try zip.addEntry(stem + "/.storage_alignment") { try $0.write(Array("64".utf8)) }
@@ -50,9 +48,6 @@ public enum TorchWriter {
             let id = String(UInt64(CRC32.checksum(pickle)) << 32 | UInt64(tensors.count))
             try zip.addEntry(stem + "/.data/serialization_id") { try $0.write(Array(id.utf8)) }
             try zip.finish()
-        } catch {
-            zip.abort()
-            throw error
         }
     }
 
@@ -62,10 +57,6 @@ public enum TorchWriter {
         let cleaned = name.filter { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
         return cleaned.isEmpty ? "archive" : cleaned
     }
-}
-
-extension ByteSink {
-    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 }
 
 /// Pickle protocol 2 for `TorchSaveValue`, in the shape torch's own pickler produces.
@@ -186,16 +177,14 @@ enum PickleEncoder {
 
 /// A streaming zip writer for STORED entries: data aligned to 64 bytes (padding in a local-header extra field,
 /// as torch does), sizes and CRC patched into the local header once the entry is written, ZIP64 where offsets
-/// pass 4 GiB, ZIP64 end records always. Written to a temporary file, renamed by `finish`.
+/// pass 4 GiB, ZIP64 end records always, into an `AtomicFileWriter` that its owner commits.
 final class ZipStreamWriter {
     struct Written { let name: [UInt8]; let offset: Int; let size: Int; let crc: UInt32 }
     private let out: AtomicFileWriter
     private var entries: [Written] = []
     static let alignment = 64
 
-    init(destination: String, overwrite: Bool, durable: Bool) throws {
-        out = try AtomicFileWriter(destination: destination, overwrite: overwrite, durable: durable)
-    }
+    init(_ out: AtomicFileWriter) { self.out = out }
 
     /// Streams one entry; returns its size.
     @discardableResult
@@ -229,6 +218,7 @@ final class ZipStreamWriter {
         return size
     }
 
+    /// Writes the central directory and the end records (the owner then commits the file).
     func finish() throws {
         let directoryStart = out.bytesWritten
         for entry in entries {
@@ -262,19 +252,5 @@ final class ZipStreamWriter {
         u32(directoryStart >= 0xFFFF_FFFF ? 0xFFFF_FFFF : UInt32(directoryStart))
         u16(0)
         try out.write(tail)
-        try out.commit()
-    }
-
-    func abort() { out.abort() }
-}
-
-/// Passes bytes through, computing their CRC-32.
-final class CRCSink: ByteSink {
-    let downstream: ByteSink
-    private(set) var crc: UInt32 = 0
-    init(downstream: ByteSink) { self.downstream = downstream }
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        crc = CRC32.checksum(bytes, initial: crc)
-        try downstream.write(bytes)
     }
 }

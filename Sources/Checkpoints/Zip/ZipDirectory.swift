@@ -2,21 +2,21 @@ import CDitkitZip
 import Tensors
 
 /// One entry of a zip central directory, with the offset of its data resolved through the local header.
-public struct ZipEntry: Sendable {
-    public let name: String
+package struct ZipEntry: Sendable {
+    package let name: String
     /// 0 = STORED, 8 = DEFLATE, …
-    public let method: UInt16
-    public let flags: UInt16
-    public let crc32: UInt32
-    public let compressedSize: Int
-    public let uncompressedSize: Int
-    public let localHeaderOffset: Int
+    package let method: UInt16
+    package let flags: UInt16
+    package let crc32: UInt32
+    package let compressedSize: Int
+    package let uncompressedSize: Int
+    package let localHeaderOffset: Int
     /// First byte of the entry's data in the file.
-    public let dataOffset: Int
+    package let dataOffset: Int
 
-    public var isStored: Bool { method == 0 }
+    package var isStored: Bool { method == 0 }
     /// Data sizes only in the central directory (general-purpose flag bit 3), as torch's streaming writer does.
-    public var hasDataDescriptor: Bool { flags & 0x8 != 0 }
+    package var hasDataDescriptor: Bool { flags & 0x8 != 0 }
 }
 
 /// The central directory of a zip file, parsed straight from mapped bytes: ditkit's only zip reader (stored entries
@@ -27,24 +27,24 @@ public struct ZipEntry: Sendable {
 /// end-of-central-directory record (a truncated download) is reported as such; a name that appears twice, an
 /// encrypted entry, a method other than stored or deflate, a stored entry whose two sizes differ and a deflated
 /// entry that claims more than 1032× its compressed bytes are refused.
-public struct ZipDirectory: Sendable {
+package struct ZipDirectory: Sendable {
     /// The most bytes one byte of DEFLATE data can inflate to (a 258-byte match coded in at least 2 bits).
-    public static let maxDeflateRatio = 1032
+    package static let maxDeflateRatio = 1032
 
-    public let entries: [ZipEntry]
+    package let entries: [ZipEntry]
     private let index: [String: Int]
 
-    public func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
+    package func entry(named name: String) -> ZipEntry? { index[name].map { entries[$0] } }
 
     /// Parses the directory of a mapped zip file. The end records and the central directory are read from the
     /// mapping; each entry's 30-byte local header is read with `pread` (see `MappedFile.read(at:count:)`).
-    public init(file: MappedFile) throws {
+    package init(file: MappedFile) throws {
         try self.init(bytes: file.bytes, path: file.path) { offset in file.read(at: offset, count: 30) }
     }
 
     /// Parses the directory of the zip file `path` whose bytes are `bytes`; `localHeader` returns the 30 bytes
     /// of the local header at an offset (default: from `bytes`).
-    public init(bytes: UnsafeRawBufferPointer, path: String, localHeader: ((Int) -> [UInt8])? = nil) throws {
+    package init(bytes: UnsafeRawBufferPointer, path: String, localHeader: ((Int) -> [UInt8])? = nil) throws {
         func fail(_ location: String, _ reason: String) -> CheckpointError {
             .malformed(path: path, location: location, reason: reason)
         }
@@ -206,9 +206,9 @@ public struct ZipDirectory: Sendable {
 }
 
 /// CRC-32 (IEEE 802.3, as zip uses), through zlib's `crc32`.
-public enum CRC32 {
+package enum CRC32 {
     /// The CRC of `bytes`, continuing from `initial` (the CRC of what came before).
-    public static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
         var crc = UInt(initial)
         guard var base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return initial }
         var remaining = bytes.count
@@ -221,5 +221,5 @@ public enum CRC32 {
         return UInt32(truncatingIfNeeded: crc)
     }
 
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
 }

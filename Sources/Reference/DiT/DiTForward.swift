@@ -38,12 +38,9 @@ public struct WeightArray: @unchecked Sendable {
 
     /// Loads `tensor`: zero-copy from the mapping when possible, else through `float32()`.
     init(_ tensor: OutputTensor, source: CanonicalSource?) throws {
-        if case .tensor(let t)? = source, t.dtype == .f32, t.isZeroCopy, case .mapped(let file, let offset) = t.storage.backing {
-            let address = file.bytes.baseAddress! + offset + t.layout.offset * 4
-            if Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0 {
-                self.init(base: address.assumingMemoryBound(to: Float.self), count: t.elementCount, owner: file)
-                return
-            }
+        if case .tensor(let t)? = source, let view = t.mappedFloat32Storage(), let address = view.baseAddress {
+            self.init(base: address, count: view.count, owner: view)
+            return
         }
         self.init(try tensor.float32())
     }
