@@ -73,7 +73,7 @@ public enum Exporter {
         let counter = ProgressCounter(report: report)
         return outputs.map { output in
             OutputTensor(name: output.name, dtype: output.dtype, shape: output.shape) { sink in
-                try output.produce(CountingSink(downstream: sink, counter: counter))
+                try output.produce(CountingSink(downstream: sink) { counter.add($0) })
             }
         }
     }
@@ -81,14 +81,7 @@ public enum Exporter {
     // MARK: diffusers
 
     static func writeJSON(_ value: JSONValue, to path: String, durable: Bool) throws {
-        let out = try AtomicFileWriter(destination: path, durable: durable)
-        do {
-            try out.write(Array((value.serialized(pretty: true) + "\n").utf8))
-            try out.commit()
-        } catch {
-            out.abort()
-            throw error
-        }
+        try AtomicFileWriter.write(Array((value.serialized(pretty: true) + "\n").utf8), to: path, durable: durable)
     }
 
     static func writeDiffusers<F: ModelFamily>(
@@ -173,30 +166,13 @@ extension Exporter {
     }
 }
 
-/// Bytes written so far; used by one writing thread at a time.
+/// The bytes written so far across a plan's tensors, reported after each write; used by one writing thread at a time.
 final class ProgressCounter: @unchecked Sendable {
-    var total = 0
-    let report: (Int) -> Void
+    private var total = 0
+    private let report: (Int) -> Void
     init(report: @escaping (Int) -> Void) { self.report = report }
-}
-
-final class CountingSink: ByteSink {
-    let downstream: ByteSink
-    let counter: ProgressCounter
-    init(downstream: ByteSink, counter: ProgressCounter) {
-        self.downstream = downstream
-        self.counter = counter
-    }
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try downstream.write(bytes)
-        counter.total += bytes.count
-        counter.report(counter.total)
-    }
-
-    func copy(from file: MappedFile, offset: Int, count: Int) throws -> Bool {
-        guard try downstream.copy(from: file, offset: offset, count: count) else { return false }
-        counter.total += count
-        counter.report(counter.total)
-        return true
+    func add(_ count: Int) {
+        total += count
+        report(total)
     }
 }
