@@ -35,6 +35,7 @@ public enum ModelFamilies {
     }
 
     static func nameOf<F: ModelFamily>(_ family: F.Type) -> String { F.name }
+    static func familySummary<F: ModelFamily>(of family: F.Type) -> String { F.summary }
 
     /// The family named `name` (`dit`).
     public static func named(_ name: String) -> (any ModelFamily.Type)? {
@@ -73,23 +74,35 @@ public enum ModelFamilies {
     }
 
     /// Reads the model a checkpoint holds, whatever its family: a canonical file by the family its metadata names,
-    /// otherwise the family of the first layout detected (under `options.key` when given).
-    public static func open(_ checkpoint: Checkpoint, options: ModelOptions = ModelOptions()) throws -> any AnyModelView {
+    /// otherwise the family of the first layout detected (under `options.key` when given). `families` are the
+    /// families considered (all by default; a test adds its own).
+    public static func open(
+        _ checkpoint: Checkpoint, options: ModelOptions = ModelOptions(), families: [any ModelFamily.Type] = all
+    ) throws -> any AnyModelView {
+        func named(_ name: String) -> (any ModelFamily.Type)? {
+            for family in families where nameOf(family) == name { return family }
+            return nil
+        }
         if let configText = checkpoint.metadata.first(where: { $0.0 == "ditkit.config" })?.1 {
             let json = try? JSONParser.parse(configText)
             let name = json?["family"]?.stringValue ?? DiTFamily.name
             guard let family = named(name) else {
                 throw ModelError.invalidConfig(
                     origin: "\(checkpoint.path): metadata ditkit.config",
-                    problems: ["family \(name) is not one ditkit knows (" + names.joined(separator: ", ") + ")"])
+                    problems: ["family \(name) is not one ditkit knows (" + families.map { nameOf($0) }.joined(separator: ", ") + ")"])
             }
             return try openView(family, checkpoint, options)
         }
-        let matches = LayoutDetector.detect(checkpoint.tensors.map(\.name))
+        let matches = LayoutDetector.detect(checkpoint.tensors.map(\.name), families: families)
         guard let first = matches.first else {
+            var summaries: [String] = [], kinds: [String] = []
+            for family in families {
+                summaries += ModelFamilies.summaries(of: family)
+                kinds.append(ModelFamilies.familySummary(of: family))
+            }
             throw ModelError.mapping(
                 path: checkpoint.path,
-                problems: ["no model layout recognised (" + layoutSummaries.joined(separator: ", ") + ")"])
+                problems: ["no " + kinds.joined(separator: " or ") + " layout recognised (" + summaries.joined(separator: ", ") + ")"])
         }
         var family = first.family
         if let key = options.key {

@@ -2,6 +2,11 @@ import Checkpoints
 
 /// A layout found under a key prefix (`""`, `ema.`, `model.`, `module.`, `transformer.`, `model.model.`).
 public struct LayoutMatch: Sendable, Equatable {
+    public static func == (a: LayoutMatch, b: LayoutMatch) -> Bool {
+        (a.family, a.layout, a.prefix, a.depth, a.matchedTensors, a.tensorsUnderPrefix)
+            == (b.family, b.layout, b.prefix, b.depth, b.matchedTensors, b.tensorsUnderPrefix)
+    }
+
     /// The family whose layout it is (`dit`).
     public let family: String
     public let layout: Layout
@@ -15,10 +20,14 @@ public struct LayoutMatch: Sendable, Equatable {
     public let tensorsUnderPrefix: Int
 
     /// What the layout is, for reports (`original DiT (facebookresearch)`).
-    public var summary: String { ModelFamilies.layoutSummary(family: family, layout: layout) }
+    public let summary: String
 
-    public init(family: String = DiTFamily.name, layout: Layout, prefix: String, depth: Int, matchedTensors: Int, tensorsUnderPrefix: Int) {
+    public init(
+        family: String = DiTFamily.name, layout: Layout, prefix: String, depth: Int, matchedTensors: Int, tensorsUnderPrefix: Int,
+        summary: String? = nil
+    ) {
         self.family = family
+        self.summary = summary ?? ModelFamilies.layoutSummary(family: family, layout: layout)
         self.layout = layout
         self.prefix = prefix
         self.depth = depth
@@ -31,6 +40,7 @@ public struct LayoutMatch: Sendable, Equatable {
 struct LayoutSignature {
     let family: String
     let layout: Layout
+    let summary: String
     /// Stored names (after the prefix) every checkpoint of the layout has; the first anchors the prefix search.
     let required: [String]
     /// The stored per-block name (with `{i}`) that counts the blocks.
@@ -45,6 +55,7 @@ struct LayoutSignature {
         else { return nil }
         self.family = F.name
         self.layout = layout.id
+        self.summary = layout.summary
         self.required = required
         self.blockKey = blockKey
         self.stems = layout.stems
@@ -63,6 +74,13 @@ public enum LayoutDetector {
 
     /// Every (layout, prefix) pair of any family present in `names`, in the order their prefixes first appear.
     public static func detect(_ names: [String]) -> [LayoutMatch] { detect(names, signatures: signatures) }
+
+    /// Every (layout, prefix) pair of the given families present in `names`.
+    public static func detect(_ names: [String], families: [any ModelFamily.Type]) -> [LayoutMatch] {
+        var all: [LayoutSignature] = []
+        for family in families { all += signatures(of: family) }
+        return detect(names, signatures: all)
+    }
 
     /// The (layout, prefix) pairs of one family present in `names`.
     public static func detect<F: ModelFamily>(_ names: [String], family: F.Type) -> [LayoutMatch] {
@@ -117,7 +135,7 @@ public enum LayoutDetector {
             let matched = keys.filter { key in signature.stems.contains { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) } }.count
             matches.append((
                 LayoutMatch(family: signature.family, layout: signature.layout, prefix: prefix, depth: depth, matchedTensors: matched,
-                            tensorsUnderPrefix: keys.count),
+                            tensorsUnderPrefix: keys.count, summary: signature.summary),
                 firstIndex[prefix] ?? 0))
         }
         return matches.enumerated().sorted { ($0.element.first, $0.offset) < ($1.element.first, $1.offset) }.map(\.element.match)

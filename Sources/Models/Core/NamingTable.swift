@@ -199,7 +199,7 @@ extension ModelFamily {
 
     /// Every tensor `layout` stores for `config`, in that layout's conventional order, without prefix. Optional
     /// canonical tensors are included when the layout stores them. Per-block copies of a non-block tensor (`{j}`) are
-    /// stored inside each block, before the block's own tensors.
+    /// stored inside each block (before the block's own tensors when they precede the blocks in canonical order, after them otherwise).
     public static func sourceTensors(_ layoutID: Layout, config: Config) -> [SourceTensor] {
         guard let layout = layout(layoutID) else { return [] }
         var out: [SourceTensor] = []
@@ -227,10 +227,14 @@ extension ModelFamily {
         let parts = canonicalParts
         for spec in parts.head { emit(spec, block: nil) }
         for i in 0..<config.depth {
-            for spec in parts.head {
-                if case .copies(let name) = layout.form(spec.template) { add(name.replacingCopy(i), spec.shape(config), spec.trainable) }
+            func copies(_ specs: [CanonicalSpec<Config>]) {
+                for spec in specs {
+                    if case .copies(let name) = layout.form(spec.template) { add(name.replacingCopy(i), spec.shape(config), spec.trainable) }
+                }
             }
+            copies(parts.head)
             for spec in parts.blocks { emit(spec, block: i) }
+            copies(parts.tail)
         }
         for spec in parts.tail { emit(spec, block: nil) }
         return out
