@@ -248,6 +248,11 @@ struct ThrowawayFamilyTests {
         // A DiT and a toy are different families.
         let dit = try ModelFamilies.open(try Checkpoint.open(Fixtures.path("checkpoints/original/tiny-dit.pt")), options: ModelOptions(heads: 2))
         #expect(throws: VerificationError.differentFamilies(a: "toy", b: "dit")) { try Verifier().compareAny(a, dit) }
+        // An option the family has no use for is refused, not ignored.
+        #expect { try ModelFamilies.open(try Checkpoint.open(dir.file("a.pt")), options: ModelOptions(heads: 2), families: Self.families) } throws: {
+            guard case ModelError.invalidOption("heads option", _) = $0 else { return false }
+            return true
+        }
     }
 
     @Test("a changed weight is blamed on the weights at the first layer it reaches")

@@ -107,6 +107,10 @@ public protocol ModelFamily: Sendable {
     /// Checks of a canonical file beyond the names and shapes (problems, one per line).
     static func canonicalProblems(_ config: Config, tensor: (String) -> TensorInfo?) -> [String]
 
+    /// The `ModelOptions` properties the family reads (`key` is read for every family); a family refuses the others
+    /// rather than ignore what the caller asked for.
+    static var modelOptions: Set<String> { get }
+
     /// The image size in pixels a config generates, for reports (nil when it has none).
     static func imageSize(_ config: Config) -> Int?
 
@@ -121,6 +125,7 @@ extension ModelFamily {
     public static func semanticNotes(from config: Config, to layout: Layout) -> [String] { [] }
     public static func synthesizedOptional(_ config: Config) -> Set<String> { [] }
     public static func imageSize(_ config: Config) -> Int? { nil }
+    public static var modelOptions: Set<String> { [] }
     public static func tableSizeSource(_ template: String, config: Config) -> String { config.summary }
     public static func comparisonLayout(for preset: FamilyPreset<Config>) -> Layout? { nil }
 
@@ -171,6 +176,12 @@ public struct ModelOptions: Sendable {
     /// How the caller names each option in messages, by property name (`heads` → `--heads` for a CLI); by default
     /// `heads option`.
     public var optionNames: [String: String] = [:]
+
+    /// The properties that are set (`key` excluded: every family reads it).
+    public var setProperties: [String] {
+        [("heads", heads != nil), ("inputSize", inputSize != nil), ("numClasses", numClasses != nil), ("embedderBlock", embedderBlock != nil)]
+            .filter(\.1).map(\.0)
+    }
 
     /// The name of option `property` in messages.
     public func name(of property: String) -> String { optionNames[property] ?? "\(property) option" }

@@ -135,6 +135,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
     /// Reads the model of this family out of `checkpoint`: a canonical file by its metadata, otherwise by detecting
     /// the family's layouts and mapping every stored name strictly.
     public static func open(_ checkpoint: Checkpoint, options: ModelOptions = ModelOptions()) throws -> ModelView {
+        for property in options.setProperties where !Family.modelOptions.contains(property) {
+            throw ModelError.invalidOption(name: options.name(of: property), problem: "a \(Family.summary) model has no use for it")
+        }
         if let configText = checkpoint.metadata.first(where: { $0.0 == "ditkit.config" })?.1 {
             return try openCanonical(checkpoint, configText: configText)
         }

@@ -242,6 +242,10 @@ public enum DiTFamily: ModelFamily {
 
     public static func imageSize(_ config: DiTConfig) -> Int? { config.inputSize * 8 }
 
+    /// Heads, the input size and the class count cannot always be read from weights; diffusers' per-block embedder
+    /// copies may need a choice.
+    public static let modelOptions: Set<String> = ["heads", "inputSize", "numClasses", "embedderBlock"]
+
     public static func comparisonLayout(for preset: FamilyPreset<DiTConfig>) -> Layout? { preset.layout == .original ? .diffusers : nil }
 
     // MARK: diffusers files

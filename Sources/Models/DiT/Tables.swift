@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Tables a DiT recomputes rather than learns, computed as the reference code does (float64, then float32).
 public enum Tables {
     /// The original DiT's 2-D sin-cos position table (T, D) for a `grid`×`grid` token grid (`get_2d_sincos_pos_embed`):
@@ -13,16 +7,16 @@ public enum Tables {
         let quarter = hidden / 4
         var out = [Float](repeating: 0, count: grid * grid * hidden)
         var omega = [Double](repeating: 0, count: quarter)
-        for k in 0..<quarter { omega[k] = 1 / pow(10000, Double(k) / Double(quarter)) }
+        for k in 0..<quarter { omega[k] = 1 / LibM.pow(10000, Double(k) / Double(quarter)) }
         for row in 0..<grid {
             for col in 0..<grid {
                 let base = (row * grid + col) * hidden
                 for k in 0..<quarter {
                     let w = Double(col) * omega[k], h = Double(row) * omega[k]
-                    out[base + k] = Float(sin(w))
-                    out[base + quarter + k] = Float(cos(w))
-                    out[base + 2 * quarter + k] = Float(sin(h))
-                    out[base + 3 * quarter + k] = Float(cos(h))
+                    out[base + k] = Float(LibM.sin(w))
+                    out[base + quarter + k] = Float(LibM.cos(w))
+                    out[base + 2 * quarter + k] = Float(LibM.sin(h))
+                    out[base + 3 * quarter + k] = Float(LibM.cos(h))
                 }
             }
         }
@@ -36,9 +30,9 @@ public enum Tables {
         var out = [Float](repeating: 0, count: steps * dim)
         for t in 0..<steps {
             for k in 0..<half {
-                let angle = Double(t) * exp(-log(maxPeriod) * Double(k) / Double(half - shift))
-                out[t * dim + k] = Float(cos(angle))
-                out[t * dim + half + k] = Float(sin(angle))
+                let angle = Double(t) * LibM.exp(-LibM.log(maxPeriod) * Double(k) / Double(half - shift))
+                out[t * dim + k] = Float(LibM.cos(angle))
+                out[t * dim + half + k] = Float(LibM.sin(angle))
             }
         }
         return out
