@@ -37,8 +37,11 @@ do {
     check("x_embedder.proj.weight head", Array(weight.prefix(4)),
           [-0.05629199370741844, -0.05761801078915596, -0.012528928928077221, -0.021693941205739975].map { Float($0) })
 
-    // 3. Map the model to canonical names (heads cannot be read from weights: 2 here).
-    let model = try ModelView.open(checkpoint, options: ModelOptions(heads: 2))
+    // 3. Map the model to canonical names (heads cannot be read from weights: 2 here). The registry finds the family;
+    //    a view typed by its family gives the family's config.
+    let opened = try ModelFamilies.open(checkpoint, options: ModelOptions(heads: 2))
+    check("family", opened.familyName, "dit")
+    let model = try ModelView<DiTFamily>.open(checkpoint, options: ModelOptions(heads: 2))
     check("layout", model.layout.rawValue, "original")
     check("canonical tensors", model.tensors.count, 32)
     check("x_embedder.proj.weight is", model.tensors.first { $0.shape == [32, 4, 2, 2] }?.name ?? "-", "patch_embed.weight")
@@ -54,7 +57,7 @@ do {
 
     // 5. Run the reference forward on a tiny model, on the inputs of the trace PyTorch wrote for it, and compare the
     //    output with PyTorch's.
-    let traced = try ModelView.open(try Checkpoint.open(fixtures + "/traces/orig-p2-s8/model.pt"), options: ModelOptions(heads: 2))
+    let traced = try ModelView<DiTFamily>.open(try Checkpoint.open(fixtures + "/traces/orig-p2-s8/model.pt"), options: ModelOptions(heads: 2))
     let (trace, _) = try TraceFile.read(fixtures + "/traces/orig-p2-s8/trace.safetensors")
     if let inputs = TraceFile.inputs(of: trace), let expected = trace.layer("output") {
         let output = DiTForward(weights: try DiTWeights(traced)).run(inputs)
@@ -75,14 +78,14 @@ do {
     defer { try? FileManager.default.removeItem(atPath: scratch) }
     let canonicalPath = scratch + "/tiny-dit.safetensors"
     try Exporter.write(try model.plan(to: .canonical), to: canonicalPath)
-    let canonical = try ModelView.open(try Checkpoint.open(canonicalPath))
+    let canonical = try ModelView<DiTFamily>.open(try Checkpoint.open(canonicalPath))
     let report = try Verifier().compare(model, canonical)
     print(report.text)
     check("Verifier: tiny-dit.pt vs its canonical conversion passes", report.passed, true)
     check("layers compared", report.layers.count, 11)
     check("largest |a−b|", report.layers.map(\.maxAbs).max() ?? -1, 0)
-    let diffusers = try ModelView.open(try Checkpoint.open(fixtures + "/checkpoints/diffusers/transformer"), options: ModelOptions(heads: 2))
-    let differs = try Verifier().compare(model, diffusers)
+    let diffusers = try ModelView<DiTFamily>.open(try Checkpoint.open(fixtures + "/checkpoints/diffusers/transformer"), options: ModelOptions(heads: 2))
+    let differs = try Verifier().compareAny(opened, diffusers)
     check("Verifier: original vs diffusers numerics diverge at", differs.firstDivergence ?? "-", "t_embed")
     check("likely cause", differs.likelyCauses.first ?? "-", "t_embed: timestep frequency shift 0 vs 1")
 } catch {
