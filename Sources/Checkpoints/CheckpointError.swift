@@ -1,7 +1,7 @@
 import Tensors
 
 /// Everything that can go wrong opening a checkpoint. Each case names the file and, where it applies, the
-/// entry, tensor or byte offset, and what was expected. Its `kind` (and so `exitCode`) follows DESIGN.md:
+/// entry, tensor or byte offset, and what was expected. Its `kind` (and so `exitCode`, README "Exit codes") is:
 /// 3 unreadable or hostile input, 4 I/O.
 public enum CheckpointError: DitkitError, Sendable {
     /// The path does not exist.
@@ -39,7 +39,7 @@ public enum CheckpointError: DitkitError, Sendable {
         }
     }
 
-    /// The exit code of `kind` (DESIGN.md).
+    /// The exit code of `kind` (`ErrorKind.exitCode`).
     public var exitCode: Int32 { kind.exitCode }
 
     public var file: String? { path }

@@ -55,7 +55,7 @@ public enum Exporter {
         }
     }
 
-    /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (DESIGN.md, canonical format).
+    /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (the canonical format: schemas/canonical-names.md, schemas/model-config.schema.json).
     public static func canonicalMetadata(_ plan: ConversionPlan, _ options: ExportOptions) -> [(String, String)] {
         var source: [(String, JSONValue)] = [("scheme", .string(options.sourceLayout.rawValue))]
         if let checkpoint = options.source {

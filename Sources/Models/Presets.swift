@@ -22,7 +22,7 @@ public struct Preset: Sendable {
         return out
     }()
 
-    /// Cerebras Model Zoo DiT configs (REFERENCE §3): patch 2, 32×32×4 latents, no learned sigma, erf GELU,
+    /// Cerebras Model Zoo DiT configs (the Model Zoo's DiT small … 2B): patch 2, 32×32×4 latents, no learned sigma, erf GELU,
     /// ConvTranspose head, integer timesteps through a frozen table.
     public static let cerebras: [Preset] = {
         let sizes: [(String, Int, Int, Int, Int)] = [

@@ -1,4 +1,4 @@
-/// What kind of failure an error is. The kind alone decides the CLI's exit code (DESIGN.md): 1 verification
+/// What kind of failure an error is. The kind alone decides the CLI's exit code (README, "Exit codes"): 1 verification
 /// failed, 2 usage, 3 unreadable or hostile input, 4 I/O.
 public enum ErrorKind: String, Sendable, Equatable, CaseIterable {
     /// Two computations disagree beyond their tolerance (or a check compared nothing).
@@ -12,7 +12,7 @@ public enum ErrorKind: String, Sendable, Equatable, CaseIterable {
     /// A system call failed: a missing file, permissions, a full disk, an output that exists.
     case io
 
-    /// The exit code DESIGN.md gives this kind.
+    /// The CLI's exit code for this kind: 1 verification, 2 usage, 3 input or hostile, 4 I/O.
     public var exitCode: Int32 {
         switch self {
         case .verification: return 1

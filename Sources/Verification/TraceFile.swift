@@ -3,7 +3,8 @@ import Models
 import Reference
 import Tensors
 
-/// Reading and writing traces: safetensors files of float32 layers named as in DESIGN.md.
+/// Reading and writing traces: safetensors files of float32 layers (input.x, input.t, input.y, t_embed, y_embed,
+/// cond, patch_embed, blocks.{i}, final, output), the format scripts/torch-trace.py describes and writes.
 public enum TraceFile {
     /// The order layers are compared and reported in.
     public static func order(_ names: [String]) -> [String] {

@@ -60,7 +60,7 @@ public struct SafetensorsFile {
 
     /// Reads and validates the header; touches no tensor data.
     ///
-    /// Checks (REFERENCE §6): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
+    /// Checks (the safetensors format's rules, as its reference reader enforces them): header length ≤ 100 MB and inside the file; valid UTF-8 JSON object; no
     /// duplicate names; each entry has a known dtype, a non-negative shape and `data_offsets` [begin, end)
     /// with end − begin = product(shape) · size(dtype), overflow-checked; sorted by offset the entries are
     /// contiguous from 0, without gaps or overlaps, and end exactly at the end of the file.
