@@ -17,8 +17,7 @@ struct Convert: ParsableCommand {
             Tensors are kept bit for bit unless --dtype casts them; anything the target cannot hold is named and the conversion \
             stops unless told to drop it (--drop NAME, --drop-sigma). The input is never modified; outputs are \
             written to temporary names and renamed. OUT may not be, contain or lie inside SRC (real paths are \
-            compared). --force swaps a complete new OUT in and removes the old one after, never following a \
-            symlink (an OUT that is a link is replaced itself). A pipeline's vae/ is carried over by content, only \
+            compared). A pipeline's vae/ is carried over by content, only \
             config.json and weights files; a file there that links out of SRC stops the conversion. As in every \
             command, --variant is the weight variant of the input (SRC); --output-variant names the written files.
             """)
