@@ -767,7 +767,7 @@ class Checks:
             bias = got["final_layer.linear.bias"].reshape(p * p, c)
             assert bool((bias == bias[0]).all()), "head bias not replicated per patch position"
             return "qkv/adaLN stacking, head W[(pi*p+qi)*C+c, d] = Wt[d,c,pi,qi], bias repeated p*p times" + note
-        self.check(f"c/{label}: tensors == the REFERENCE section 3 mapping of the source, bit for bit", mapping)
+        self.check(f"c/{label}: tensors == the Cerebras name mapping of the source, bit for bit", mapping)
 
         def forward():
             x, t, y = fixed_inputs()

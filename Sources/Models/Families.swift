@@ -43,6 +43,15 @@ public enum ModelFamilies {
         return nil
     }
 
+    /// Every layout some family can write, `canonical` first, each once.
+    public static var targets: [Layout] {
+        var out: [Layout] = []
+        for family in all { for target in targetsOf(family) where !out.contains(target) { out.append(target) } }
+        return out
+    }
+
+    static func targetsOf<F: ModelFamily>(_ family: F.Type) -> [Layout] { F.targets }
+
     /// Every family's presets, erased.
     public static var presets: [any AnyPreset] { all.flatMap { $0.erasedPresets } }
 

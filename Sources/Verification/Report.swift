@@ -1,4 +1,5 @@
 import Checkpoints
+import Tensors
 
 #if canImport(Glibc)
 import Glibc
@@ -7,16 +8,8 @@ import Darwin
 #endif
 
 extension VerificationReport {
-    static func scientific(_ value: Double) -> String {
-        if value.isInfinite { return "inf" }
-        if value.isNaN { return "nan" }
-        if value == 0 { return "0" }
-        let exponent = Int(floor(log10(abs(value))))
-        let mantissa = value / pow(10, Double(exponent))
-        let rounded = (mantissa * 100).rounded() / 100
-        let text = rounded == rounded.rounded() ? String(Int(rounded)) + ".00" : String(format2: rounded)
-        return "\(text)e\(exponent >= 0 ? "+" : "-")\(abs(exponent) < 10 ? "0" : "")\(abs(exponent))"
-    }
+    /// An error or tolerance as the report prints it: two decimals of mantissa, as `%.2e` ("1.23e-05").
+    static func scientific(_ value: Double) -> String { NumberFormat.scientific(value, fractionDigits: 2) }
 
     /// The per-layer table, the first divergence marked, its likely causes and a verdict.
     public var text: String {
@@ -79,7 +72,7 @@ extension VerificationReport {
         }
         let step = layers.count > 1 ? (right - left) / Double(layers.count - 1) : 0
         func x(_ i: Int) -> Double { layers.count > 1 ? left + Double(i) * step : (left + right) / 2 }
-        func f(_ v: Double) -> String { String(format1: v) }
+        func f(_ v: Double) -> String { NumberFormat.fixed(v, fractionDigits: 1) }
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="sans-serif" font-size="11">
             <rect width="100%" height="100%" fill="white"/>
@@ -115,18 +108,5 @@ extension String {
         var s = self
         while s.last == " " { s.removeLast() }
         return s
-    }
-
-    fileprivate init(format2 v: Double) {
-        let hundredths = Int((v * 100).rounded())
-        let sign = hundredths < 0 ? "-" : ""
-        let magnitude = abs(hundredths)
-        self = "\(sign)\(magnitude / 100)." + (magnitude % 100 < 10 ? "0" : "") + "\(magnitude % 100)"
-    }
-
-    fileprivate init(format1 v: Double) {
-        let tenths = Int((v * 10).rounded())
-        let sign = tenths < 0 ? "-" : ""
-        self = "\(sign)\(abs(tenths) / 10).\(abs(tenths) % 10)"
     }
 }

@@ -9,141 +9,100 @@ import Verification
 import Glibc
 #endif
 
-/// Options that say how to read a model out of a checkpoint.
-struct ModelOptionGroup: ParsableArguments {
-    @Option(name: .long, help: "Sub-dict of a training checkpoint to read (ema, the default when present, or model).")
-    var key: String?
-
-    @Option(name: .long, help: "Attention heads (cannot be read from weights; default: the matching preset, or head dim 64).")
-    var heads: Int?
-
-    @Option(name: .long, help: "Latent input size S (32 for 256 px, 64 for 512 px) when no position table is stored.")
-    var inputSize: Int?
-
-    @Option(name: .long, help: "Number of classes K when the label table's row count is ambiguous.")
-    var numClasses: Int?
-
-    @Option(name: .long, help: "diffusers: the block whose embedder copy to use when the per-block copies differ.")
-    var embedderBlock: Int?
-
-    var modelOptions: ModelOptions {
-        var options = ModelOptions(key: key, heads: heads, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
-        options.optionNames = ["key": "--key", "heads": "--heads", "inputSize": "--input-size", "numClasses": "--num-classes", "embedderBlock": "--embedder-block"]
-        return options
-    }
-}
-
-extension DType: ExpressibleByArgument {}
-
 /// `ditkit convert SRC -o OUT --to LAYOUT`: lossless conversion through the canonical form, streaming.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a DiT checkpoint between layouts without losing a bit.",
         discussion: """
-            Layouts: canonical (one safetensors file with the config in its metadata), diffusers (a DiTPipeline \
-            folder, or the transformer folder with --component-only), original (facebookresearch names, a zip .pt \
-            or, when OUT ends in .safetensors, safetensors), cerebras (Cerebras Model Zoo names, .pt). Tensors are \
-            kept bit for bit unless --dtype casts them; anything the target cannot hold is named and the conversion \
+            Tensors are kept bit for bit unless --dtype casts them; anything the target cannot hold is named and the conversion \
             stops unless told to drop it (--drop NAME, --drop-sigma). The input is never modified; outputs are \
             written to temporary names and renamed. OUT may not be, contain or lie inside SRC (real paths are \
-            compared). --force swaps a complete new OUT in and removes the old one after, never following a \
-            symlink (an OUT that is a link is replaced itself). A pipeline's vae/ is carried over by content, only \
-            config.json and weights files; a file there that links out of SRC stops the conversion.
+            compared). A pipeline's vae/ is carried over by content, only \
+            config.json and weights files; a file there that links out of SRC stops the conversion. As in every \
+            command, --variant is the weight variant of the input (SRC); --output-variant names the written files.
             """)
 
     @Argument(help: "Source checkpoint (any format ditkit inspect opens).")
     var source: String
 
-    @Option(name: .shortAndLong, help: "Output file or folder.")
-    var output: String
-
-    @Option(name: .long, help: "Target layout: canonical, diffusers, original or cerebras.")
-    var to: String
-
-    @Option(name: .long, help: "Cast floating-point tensors: f32, f16 or bf16 (round-to-nearest-even).")
-    var dtype: DType?
-
-    @Flag(name: .long, help: "Replace OUT if it exists.")
-    var force = false
-
-    @Flag(name: .long, help: "fsync each output file before renaming it into place (survives a power loss; slower).")
-    var fsync = false
-
-    @Flag(name: .long, help: "diffusers: write only the transformer folder (config.json + weights).")
-    var componentOnly = false
-
-    @Option(name: .long, help: "diffusers: shard the weights (e.g. 5GB, 500MB) and write an index.")
-    var shardSize: String?
-
-    @Option(name: .long, help: "diffusers: name the weights as variant V (diffusion_pytorch_model.V.safetensors).")
-    var variant: String?
-
-    @Option(name: .long, help: "Read a diffusers source's variant weights (e.g. fp16).")
-    var sourceVariant: String?
-
-    @Flag(name: .long, help: "Refuse non-allowlisted pickle classes in the source.")
-    var strict = false
-
-    @Option(name: .long, help: ArgumentHelp("Keep the source's pickle callable NAME as an opaque value (repeatable).", valueName: "NAME"))
-    var allow: [String] = []
-
-    @Flag(name: .long, help: "Allow dropping the learned-sigma output channels (needed for --to cerebras; lossy).")
-    var dropSigma = false
+    @OptionGroup var out: OutputOptionGroup
+    @OptionGroup var write: WriteOptionGroup
 
     @Option(name: .long, help: "Allow dropping this canonical tensor if the target cannot hold it (repeatable).")
     var drop: [String] = []
 
-    @Flag(name: .long, help: "No progress bar.")
-    var quiet = false
-
     @Flag(name: .long, help: "After writing, run source and output on the same inputs (source semantics) and compare every layer.")
     var verify = false
 
+    @OptionGroup var open: OpenOptionGroup
     @OptionGroup var model: ModelOptionGroup
 
-    func validate() throws {
-        guard DiTFamily.targets.contains(Layout(to)) else {
-            throw ValidationError("--to must be one of: canonical, diffusers, original, cerebras")
-        }
-        if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
-        if let shardSize, Convert.parseSize(shardSize) == nil { throw ValidationError("--shard-size \(shardSize): expected e.g. 5GB, 500MB or a byte count") }
-        for name in [variant, sourceVariant].compactMap({ $0 }) where !FileSystem.isPlainName(name) {
-            throw ValidationError("a variant is part of a file name: \(name) must not be empty, . or .., or hold / or NUL")
-        }
-        if (componentOnly || shardSize != nil || variant != nil) && to != "diffusers" {
-            throw ValidationError("--component-only, --shard-size and --variant apply to --to diffusers")
-        }
-    }
+    /// The old name of `--variant` in convert, from when `--variant` named the written files.
+    @Option(name: .long, help: .hidden)
+    var sourceVariant: String?
 
-    static func parseSize(_ text: String) -> Int? {
-        let units: [(String, Int)] = [("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1000), ("B", 1)]
-        let upper = text.uppercased()
-        for (suffix, factor) in units where upper.hasSuffix(suffix) {
-            guard let value = Double(upper.dropLast(suffix.count)), value > 0 else { return nil }
-            return Int(value * Double(factor))
+    var output: String { out.output }
+
+    /// The input's variant: `--variant`, or its old spelling `--source-variant`.
+    var inputVariant: String? { open.variant ?? sourceVariant }
+
+    func validate() throws {
+        if let sourceVariant {
+            try OpenOptionGroup.checkVariantName(sourceVariant)
+            if let variant = open.variant, variant != sourceVariant {
+                throw ValidationError("--variant \(variant) and --source-variant \(sourceVariant) (its old spelling) disagree")
+            }
         }
-        return Int(text).flatMap { $0 > 0 ? $0 : nil }
     }
 
     func run() throws {
-        let target = Layout(to)
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
-        if FileSystem.exists(output) && !force { throw CheckpointError.outputExists(path: output) }
-        let checkpoint = try Checkpoint.open(source, options: OpenOptions(variant: sourceVariant, strict: strict, allow: Set(allow)))
+        if FileSystem.exists(output) && !out.force { throw CheckpointError.outputExists(path: output) }
+        let checkpoint = try openSource()
         let view = try modelView(checkpoint, model.modelOptions)
-        let plan = try view.plan(to: target, options: ConversionOptions(dtype: dtype, dropSigma: dropSigma, drop: Set(drop)))
-        var options = ExportOptions()
-        options.overwrite = force
-        options.durable = fsync
-        options.componentOnly = componentOnly
-        options.shardSize = shardSize.flatMap(Convert.parseSize)
-        options.variant = variant
+        let plan = try view.plan(
+            to: write.to, options: ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma, drop: Set(drop)))
+        var options = write.exportOptions(overwrite: out.force)
         options.source = checkpoint
         options.sourceLayout = view.layout
-        let files = try export(plan, to: output, options: options, quiet: quiet, label: "converting")
+        let files = try export(plan, to: output, options: options, quiet: write.quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
         if verify { try verifyOutput(source: view, plan: plan) }
+    }
+
+    /// The source, read with its `--variant`. A variant the source does not have is a usage error that points to
+    /// `--output-variant`: before that option existed, convert's `--variant` named the written files, and a command
+    /// written then must not quietly read other weights or ignore the name now.
+    func openSource() throws -> Checkpoint {
+        var options = open.openOptions
+        options.variant = inputVariant
+        guard let variant = inputVariant else { return try Checkpoint.open(source, options: options) }
+        let checkpoint: Checkpoint
+        do {
+            checkpoint = try Checkpoint.open(source, options: options)
+        } catch let original {
+            // Whether it failed for want of the variant: the source opens without one, or holds other variants only.
+            options.variant = nil
+            do {
+                _ = try Checkpoint.open(source, options: options)
+            } catch CheckpointError.variantNeeded(_, let variants) where !variants.contains(variant) {
+                throw noSuchVariant(variant, present: variants)
+            } catch _ {
+                throw original
+            }
+            throw noSuchVariant(variant, present: [])
+        }
+        guard checkpoint.variant == variant else { throw noSuchVariant(variant, present: []) }
+        return checkpoint
+    }
+
+    func noSuchVariant(_ variant: String, present: [String]) -> CLIError {
+        CLIError.usage(
+            "\(source) has no weight variant '\(variant)' to read"
+                + (present.isEmpty ? "" : " (it has: \(present.joined(separator: ", ")))")
+                + "; --variant names the variant of the INPUT. To name the written files "
+                + "(diffusion_pytorch_model.\(variant).safetensors), use --output-variant \(variant)")
     }
 
     /// Runs the source and the written output on the same inputs, both with the source's numerics (so only the
@@ -152,7 +111,7 @@ struct Convert: ParsableCommand {
         var options = model.modelOptions
         options.heads = options.heads ?? source.config.numHeads
         options.inputSize = options.inputSize ?? source.config.inputSize
-        let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: variant)), options)
+        let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: write.outputVariant)), options)
         try ForwardCost(config: source.config, batch: 2, tracing: true).check()
         let a = try DiTWeights(source), b = try DiTWeights(written)
         let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
@@ -185,11 +144,11 @@ struct Convert: ParsableCommand {
             ["model", "D=\(c.hiddenSize), depth \(c.depth), \(c.numHeads) heads, patch \(c.patchSize), "
                 + "\(c.inChannels)→\(c.outChannels) channels, \(c.numClasses) classes\(c.hasNullClass ? " + null" : ""), "
                 + "input \(c.inputSize)"],
-            ["wrote", "\(output) (\(plan.target.rawValue)): \(Format.grouped(plan.outputs.count)) tensors, "
-                + "\(Format.bytes(plan.byteCount))"],
+            ["wrote", "\(output) (\(plan.target.rawValue)): \(NumberFormat.grouped(plan.outputs.count)) tensors, "
+                + "\(NumberFormat.binaryBytes(plan.byteCount))"],
         ]
         if files.count > 1 { lines.append(["files", files.joined(separator: ", ")]) }
-        var out = Format.table(lines)
+        var out = TextTable.render(lines)
         for note in view.notes + plan.notes { out += "\nnote: " + note }
         if !plan.casts.isEmpty {
             out += "\ncast \(plan.casts.count) tensors:"
@@ -235,7 +194,7 @@ final class ProgressBar {
         lastPercent = percent
         let filled = percent * 30 / 100
         writeStandardError("\r\(label) [" + String(repeating: "#", count: filled) + String(repeating: " ", count: 30 - filled)
-            + "] \(percent)% \(Format.bytes(done)) / \(Format.bytes(total))")
+            + "] \(percent)% \(NumberFormat.binaryBytes(done)) / \(NumberFormat.binaryBytes(total))")
     }
 
     func finish() {

@@ -9,9 +9,9 @@ import Glibc
 import Darwin
 #endif
 
-/// The `ditkit` command. Exit codes (DESIGN.md): 0 success, 1 verification failed, 2 usage,
-/// 3 unreadable or hostile input, 4 I/O; 70 (EX_SOFTWARE) for an internal error, an error of a type that does not
-/// conform to `DitkitError` (a bug: every error ditkit throws should say what kind it is).
+/// The `ditkit` command. Exit codes (`ErrorKind.exitCode`, README "Exit codes"): 0 success, 1 verification failed,
+/// 2 usage, 3 unreadable or hostile input, 4 I/O; 70 (EX_SOFTWARE) for an internal error, an error of a type that
+/// does not conform to `DitkitError` (a bug: every error ditkit throws should say what kind it is).
 @main
 struct Ditkit: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,15 +24,43 @@ struct Ditkit: ParsableCommand {
         version: "0.1.0",
         subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self, Bench.self])
 
+    /// Old spellings that still work, hidden from `--help` and completion: subcommand → [old option: new option].
+    /// `synth --layout` became `--to` (the same choice as convert's). Each use writes a note to stderr.
+    static let deprecatedSpellings: [String: [String: String]] = ["synth": ["--layout": "--to"]]
+
+    /// `arguments` with the deprecated option names of their subcommand replaced (`--layout X` and `--layout=X`
+    /// alike), up to a `--` terminator. Option values are never touched: ArgumentParser reads a token starting with
+    /// `--` as an option name wherever it is.
+    static func replacingDeprecatedSpellings(_ arguments: [String]) -> [String] {
+        guard let subcommand = arguments.first, let renames = deprecatedSpellings[subcommand] else { return arguments }
+        var out = [subcommand]
+        var terminated = false
+        for argument in arguments.dropFirst() {
+            if terminated || argument == "--" {
+                terminated = true
+                out.append(argument)
+                continue
+            }
+            let name = argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? argument
+            if let new = renames[name] {
+                writeStandardError("ditkit: note: \(subcommand) \(name) is deprecated; use \(new)\n")
+                out.append(new + argument.dropFirst(name.count))
+            } else {
+                out.append(argument)
+            }
+        }
+        return out
+    }
+
     /// The exit code of an error whose type does not conform to `DitkitError` (sysexits.h EX_SOFTWARE).
     static let internalErrorCode: Int32 = 70
 
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(replacingDeprecatedSpellings(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
-            // ArgumentParser's own: help and version (0), usage errors (its 64 becomes DESIGN.md's 2).
+            // ArgumentParser's own: help and version (0), usage errors (its 64 becomes ditkit's usage code, 2).
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
@@ -117,18 +145,4 @@ struct CLIError: DitkitError {
 
     static func usage(_ message: String) -> CLIError { CLIError(message: message, code: 2) }
     static func io(_ message: String) -> CLIError { CLIError(message: message, code: 4) }
-}
-
-/// Options every command that opens a checkpoint takes.
-struct OpenOptionGroup: ParsableArguments {
-    @Option(name: .long, help: "diffusers weight variant to read (e.g. fp16 for diffusion_pytorch_model.fp16.safetensors).")
-    var variant: String?
-
-    @Flag(name: .long, help: "Refuse any pickle class or function outside torch's weights-only allowlist, known data classes (argparse.Namespace, numpy values, torch.nn modules) included.")
-    var strict = false
-
-    @Option(name: .long, help: ArgumentHelp("Keep pickle callable NAME (module.name, e.g. mylib.Config) as an opaque value instead of refusing it; nothing is ever executed, and a code-execution primitive stays refused (repeatable).", valueName: "NAME"))
-    var allow: [String] = []
-
-    var openOptions: OpenOptions { OpenOptions(variant: variant, strict: strict, allow: Set(allow)) }
 }

@@ -1,32 +1,10 @@
-/// Text formatting shared by the subcommands.
-enum Format {
-    /// 1234567 → "1,234,567".
-    static func grouped(_ value: Int) -> String {
-        let digits = String(value.magnitude)
-        var out = ""
-        for (i, c) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(c)
-        }
-        return value < 0 ? "-" + out : out
-    }
+import Tensors
 
-    /// Bytes in binary units with one decimal ("1.5 GiB"); exact below 1 KiB.
-    static func bytes(_ value: Int) -> String {
-        let units = ["KiB", "MiB", "GiB", "TiB"]
-        guard value >= 1024 else { return "\(value) B" }
-        var amount = Double(value) / 1024
-        var unit = 0
-        while amount >= 1024 && unit < units.count - 1 { amount /= 1024; unit += 1 }
-        let tenths = Int((amount * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
-    }
-
-    /// "[1, 16, 32]".
-    static func shape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
-
-    /// Left-aligned columns (numbers right-aligned when `rightAligned` says so), two spaces apart.
-    static func table(_ rows: [[String]], header: [String]? = nil, rightAligned: Set<Int> = []) -> String {
+/// Left-aligned text columns, two spaces apart (numbers spelled by `NumberFormat`).
+enum TextTable {
+    /// `rows` (under `header`, if given) in columns as wide as their widest cell; the columns in `rightAligned`
+    /// are padded on the left, the last column of a row is not padded, and no line ends in spaces.
+    static func render(_ rows: [[String]], header: [String]? = nil, rightAligned: Set<Int> = []) -> String {
         let all = (header.map { [$0] } ?? []) + rows
         guard let columns = all.map(\.count).max() else { return "" }
         var widths = [Int](repeating: 0, count: columns)
@@ -45,4 +23,18 @@ enum Format {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// A tensor shape as PyTorch prints a list: [1, 16, 32].
+    static func shape(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+}
+
+/// Gflops, times and ratios as the CLI prints them: two decimals, or three significant digits where two decimals
+/// would hide a tiny model's figure (0.0123, not 0.01).
+func decimalText(_ value: Double) -> String {
+    NumberFormat.fixedOrSignificant(value, fractionDigits: 2, significantDigits: 3)
+}
+
+extension String {
+    /// `decimalText(value)`. Kept for Bench.swift until it calls `decimalText` (or `NumberFormat`) itself.
+    init(format2 value: Double) { self = decimalText(value) }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Models
+import Tensors
 
 /// `ditkit inspect PATH`: format, layout, tensors, totals and non-tensor values, without reading tensor data.
 struct Inspect: ParsableCommand {
@@ -15,8 +16,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "Checkpoint file or diffusers folder.")
     var path: String
 
-    @Flag(name: .long, help: "Print JSON (schemas/inspect.schema.json) instead of text.")
-    var json = false
+    @OptionGroup var output: JSONOptionGroup
 
     @Flag(name: .long, help: "Only the summary and group subtotals, not every tensor.")
     var summary = false
@@ -26,7 +26,7 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let checkpoint = try Checkpoint.open(path, options: open.openOptions)
         let report = InspectReport(checkpoint)
-        if json {
+        if output.json {
             print(report.json.serialized(pretty: true))
         } else {
             print(render(report))
@@ -55,44 +55,44 @@ struct Inspect: ParsableCommand {
         if c.files.count > 1 { header.append(["files", c.files.joined(separator: ", ")]) }
         header.append([
             "tensors",
-            "\(Format.grouped(c.tensors.count)) tensors, \(Format.grouped(c.elementCount)) elements, "
-                + "\(Format.bytes(c.tensorBytes)) (\(Format.grouped(c.tensorBytes)) bytes)",
+            "\(NumberFormat.grouped(c.tensors.count)) tensors, \(NumberFormat.grouped(c.elementCount)) elements, "
+                + "\(NumberFormat.binaryBytes(c.tensorBytes)) (\(NumberFormat.grouped(c.tensorBytes)) bytes)",
         ])
         if storages.count != c.tensors.count || storages.bytes != c.tensorBytes {
-            header.append(["storage", "\(Format.grouped(storages.count)) storages, \(Format.grouped(storages.bytes)) bytes (shared or larger than their views)"])
+            header.append(["storage", "\(NumberFormat.grouped(storages.count)) storages, \(NumberFormat.grouped(storages.bytes)) bytes (shared or larger than their views)"])
         }
         let dtypes = Dictionary(grouping: c.tensors, by: \.dtype).map { ($0.key, $0.value.count) }.sorted { ($0.1, $1.0.rawValue) > ($1.1, $0.0.rawValue) }
         if !dtypes.isEmpty { header.append(["dtypes", dtypes.map { "\($0.0.rawValue) ×\($0.1)" }.joined(separator: ", ")]) }
-        out.append(Format.table(header))
+        out.append(TextTable.render(header))
 
         if !report.groups.isEmpty {
             out.append("")
             out.append(
-                Format.table(
-                    report.groups.map { [$0.name, Format.grouped($0.tensors), Format.grouped($0.elements), Format.bytes($0.bytes)] },
+                TextTable.render(
+                    report.groups.map { [$0.name, NumberFormat.grouped($0.tensors), NumberFormat.grouped($0.elements), NumberFormat.binaryBytes($0.bytes)] },
                     header: ["group", "tensors", "elements", "bytes"], rightAligned: [1, 2, 3]))
         }
         if !summary && !c.tensors.isEmpty {
             out.append("")
             out.append(
-                Format.table(
+                TextTable.render(
                     c.tensors.map { t in
                         var extra = ""
-                        if !t.layout.isContiguous { extra = "strides \(Format.shape(t.layout.strides))" }
+                        if !t.layout.isContiguous { extra = "strides \(TextTable.shape(t.layout.strides))" }
                         if t.layout.offset != 0 { extra += (extra.isEmpty ? "" : ", ") + "offset \(t.layout.offset)" }
-                        return [t.name, t.dtype.rawValue, Format.shape(t.shape), Format.grouped(t.byteCount), extra]
+                        return [t.name, t.dtype.rawValue, TextTable.shape(t.shape), NumberFormat.grouped(t.byteCount), extra]
                     },
                     header: ["tensor", "dtype", "shape", "bytes", ""], rightAligned: [3]))
         }
         if !c.values.isEmpty {
             out.append("")
             out.append("values (not tensors):")
-            out.append(Format.table(Inspect.compactValues(c.values).map { ["  " + $0.0, $0.1] }))
+            out.append(TextTable.render(Inspect.compactValues(c.values).map { ["  " + $0.0, $0.1] }))
         }
         if !c.metadata.isEmpty {
             out.append("")
             out.append("metadata:")
-            out.append(Format.table(c.metadata.map { ["  " + $0.0, $0.1.count > 120 ? String($0.1.prefix(117)) + "…" : $0.1] }))
+            out.append(TextTable.render(c.metadata.map { ["  " + $0.0, $0.1.count > 120 ? String($0.1.prefix(117)) + "…" : $0.1] }))
         }
         if !c.configs.isEmpty {
             out.append("")

@@ -3,67 +3,41 @@ import Checkpoints
 import Models
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// `ditkit synth PRESET --layout L -o OUT`: a deterministic random-weight checkpoint of any preset.
+/// `ditkit synth PRESET --to LAYOUT -o OUT`: a deterministic random-weight checkpoint of any preset.
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a deterministic random-weight checkpoint of any preset in any layout.",
-        discussion: "Presets: see `ditkit params` (DiT-S/2 … DiT-XL/8, with -512 for 512 px; cerebras-dit-small … cerebras-dit-2B).")
+        discussion: """
+            Presets: see `ditkit params` (DiT-S/2 … DiT-XL/8, with -512 for 512 px; cerebras-dit-small … \
+            cerebras-dit-2B). --to was called --layout before; that spelling still works.
+            """)
 
     @Argument(help: "Preset name, e.g. DiT-XL/2, DiT-B/4-512, cerebras-dit-2B.")
     var preset: String
 
-    @Option(name: .long, help: "Layout: original, diffusers, canonical or cerebras.")
-    var layout: String
+    @OptionGroup var out: OutputOptionGroup
+    @OptionGroup var write: WriteOptionGroup
 
-    @Option(name: .shortAndLong, help: "Output file or folder.")
-    var output: String
-
-    @Option(name: .long, help: "Random seed.")
+    @Option(name: .long, help: "Seed of the random weights.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "Store weights as f32, f16 or bf16.")
-    var dtype: DType?
-
-    @Flag(name: .long, help: "Replace OUT if it exists.")
-    var force = false
-
-    @Flag(name: .long, help: "fsync each output file before renaming it into place (survives a power loss; slower).")
-    var fsync = false
-
-    @Flag(name: .long, help: "Allow dropping learned-sigma channels (DiT presets in the Cerebras layout).")
-    var dropSigma = false
-
-    @Flag(name: .long, help: "diffusers: write only the transformer folder.")
-    var componentOnly = false
-
-    @Flag(name: .long, help: "No progress bar.")
-    var quiet = false
-
     func validate() throws {
-        guard DiTFamily.targets.contains(Layout(layout)) else { throw ValidationError("--layout must be original, diffusers, canonical or cerebras") }
         guard Preset.named(preset) != nil else { throw ValidationError("unknown preset '\(preset)' (see `ditkit params`)") }
-        if let dtype, ![DType.f32, .f16, .bf16].contains(dtype) { throw ValidationError("--dtype must be f32, f16 or bf16") }
     }
 
     func run() throws {
         let chosen = Preset.named(preset)!
-        let target = Layout(layout)
+        let target = write.to
         let canonical = Synthetic.canonicalOutputs(chosen.config, seed: seed)
         let plan = try ConversionPlan<DiTFamily>.make(
             canonical: canonical, sources: [:], config: chosen.config, to: target,
-            options: ConversionOptions(dtype: dtype, dropSigma: dropSigma))
-        var options = ExportOptions()
-        options.overwrite = force
-        options.durable = fsync
-        options.componentOnly = componentOnly
+            options: ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma))
+        var options = write.exportOptions(overwrite: out.force)
         options.sourceLayout = chosen.layout
-        let files = try export(plan, to: output, options: options, quiet: quiet, label: "writing")
-        print("wrote \(output): \(chosen.name) (seed \(seed)) in the \(target.rawValue) layout, \(Format.grouped(plan.outputs.count)) tensors, "
-            + "\(Format.bytes(plan.byteCount))" + (files.count > 1 ? " in \(files.count) files" : ""))
+        let files = try export(plan, to: out.output, options: options, quiet: write.quiet, label: "writing")
+        print("wrote \(out.output): \(chosen.name) (seed \(seed)) in the \(target.rawValue) layout, "
+            + "\(NumberFormat.grouped(plan.outputs.count)) tensors, \(NumberFormat.binaryBytes(plan.byteCount))"
+            + (files.count > 1 ? " in \(files.count) files" : ""))
         for note in plan.notes { print("note: " + note) }
     }
 }

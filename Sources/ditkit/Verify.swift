@@ -24,8 +24,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Compare A with this trace (e.g. written by scripts/torch-trace.py) on its inputs.")
     var against: String?
 
-    @Option(name: .long, help: "Run both sides with these numerics: original, diffusers, a or b.")
-    var semantics: SemanticsChoice?
+    @OptionGroup var numerics: SemanticsOptionGroup
 
     @Option(name: .long, help: "Relative L2 tolerance per layer (default 1e-5, scaled for f16/bf16 weights).")
     var rtol: Double?
@@ -33,8 +32,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "Absolute max |a−b| under which a layer passes anyway.")
     var atol: Double = 0
 
-    @Flag(name: .long, help: "Print JSON (schemas/verify.schema.json).")
-    var json = false
+    @OptionGroup var output: JSONOptionGroup
 
     @Option(name: .long, help: "Write an SVG chart of the per-layer relative error.")
     var plot: String?
@@ -42,6 +40,9 @@ struct Verify: ParsableCommand {
     @OptionGroup var inputs: InputOptionGroup
     @OptionGroup var open: OpenOptionGroup
     @OptionGroup var model: ModelOptionGroup
+
+    var semantics: SemanticsChoice? { numerics.semantics }
+    var json: Bool { output.json }
 
     func validate() throws {
         guard (b == nil) != (against == nil) else { throw ValidationError("give either a second checkpoint B or --against TRACE") }

@@ -10,7 +10,7 @@ struct ConvertCLITests {
         SchemaValidator(schema: try JSONParser.parse([UInt8](try #require(FileManager.default.contents(atPath: Fixtures.packageRoot + "/schemas/" + name)))))
     }
 
-    @Test("params with no argument lists every preset with the exact figures of REFERENCE §1 and §3")
+    @Test("params with no argument lists every preset with the exact figures of the DiT paper and the Cerebras configs")
     func presets() throws {
         let result = try DitkitBinary.run(["params"])
         #expect(result.status == 0)

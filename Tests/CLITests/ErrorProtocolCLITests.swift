@@ -5,7 +5,7 @@ import Tensors
 import DitkitTestSupport
 import Testing
 
-/// One error protocol (issue 8, class 9): every error has a kind that maps to DESIGN.md's exit code and a message
+/// One error protocol (issue 8, class 9): every error has a kind that maps to the exit code README's "Exit codes" gives and a message
 /// naming the file. One bad input of each kind, through the CLI.
 @Suite("error kinds → exit codes (DitkitError)")
 struct ErrorProtocolCLITests {
@@ -72,7 +72,7 @@ struct ErrorProtocolCLITests {
         #expect(!result.stderr.contains("internal error"))
     }
 
-    @Test("every error type conforms and maps its kinds to DESIGN.md's codes")
+    @Test("every error type conforms and maps its kinds to the documented exit codes")
     func library() {
         #expect(ErrorKind.allCases.map(\.exitCode) == [1, 2, 3, 3, 4])
         let errors: [(any DitkitError, Int32)] = [

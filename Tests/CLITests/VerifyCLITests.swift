@@ -33,7 +33,7 @@ struct VerifyCLITests {
         #expect(causes.contains("blocks.*: MLP norm eps 1e-6 vs 1e-5 (also)"))
     }
 
-    @Test("trace writes the layers of DESIGN.md; verify --against a trace with only inputs and output compares those")
+    @Test("trace writes the layers input.x … output; verify --against a trace with only inputs and output compares those")
     func traceAndAgainst() throws {
         let dir = TemporaryDirectory()
         let traced = try DitkitBinary.run(["trace", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("t.safetensors"), "--heads", "2", "--batch", "3", "--timesteps", "0,999,10", "--classes", "10,0,3"])

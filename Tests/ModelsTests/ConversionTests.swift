@@ -69,7 +69,7 @@ struct ConversionTests {
         #expect(differing.isEmpty, "tensors that changed: \(differing.prefix(6))")
     }
 
-    @Test("the canonical file carries the metadata of DESIGN.md and one copy of every weight")
+    @Test("the canonical file carries format, ditkit.canonical, ditkit.config, ditkit.source and one copy of every weight")
     func canonicalMetadata() throws {
         let dir = TemporaryDirectory()
         try Convert.run(try Convert.open(Fixtures.path("checkpoints/diffusers/transformer")), to: .canonical, dir.file("c.safetensors"))

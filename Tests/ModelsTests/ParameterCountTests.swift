@@ -3,7 +3,7 @@ import Testing
 
 @Suite("parameter and FLOP counts")
 struct ParameterCountTests {
-    @Test("DiT-XL/2: total, trainable, Gflops and the diffusers layout total (REFERENCE §1–2)")
+    @Test("DiT-XL/2: total, trainable, Gflops and the diffusers layout total")
     func xl2() throws {
         let xl = try #require(Preset.named("DiT-XL/2"))
         let original = ParameterCount(config: xl.config, layout: .original)
@@ -34,7 +34,7 @@ struct ParameterCountTests {
         #expect(count.frozen == c.tokens * d)
     }
 
-    @Test("Cerebras configs: trainable and frozen counts (REFERENCE §3)", arguments: [
+    @Test("Cerebras configs: trainable and frozen counts (Cerebras Model Zoo)", arguments: [
         ("small", 32_858_884), ("base", 130_303_492), ("large", 457_824_260), ("xlarge", 674_816_260), ("2B", 2_281_078_788),
     ])
     func cerebras(_ c: (String, Int)) throws {

@@ -21,7 +21,7 @@ extension FamilyPreset where Config == DiTConfig {
         return out
     }()
 
-    /// Cerebras Model Zoo DiT configs : patch 2, 32×32×4 latents, no learned sigma, erf GELU,
+    /// Cerebras Model Zoo DiT configs (the Model Zoo's DiT small … 2B): patch 2, 32×32×4 latents, no learned sigma, erf GELU,
     /// ConvTranspose head, integer timesteps through a frozen table.
     public static let cerebras: [Preset] = {
         let sizes: [(String, Int, Int, Int, Int)] = [

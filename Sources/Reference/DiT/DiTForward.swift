@@ -192,7 +192,7 @@ public struct DiTInputs: Sendable {
     }
 }
 
-/// Activations recorded during a forward pass, by the names of DESIGN.md's trace format.
+/// Activations recorded during a forward pass, by the trace format's layer names (input.x … output; see `TraceFile`).
 public final class Trace: @unchecked Sendable {
     public private(set) var layers: [(name: String, shape: [Int], values: [Float])] = []
     public init() {}
