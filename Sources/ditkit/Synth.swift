@@ -3,9 +3,6 @@ import Checkpoints
 import Models
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `ditkit synth PRESET --layout L -o OUT`: a deterministic random-weight checkpoint of any preset.
 struct Synth: ParsableCommand {
