@@ -1,32 +1,10 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// The reference forward's element-wise kernels (exp, GELU, softmax, LayerNorm) run about 1.8× faster with AVX2 and
-/// FMA. They are enabled only when the machine building ditkit has them (so the binary always runs where it was
-/// built); `DITKIT_PORTABLE=1` builds for baseline x86-64.
-let hostHasAVX2AndFMA: Bool = {
-    #if os(Linux) && arch(x86_64)
-    guard Context.environment["DITKIT_PORTABLE"] == nil, let file = fopen("/proc/cpuinfo", "r") else { return false }
-    defer { fclose(file) }
-    var line = [CChar](repeating: 0, count: 8192)
-    while fgets(&line, Int32(line.count), file) != nil {
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("flags") { return text.contains(" avx2") && text.contains(" fma") }
-    }
-    return false
-    #else
-    return false
-    #endif
-}()
-let referenceSettings: [SwiftSetting] = hostHasAVX2AndFMA ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
-
 // Module graph (see DESIGN.md): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
-// CDitkitZip wraps libzip and zlib for Checkpoints; CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's AVX-512
-// kernels (C, compiled per function for AVX-512 and chosen at run time).
+// CDitkitZip wraps libzip and zlib for Checkpoints; CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's
+// kernels (C, each function compiled for its instruction-set level and chosen at run time). The manifest never looks at
+// the building machine and sets no unsafe flags: a binary built anywhere runs on any CPU of its architecture.
 let package = Package(
     name: "ditkit",
     platforms: [.macOS(.v14)],
@@ -53,7 +31,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip", "CDitkitSystem"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
         .target(name: "CDitkitKernels"),
-        .target(name: "Reference", dependencies: ["Models", "CDitkitBLAS", "CDitkitKernels"], swiftSettings: referenceSettings),
+        .target(name: "Reference", dependencies: ["Models", "CDitkitBLAS", "CDitkitKernels"]),
         .target(name: "Verification", dependencies: ["Reference"]),
         .executableTarget(
             name: "ditkit",

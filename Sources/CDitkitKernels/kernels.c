@@ -1,19 +1,298 @@
 #include "ditkit_kernels.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+// Separate multiplies and adds everywhere: the element-wise kernels must give the same bits at every level (and as
+// Reference's Swift `Vector.exp`), which a fused multiply-add in one of them would break.
+#pragma STDC FP_CONTRACT OFF
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define DITKIT_X86 1
 #include <immintrin.h>
+#endif
 
-#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
-#define INLINE AVX512 static inline __attribute__((always_inline))
+// ---------------------------------------------------------------------------------------------------------------
+// Element-wise kernels, one instance of elementwise.h per level.
 
-int ditkit_kernels_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#if DITKIT_X86
+
+// Baseline x86-64: SSE2, which every x86-64 CPU has (no attribute needed).
+#define NAME(f) f##_base
+#define ATTR
+#define VF __m128
+#define VI __m128i
+#define LANES 4
+#define LOADU(p) _mm_loadu_ps(p)
+#define STOREU(p, v) _mm_storeu_ps(p, v)
+#define SET1(x) _mm_set1_ps(x)
+#define ADD _mm_add_ps
+#define SUB _mm_sub_ps
+#define MUL _mm_mul_ps
+#define DIV _mm_div_ps
+#define MIN _mm_min_ps
+#define MAX _mm_max_ps
+#define ASI _mm_castps_si128
+#define ASF _mm_castsi128_ps
+#define IADD _mm_add_epi32
+#define ISUB _mm_sub_epi32
+#define ISET1 _mm_set1_epi32
+#define ISHL23(i) _mm_slli_epi32(i, 23)
+static inline float hsum_base(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps(v, v, 1)));
 }
+static inline float hmax_base(__m128 v) {
+    v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_max_ss(v, _mm_shuffle_ps(v, v, 1)));
+}
+#define HSUM hsum_base
+#define HMAX hmax_base
+#include "elementwise.h"
+#undef NAME
+#undef ATTR
+#undef VF
+#undef VI
+#undef LANES
+#undef LOADU
+#undef STOREU
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef DIV
+#undef MIN
+#undef MAX
+#undef ASI
+#undef ASF
+#undef IADD
+#undef ISUB
+#undef ISET1
+#undef ISHL23
+#undef HSUM
+#undef HMAX
+
+// AVX2 + FMA (FMA is required with AVX2 by the level, not used: see FP_CONTRACT above).
+#define AVX2 __attribute__((target("avx2,fma")))
+#define NAME(f) f##_avx2
+#define ATTR AVX2
+#define VF __m256
+#define VI __m256i
+#define LANES 8
+#define LOADU(p) _mm256_loadu_ps(p)
+#define STOREU(p, v) _mm256_storeu_ps(p, v)
+#define SET1(x) _mm256_set1_ps(x)
+#define ADD _mm256_add_ps
+#define SUB _mm256_sub_ps
+#define MUL _mm256_mul_ps
+#define DIV _mm256_div_ps
+#define MIN _mm256_min_ps
+#define MAX _mm256_max_ps
+#define ASI _mm256_castps_si256
+#define ASF _mm256_castsi256_ps
+#define IADD _mm256_add_epi32
+#define ISUB _mm256_sub_epi32
+#define ISET1 _mm256_set1_epi32
+#define ISHL23(i) _mm256_slli_epi32(i, 23)
+AVX2 static inline float hsum_avx2(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+AVX2 static inline float hmax_avx2(__m256 v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+#define HSUM hsum_avx2
+#define HMAX hmax_avx2
+#include "elementwise.h"
+#undef NAME
+#undef ATTR
+#undef VF
+#undef VI
+#undef LANES
+#undef LOADU
+#undef STOREU
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef DIV
+#undef MIN
+#undef MAX
+#undef ASI
+#undef ASF
+#undef IADD
+#undef ISUB
+#undef ISET1
+#undef ISHL23
+#undef HSUM
+#undef HMAX
+
+// AVX-512 (F, DQ, BW, VL; the products below use the same attribute).
+#define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+#define NAME(f) f##_avx512
+#define ATTR AVX512
+#define VF __m512
+#define VI __m512i
+#define LANES 16
+#define LOADU(p) _mm512_loadu_ps(p)
+#define STOREU(p, v) _mm512_storeu_ps(p, v)
+#define SET1(x) _mm512_set1_ps(x)
+#define ADD _mm512_add_ps
+#define SUB _mm512_sub_ps
+#define MUL _mm512_mul_ps
+#define DIV _mm512_div_ps
+#define MIN _mm512_min_ps
+#define MAX _mm512_max_ps
+#define ASI _mm512_castps_si512
+#define ASF _mm512_castsi512_ps
+#define IADD _mm512_add_epi32
+#define ISUB _mm512_sub_epi32
+#define ISET1 _mm512_set1_epi32
+#define ISHL23(i) _mm512_slli_epi32(i, 23)
+#define HSUM _mm512_reduce_add_ps
+#define HMAX _mm512_reduce_max_ps
+#include "elementwise.h"
+#undef NAME
+#undef ATTR
+#undef VF
+#undef VI
+#undef LANES
+#undef LOADU
+#undef STOREU
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef DIV
+#undef MIN
+#undef MAX
+#undef ASI
+#undef ASF
+#undef IADD
+#undef ISUB
+#undef ISET1
+#undef ISHL23
+#undef HSUM
+#undef HMAX
+
+static int detect_level(void) {
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return DITKIT_LEVEL_BASELINE;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return DITKIT_LEVEL_AVX512;
+    return DITKIT_LEVEL_AVX2;
+}
+
+#else  // not x86-64: one portable level, plain C with the same operations (the compiler vectorises what it can)
+
+#define NAME(f) f##_base
+#define ATTR
+#define VF float
+#define VI int32_t
+#define LANES 1
+#define LOADU(p) (*(p))
+#define STOREU(p, v) (*(p) = (v))
+#define SET1(x) (x)
+#define ADD(a, b) ((a) + (b))
+#define SUB(a, b) ((a) - (b))
+#define MUL(a, b) ((a) * (b))
+#define DIV(a, b) ((a) / (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+static inline int32_t float_bits(float x) { int32_t i; memcpy(&i, &x, 4); return i; }
+static inline float bits_float(int32_t i) { float x; memcpy(&x, &i, 4); return x; }
+#define ASI float_bits
+#define ASF bits_float
+#define IADD(a, b) ((int32_t)((uint32_t)(a) + (uint32_t)(b)))
+#define ISUB(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)))
+#define ISET1(x) ((int32_t)(x))
+#define ISHL23(i) ((int32_t)((uint32_t)(i) << 23))
+#define HSUM(v) (v)
+#define HMAX(v) (v)
+#include "elementwise.h"
+
+static int detect_level(void) { return DITKIT_LEVEL_BASELINE; }
+
+#endif
+
+int ditkit_kernels_best_level(void) {
+    static int cached = -1;  // racing first calls compute the same value
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level < 0) {
+        level = detect_level();
+        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+    }
+    return level;
+}
+
+int ditkit_kernels_avx512(void) { return ditkit_kernels_best_level() == DITKIT_LEVEL_AVX512; }
+
+/// The level to run: the one asked for, lowered to what the CPU has.
+static int usable(int level) {
+    int best = ditkit_kernels_best_level();
+    return level < best ? level : best;
+}
+
+#if DITKIT_X86
+#define DISPATCH(level, f, ...)                                                                                       \
+    switch (usable(level)) {                                                                                          \
+    case DITKIT_LEVEL_AVX512: f##_avx512(__VA_ARGS__); break;                                                         \
+    case DITKIT_LEVEL_AVX2: f##_avx2(__VA_ARGS__); break;                                                             \
+    default: f##_base(__VA_ARGS__); break;                                                                            \
+    }
+#else
+#define DISPATCH(level, f, ...) ((void)usable(level), f##_base(__VA_ARGS__))
+#endif
+
+void ditkit_exp(const float *x, float *y, long count, int level) { DISPATCH(level, exp_array, x, y, count); }
+
+void ditkit_softmax_rows(float *x, long rows, long cols, long ld, float scale, int level) {
+    DISPATCH(level, softmax_rows, x, rows, cols, ld, scale);
+}
+
+void ditkit_layernorm_modulate(const float *x, float *out, long r0, long r1, long dim, float eps, long tokens,
+                               const float *shift, const float *scale, long stride, int level) {
+    DISPATCH(level, layernorm_modulate, x, out, r0, r1, dim, eps, tokens, shift, scale, stride);
+}
+
+void ditkit_gated_residual(float *x, const float *y, const float *bias, long r0, long r1, long dim, long tokens,
+                           const float *gate, long stride, int level) {
+    DISPATCH(level, gated_residual, x, y, bias, r0, r1, dim, tokens, gate, stride);
+}
+
+void ditkit_add_bias(float *y, long r0, long r1, long dim, const float *bias, int level) {
+    DISPATCH(level, add_bias, y, r0, r1, dim, bias);
+}
+
+void ditkit_bias_gelu(float *x, long r0, long r1, long dim, const float *bias, int exact, int level) {
+    if (exact) {
+        for (long r = r0; r < r1; r++) {
+            float *row = x + r * dim;
+            for (long j = 0; j < dim; j++) {
+                float v = row[j] + (bias ? bias[j] : 0.0f);
+                row[j] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+            }
+        }
+        return;
+    }
+    DISPATCH(level, bias_gelu_tanh, x, r0, r1, dim, bias);
+}
+
+void ditkit_silu(float *x, long count) {
+    for (long i = 0; i < count; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// AVX-512 products.
+
+#if DITKIT_X86
+
+#define INLINE AVX512 static inline __attribute__((always_inline))
 
 static inline long min_l(long a, long b) { return a < b ? a : b; }
 
@@ -126,27 +405,6 @@ AVX512 static void tiles(void (*tile)(long, long, const float *, long, const flo
     }
 }
 
-/// e^x lane-wise, the same algorithm and constants as Reference's Vector.exp (separate multiplies and adds, no
-/// fused ones, so both give the same bits).
-AVX512 static inline __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.72283f));
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 shifted = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic);
-    __m512 n = _mm512_sub_ps(shifted, magic);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), _mm512_set1_ps(1.0f));
-    __m512i integer = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(0x4B400000));
-    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(integer, _mm512_set1_epi32(127)), 23));
-    return _mm512_mul_ps(p, scale);
-}
-
 /// x[j] = e^(scale·(x[j] − max x)) for j < count, in place; returns their sum (the softmax's denominator, which
 /// divides the attention output row instead of every probability).
 AVX512 static float exp_row(float *x, long count, float scale) {
@@ -156,13 +414,13 @@ AVX512 static float exp_row(float *x, long count, float scale) {
     if (j < count) vmax = _mm512_mask_max_ps(vmax, lanes(count - j), vmax, _mm512_maskz_loadu_ps(lanes(count - j), x + j));
     __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), s = _mm512_set1_ps(scale), sum = _mm512_setzero_ps();
     for (j = 0; j + 16 <= count; j += 16) {
-        __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), m), s));
+        __m512 e = exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), m), s));
         _mm512_storeu_ps(x + j, e);
         sum = _mm512_add_ps(sum, e);
     }
     if (j < count) {
         __mmask16 t = lanes(count - j);
-        __m512 e = _mm512_maskz_mov_ps(t, exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + j), m), s)));
+        __m512 e = _mm512_maskz_mov_ps(t, exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, x + j), m), s)));
         _mm512_mask_storeu_ps(x + j, t, e);
         sum = _mm512_add_ps(sum, e);
     }
@@ -215,7 +473,6 @@ AVX512 void ditkit_attention_avx512(const float *q, const float *k, const float 
 
 #else
 
-int ditkit_kernels_avx512(void) { return 0; }
 void ditkit_gemv_avx512(const float *w, long ldw, long n0, long n1, long k, const float *x, long ldx, long batch,
                         const float *bias, float *y, long ldy) {
     (void)w; (void)ldw; (void)n0; (void)n1; (void)k; (void)x; (void)ldx; (void)batch; (void)bias; (void)y; (void)ldy;

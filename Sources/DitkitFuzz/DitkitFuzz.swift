@@ -1,11 +1,5 @@
 import DitkitFuzzTargets
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 #if DITKIT_LIBFUZZER
 import CDitkitFuzz
 #endif
@@ -33,15 +27,15 @@ struct DitkitFuzz {
     nonisolated(unsafe) static var target = FuzzTarget.safetensors
 
     static func fuzz() {
-        let name = getenv("DITKIT_FUZZ_TARGET").map { String(cString: $0) } ?? ""
+        let name = Platform.environment("DITKIT_FUZZ_TARGET") ?? ""
         guard let chosen = FuzzTarget(rawValue: name) else {
             printError("ditkit-fuzz: set DITKIT_FUZZ_TARGET to one of:\n\(targetList())\n")
-            exit(2)
+            Platform.exit(2)
         }
         target = chosen
         var argc = CommandLine.argc
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        Platform.exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
             DitkitFuzz.target.run(size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
             return 0
         })
@@ -50,13 +44,13 @@ struct DitkitFuzz {
     static func replay(_ arguments: [String]) {
         guard arguments.count >= 2, let target = FuzzTarget(rawValue: arguments[0]) else {
             printError("usage: DitkitFuzz TARGET FILE|FOLDER…  (replays inputs; scripts/fuzz builds the fuzzer)\ntargets:\n\(targetList())\n")
-            exit(2)
+            Platform.exit(2)
         }
         for path in arguments.dropFirst() {
             for file in files(path) {
                 guard let bytes = read(file) else {
                     printError("\(file): cannot read\n")
-                    exit(4)
+                    Platform.exit(4)
                 }
                 switch target.run(bytes) {
                 case .accepted: print("\(file): accepted")
@@ -68,35 +62,17 @@ struct DitkitFuzz {
 
     /// `path` itself, or the regular files directly inside it when it is a folder, sorted.
     static func files(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [path] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if !name.hasPrefix(".") { names.append(path + "/" + name) }
-        }
-        return names.sorted()
+        guard let names = Platform.folderEntries(path) else { return [path] }
+        return names.filter { !$0.hasPrefix(".") }.map { path + "/" + $0 }.sorted()
     }
 
-    static func read(_ path: String) -> [UInt8]? {
-        guard let file = fopen(path, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            bytes += chunk[0..<n]
-            if n < chunk.count { break }
-        }
-        return bytes
-    }
+    static func read(_ path: String) -> [UInt8]? { Platform.readFile(path) }
     #endif
 }
 
 /// Writes `message` to standard error.
 func printError(_ message: String) {
-    var text = message
-    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    Platform.writeStandardError(message)
 }
 
 extension String {

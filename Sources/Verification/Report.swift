@@ -1,12 +1,6 @@
 import Checkpoints
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension VerificationReport {
     /// An error or tolerance as the report prints it: two decimals of mantissa, as `%.2e` ("1.23e-05").
     static func scientific(_ value: Double) -> String { NumberFormat.scientific(value, fractionDigits: 2) }
@@ -67,7 +61,7 @@ extension VerificationReport {
         let left = 70.0, right = Double(width) - 60, top = 40.0, bottom = Double(height) - 110
         let floorExponent = -12.0, ceilingExponent = 1.0
         func y(_ value: Double) -> Double {
-            let e = value > 0 && value.isFinite ? max(floorExponent, min(ceilingExponent, log10(value))) : (value == 0 ? floorExponent : ceilingExponent)
+            let e = value > 0 && value.isFinite ? max(floorExponent, min(ceilingExponent, Platform.log10(value))) : (value == 0 ? floorExponent : ceilingExponent)
             return bottom - (e - floorExponent) / (ceilingExponent - floorExponent) * (bottom - top)
         }
         let step = layers.count > 1 ? (right - left) / Double(layers.count - 1) : 0
@@ -80,7 +74,7 @@ extension VerificationReport {
 
             """
         for e in stride(from: Int(floorExponent), through: Int(ceilingExponent), by: 1) {
-            let yy = y(pow(10, Double(e)))
+            let yy = y(Platform.pow(10, Double(e)))
             out += "<line x1=\"\(f(left))\" y1=\"\(f(yy))\" x2=\"\(f(right))\" y2=\"\(f(yy))\" stroke=\"#e5e5e5\"/>\n"
             let label = e == Int(floorExponent) ? "≤1e\(e), 0" : "1e\(e)"
             out += "<text x=\"\(f(left - 8))\" y=\"\(f(yy + 4))\" text-anchor=\"end\">\(label)</text>\n"

@@ -2,11 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Models
 import Reference
-import Reference
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `ditkit bench forward PRESET`: the forward time beside the GEMM floor, measured with the same BLAS in one run.
 struct Bench: ParsableCommand {
@@ -21,7 +17,8 @@ struct BenchForward: ParsableCommand {
         discussion: """
             Weights are synthetic (ditkit synth's, in memory). Forward and floor runs are interleaved; medians are \
             reported, with their ratio: everything outside the matrix products (norms, GELU, softmax, modulation, \
-            embeddings) is the difference.
+            embeddings) is the difference. DITKIT_KERNELS=baseline|avx2|avx512 forces the kernel level; the one that ran \
+            is printed.
             """)
 
     @Argument(help: "Preset, e.g. DiT-XL/2.")
@@ -42,9 +39,7 @@ struct BenchForward: ParsableCommand {
     }
 
     static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+        Platform.monotonicSeconds()
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -54,9 +49,10 @@ struct BenchForward: ParsableCommand {
 
     func run() throws {
         let chosen = Preset.named(preset)!
-        try ForwardCost(config: chosen.config, batch: batch, tracing: false).check()
+        let kernels = Ditkit.kernels
+        try ForwardCost(config: chosen.config, batch: batch, tracing: false, kernels: kernels).check()
         let canonical = Dictionary(Synthetic.canonicalOutputs(chosen.config, seed: 0).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let forward = DiTForward(weights: try DiTWeights(config: chosen.config, tensors: canonical))
+        let forward = DiTForward(weights: try DiTWeights(config: chosen.config, tensors: canonical), kernels: kernels)
         let inputs = DiTInputs.make(config: chosen.config, batch: batch, seed: 0)
         let shapes = forward.gemmShapes(batch: batch)
         var scratch: [Float] = []
@@ -77,12 +73,14 @@ struct BenchForward: ParsableCommand {
         if json {
             print(JSONValue.object([
                 ("preset", .string(chosen.name)), ("batch", .int(batch)), ("rounds", .int(rounds)),
+                ("kernels", .string(kernels.description)), ("best_kernels", .string(KernelLevel.best.description)),
                 ("forward_ms", .double(forwardMs)), ("gemm_floor_ms", .double(floorMs)), ("ratio", .double(forwardMs / floorMs)),
                 ("gemm_gflop", .double(flops / 1e9)), ("floor_gflops_per_s", .double(flops / 1e9 / (floorMs / 1000))),
                 ("forward_runs_ms", .array(forwardTimes.map { .double($0 * 1000) })), ("floor_runs_ms", .array(floorTimes.map { .double($0 * 1000) })),
             ]).serialized(pretty: true))
         } else {
             print("\(chosen.name), batch \(batch), \(rounds) interleaved rounds (medians)")
+            print("kernels     \(kernels)\(kernels.level == .best ? "" : " (forced; this CPU runs up to \(KernelLevel.best))")")
             print("forward     \(formatMs(forwardMs))")
             print("GEMM floor  \(formatMs(floorMs))  (\(String(format2: flops / 1e9)) GFLOP of matrix products, \(String(format2: flops / 1e9 / (floorMs / 1000))) GFLOP/s)")
             print("ratio       \(String(format2: forwardMs / floorMs))× the floor")

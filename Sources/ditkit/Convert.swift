@@ -5,9 +5,6 @@ import Reference
 import Tensors
 import Verification
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `ditkit convert SRC -o OUT --to LAYOUT`: lossless conversion through the canonical form, streaming.
 struct Convert: ParsableCommand {
@@ -167,7 +164,7 @@ func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> Mode
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.
 func export(_ plan: ConversionPlan<DiTFamily>, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
     var options = options
-    let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && isatty(2) == 1, label: label)
+    let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && Platform.isTerminal(2), label: label)
     if progress.enabled { options.progress = progress.update }
     let files = try Exporter.write(plan, to: output, options: options)
     progress.finish()

@@ -1,13 +1,9 @@
 import ArgumentParser
 import Checkpoints
 import Models
+import Reference
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The `ditkit` command. Exit codes (`ErrorKind.exitCode`, README "Exit codes"): 0 success, 1 verification failed,
 /// 2 usage, 3 unreadable or hostile input, 4 I/O; 70 (EX_SOFTWARE) for an internal error, an error of a type that
@@ -55,7 +51,34 @@ struct Ditkit: ParsableCommand {
     /// The exit code of an error whose type does not conform to `DitkitError` (sysexits.h EX_SOFTWARE).
     static let internalErrorCode: Int32 = 70
 
+    /// The kernels of this run's forward passes: `DITKIT_KERNELS=baseline|avx2|avx512` forces a level (refused when
+    /// the CPU lacks it); unset, empty or `automatic`, the best this CPU runs. Set once at startup.
+    nonisolated(unsafe) static var kernels = KernelChoice.automatic
+
+    /// The choice `DITKIT_KERNELS` asks for (`value` is its value, nil when unset).
+    static func kernelChoice(fromEnvironment value: String?) throws -> KernelChoice {
+        guard let value, !value.isEmpty, value != "automatic" else { return .automatic }
+        let names = KernelLevel.allCases.map(\.description).joined(separator: ", ")
+        guard let level = KernelLevel(name: value) else {
+            throw CLIError.usage("DITKIT_KERNELS=\(value) is not a kernel level (\(names), or automatic)")
+        }
+        do {
+            return try KernelChoice(level: level)
+        } catch {
+            throw CLIError.usage("DITKIT_KERNELS=\(value): \(error); unset it or set a level this CPU runs")
+        }
+    }
+
     static func main() {
+        // Process-wide settings the library leaves to its user: OpenBLAS's workers sleep between products instead of
+        // spinning (see OpenBLASThreads.shortenSpinWait), and the kernel level from DITKIT_KERNELS.
+        OpenBLASThreads.shortenSpinWait()
+        do {
+            kernels = try kernelChoice(fromEnvironment: Platform.environment("DITKIT_KERNELS"))
+        } catch {
+            let (message, code) = report(error)
+            fail(message, code: code)
+        }
         do {
             var command = try parseAsRoot(replacingDeprecatedSpellings(Array(CommandLine.arguments.dropFirst())))
             try command.run()
@@ -92,43 +115,26 @@ struct Ditkit: ParsableCommand {
     /// set (VmHWM from /proc/self/status) to stderr: exact for this process, unlike a parent's rusage, which
     /// counts the pages a forked child inherits before exec.
     static func terminate(_ code: Int32) -> Never {
-        if getenv("DITKIT_REPORT_PEAK_RSS") != nil, let peak = peakResidentKiB() {
+        if Platform.environment("DITKIT_REPORT_PEAK_RSS") != nil, let peak = peakResidentKiB() {
             writeStandardError("ditkit: peak RSS \(peak) KiB\n")
         }
-        fflush(nil)
-        #if canImport(Glibc)
-        Glibc.exit(code)
-        #else
-        Darwin.exit(code)
-        #endif
+        Platform.flushAll()
+        Platform.exit(code)
     }
 }
 
 /// Writes diagnostics and progress to file descriptor 2 (unbuffered), flushing stdout first so the two
 /// streams interleave in order.
 func writeStandardError(_ text: String) {
-    fflush(nil)
+    Platform.flushAll()
     var copy = text
-    copy.withUTF8 { buffer in
-        var offset = 0
-        while offset < buffer.count {
-            let n = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-            if n <= 0 { break }
-            offset += n
-        }
-    }
+    copy.withUTF8 { Platform.writeAll(2, UnsafeRawBufferPointer($0)) }
 }
 
 /// VmHWM of this process in KiB, from /proc/self/status (Linux).
 func peakResidentKiB() -> Int? {
-    guard let file = fopen("/proc/self/status", "r") else { return nil }
-    defer { fclose(file) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, Int32(line.count), file) != nil {
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.hasPrefix("VmHWM:") {
-            return Int(text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
-        }
+    for text in Platform.lines(ofFile: "/proc/self/status") ?? [] where text.hasPrefix("VmHWM:") {
+        return Int(text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first ?? "")
     }
     return nil
 }

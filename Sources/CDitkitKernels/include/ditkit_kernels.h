@@ -1,20 +1,60 @@
 #ifndef DITKIT_KERNELS_H
 #define DITKIT_KERNELS_H
 
-// AVX-512 kernels of the reference forward pass, for the products where OpenBLAS loses time: the small-batch
-// matrix-vector products (adaLN modulation, embedders) and attention per head. Each is compiled for AVX-512F
-// only (function attributes; no build flags), so the binary runs anywhere: call ditkit_kernels_avx512() first
-// and take the OpenBLAS path when it returns 0.
+// Kernels of the reference forward pass, in C so that each function can be compiled for one instruction set
+// (function attributes, no build flags) and chosen at run time: the binary runs on any CPU of its architecture.
+//
+// - Element-wise kernels (exp, softmax rows, LayerNorm + modulation, GELU, bias and gated-residual passes) at three
+//   levels: baseline (SSE2 on x86-64, plain C elsewhere), AVX2 + FMA, and AVX-512. Each takes a `level`; a level the
+//   CPU lacks is lowered to the best one it has (never an illegal instruction), so callers validate first with
+//   ditkit_kernels_best_level().
+// - AVX-512 products for the cases where OpenBLAS loses time: the small-batch matrix-vector products (adaLN
+//   modulation, embedders) and attention per head. Call them only when ditkit_kernels_avx512() returns 1.
+//
+// Every level computes e^x with the same polynomial and constants, in the same order of operations (separate
+// multiplies and adds, no fused ones), as Reference's `Vector.exp`: all of them give the same bits.
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/// Instruction-set levels (the `level` argument of the element-wise kernels).
+enum { DITKIT_LEVEL_BASELINE = 0, DITKIT_LEVEL_AVX2 = 1, DITKIT_LEVEL_AVX512 = 2 };
+
+/// The highest level this CPU (and OS) runs: AVX2 needs AVX2 and FMA; AVX-512 needs those and AVX-512 F, DQ, BW, VL.
+/// Always DITKIT_LEVEL_BASELINE off x86-64.
+int ditkit_kernels_best_level(void);
+
 /// 1 if this CPU (and OS) runs the AVX-512 kernels below.
 int ditkit_kernels_avx512(void);
 
+/// y[i] = e^x[i] for i < count (clamped to [−87.33654, 88.72283] first; NaN stays NaN). x and y may be the same.
+void ditkit_exp(const float *x, float *y, long count, int level);
+
+/// Row-wise softmax of `rows` rows of `cols` (row stride ld), in place: e^(scale·(x − max)) / Σ.
+void ditkit_softmax_rows(float *x, long rows, long cols, long ld, float scale, int level);
+
+/// For rows r in [r0, r1) of `dim`: LayerNorm without affine (float32 mean, two-pass variance, 1/√(var + eps)), then
+/// ·(1 + scale) + shift with the vectors of sample r / tokens (at scale + sample·stride, shift + sample·stride).
+void ditkit_layernorm_modulate(const float *x, float *out, long r0, long r1, long dim, float eps, long tokens,
+                               const float *shift, const float *scale, long stride, int level);
+
+/// x[r, j] += gate[(r / tokens)·stride + j] · (y[r, j] + bias[j]) for rows r in [r0, r1).
+void ditkit_gated_residual(float *x, const float *y, const float *bias, long r0, long r1, long dim, long tokens,
+                           const float *gate, long stride, int level);
+
+/// y[r, j] += bias[j] for rows r in [r0, r1).
+void ditkit_add_bias(float *y, long r0, long r1, long dim, const float *bias, int level);
+
+/// GELU of x[r, j] + bias[j] (bias may be NULL) in place, rows r in [r0, r1): with exact = 0 the tanh form, computed
+/// as v / (1 + e^(−2·√(2/π)·(v + 0.044715·v³))); with exact = 1, 0.5·v·(1 + erf(v/√2)) (libm's erff, every level).
+void ditkit_bias_gelu(float *x, long r0, long r1, long dim, const float *bias, int exact, int level);
+
+/// x[i] = x[i] / (1 + e^(−x[i])) with libm's expf (one version: a few thousand values per pass).
+void ditkit_silu(float *x, long count);
+
 /// y[b·ldy + n] = bias[n] + Σ_p w[n·ldw + p] · x[b·ldx + p], for rows n in [n0, n1) and samples b < batch; bias
-/// may be NULL. Reads each weight row once per group of four samples.
+/// may be NULL. Reads each weight row once per group of four samples. AVX-512 only.
 void ditkit_gemv_avx512(const float *w, long ldw, long n0, long n1, long k, const float *x, long ldx, long batch,
                         const float *bias, float *y, long ldy);
 
@@ -23,7 +63,7 @@ long ditkit_attention_scratch(long tokens, long head_dim);
 
 /// One attention head: out[i·ldo + c] = Σ_j P[i, j] · v[j·ld + c] with P = softmax_j(scale · q_i·k_j) (stable:
 /// the row maximum is subtracted), for i < tokens and c < head_dim; q, k, v rows have stride ld. With
-/// softmax = 0 the scores are used as they are (the benchmark's matrix-product floor).
+/// softmax = 0 the scores are used as they are (the benchmark's matrix-product floor). AVX-512 only.
 void ditkit_attention_avx512(const float *q, const float *k, const float *v, long ld, long tokens, long head_dim,
                              float scale, float *out, long ldo, float *scratch, int softmax);
 

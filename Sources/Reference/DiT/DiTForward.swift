@@ -2,12 +2,6 @@ import Checkpoints
 import Models
 import Tensors
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// float32 elements of one weight: a view of the mapped checkpoint when the tensor is stored as contiguous,
 /// aligned little-endian f32 (no copy; the mapping stays alive with this value), or an owned array otherwise
 /// (widened from another dtype, gathered from parts, or recomputed).
@@ -183,9 +177,9 @@ public struct DiTInputs: Sendable {
         var x = [Float](repeating: 0, count: count)
         var i = 0
         while i < count {  // Box–Muller
-            let r = (-2 * log(uniform())).squareRoot(), angle = 2 * Double.pi * uniform()
-            x[i] = Float(r * cos(angle))
-            if i + 1 < count { x[i + 1] = Float(r * sin(angle)) }
+            let r = (-2 * Platform.log(uniform())).squareRoot(), angle = 2 * Double.pi * uniform()
+            x[i] = Float(r * Platform.cos(angle))
+            if i + 1 < count { x[i + 1] = Float(r * Platform.sin(angle)) }
             i += 2
         }
         return DiTInputs(x: x, t: (0..<batch).map { ts[$0 % ts.count] }, y: (0..<batch).map { ys[$0 % ys.count] })
@@ -223,7 +217,7 @@ public final class Workspace: @unchecked Sendable {
 /// The float32 reference forward pass of the DiT family, with the numerics of `semantics` (shift, max period,
 /// each norm's eps, GELU form, timestep input); by default the weights' own config. Matrix products go through
 /// `cblas_sgemm`, except those `kernels` gives to ditkit's AVX-512 kernels (few-sample matrix–vector products,
-/// attention); everything else is vectorised and split over the cores.
+/// attention); everything else runs in ditkit's C kernels at `kernels.level`, split over the cores.
 public struct DiTForward: Sendable {
     public let weights: DiTWeights
     public let semantics: DiTConfig
@@ -257,7 +251,7 @@ public struct DiTForward: Sendable {
             } } }
         } } }
         var x = [Float](repeating: 0, count: rows * d)
-        GEMM.linear(patches, rows: rows, inFeatures: patchLength, weight: weights.patchW.base, bias: weights.patchB.base, outFeatures: d, into: &x)
+        GEMM.linear(patches, rows: rows, inFeatures: patchLength, weight: weights.patchW.base, bias: weights.patchB.base, outFeatures: d, into: &x, kernels: kernels)
         x.withUnsafeMutableBufferPointer { xb in
             let pos = weights.posEmbed.base
             for b in 0..<n { for i in 0..<(tokens * d) { xb[b * tokens * d + i] += pos[i] } }
@@ -277,10 +271,10 @@ public struct DiTForward: Sendable {
                 for k in 0..<half {
                     // In float32, as both reference implementations compute it (exp(−ln(P)·arange(half)/(half − shift)));
                     // in float64 the frequencies differ by an ulp, which t = 999 turns into 1e-5 of t_embed.
-                    let frequency = expf(Float(-log(s.maxPeriod)) * Float(k) / Float(half - s.timestepShift))
+                    let frequency = Platform.exp(Float(-Platform.log(s.maxPeriod)) * Float(k) / Float(half - s.timestepShift))
                     let angle = inputs.t[b] * frequency
-                    sinusoid[b * f + k] = cos(angle)
-                    sinusoid[b * f + half + k] = sin(angle)
+                    sinusoid[b * f + k] = Platform.cos(angle)
+                    sinusoid[b * f + half + k] = Platform.sin(angle)
                 }
             }
         }
@@ -319,8 +313,8 @@ public struct DiTForward: Sendable {
                 let base = m.baseAddress!
                 // Attention: h = LN(x)·(1+scale_msa)+shift_msa → qkv → per-head softmax(q kᵀ/√hd) v → proj.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.attentionNormEps), tokens: tokens,
-                                          shift: base, scale: base + d, stride: 6 * d)
-                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.qkvW.base, bias: block.qkvB.base, outFeatures: 3 * d, into: &qkv)
+                                          shift: base, scale: base + d, stride: 6 * d, level: kernels.level)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.qkvW.base, bias: block.qkvB.base, outFeatures: 3 * d, into: &qkv, kernels: kernels)
                 qkv.withUnsafeBufferPointer { q in
                     attention.withUnsafeMutableBufferPointer { out in
                         scores.withUnsafeMutableBufferPointer { sc in
@@ -330,14 +324,14 @@ public struct DiTForward: Sendable {
                     }
                 }
                 GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW.base, bias: nil, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, bias: block.outB.base, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d)
+                Kernels.gatedResidual(&x, projected, bias: block.outB.base, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d, level: kernels.level)
                 // MLP: h = LN(x)·(1+scale_mlp)+shift_mlp → fc1 → GELU → fc2.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.mlpNormEps), tokens: tokens,
-                                          shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d)
+                                          shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d, level: kernels.level)
                 GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W.base, bias: nil, outFeatures: mlp, into: &inner)
-                Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B.base, exact: s.gelu == .erf)
+                Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B.base, exact: s.gelu == .erf, level: kernels.level)
                 GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W.base, bias: nil, outFeatures: d, into: &projected)
-                Kernels.gatedResidual(&x, projected, bias: block.fc2B.base, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d)
+                Kernels.gatedResidual(&x, projected, bias: block.fc2B.base, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d, level: kernels.level)
             }
             trace?.append("blocks.\(i)", [n, tokens, d], x)
         }
@@ -347,11 +341,11 @@ public struct DiTForward: Sendable {
         GEMM.linear(cond, rows: n, inFeatures: d, weight: weights.finalModW.base, bias: weights.finalModB.base, outFeatures: 2 * d, into: &finalMod, kernels: kernels)
         finalMod.withUnsafeBufferPointer { m in
             Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.finalNormEps), tokens: tokens,
-                                      shift: m.baseAddress!, scale: m.baseAddress! + d, stride: 2 * d)
+                                      shift: m.baseAddress!, scale: m.baseAddress! + d, stride: 2 * d, level: kernels.level)
         }
         let headWidth = p * p * cout
         var final = [Float](repeating: 0, count: rows * headWidth)
-        GEMM.linear(h, rows: rows, inFeatures: d, weight: weights.finalW.base, bias: weights.finalB.base, outFeatures: headWidth, into: &final)
+        GEMM.linear(h, rows: rows, inFeatures: d, weight: weights.finalW.base, bias: weights.finalB.base, outFeatures: headWidth, into: &final, kernels: kernels)
         trace?.append("final", [n, tokens, headWidth], final)
 
         // Unpatchify: (N, h, w, p, p, Cout) → (N, Cout, h·p, w·p).

@@ -1,6 +1,6 @@
-/// SIMD building blocks for the element-wise kernels: an exp accurate to about 2 ulp over float32's range, and
-/// horizontal reductions with several accumulators (so the compiler may keep them in vector registers; a scalar
-/// float sum is never vectorised, because addition order is part of its result).
+/// The Swift side of ditkit's exp, accurate to about 2 ulp over float32's range: the element-wise kernels run it in
+/// C (`Kernels`, CDitkitKernels' elementwise.h) with the same polynomial, constants and order of operations, and a
+/// test proves both bit-identical at every level the CPU runs.
 public enum Vector {
     public typealias V = SIMD8<Float>
 
@@ -58,48 +58,5 @@ public enum Vector {
     @inline(__always)
     public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
-    }
-
-    /// Σ x[i] in float32 (two vector accumulators, then the lanes, then the tail).
-    @inline(__always)
-    public static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-        var a = V(), b = V()
-        var i = 0
-        while i + 16 <= count { a += load(x + i); b += load(x + i + 8); i += 16 }
-        if i + 8 <= count { a += load(x + i); i += 8 }
-        var total = (a + b).sum()
-        while i < count { total += x[i]; i += 1 }
-        return total
-    }
-
-    /// Σ (x[i] − mean)².
-    @inline(__always)
-    public static func sumSquaredDeviations(_ x: UnsafePointer<Float>, _ count: Int, mean: Float) -> Float {
-        let m = V(repeating: mean)
-        var a = V(), b = V()
-        var i = 0
-        while i + 16 <= count {
-            let u = load(x + i) - m, w = load(x + i + 8) - m
-            a += u * u; b += w * w
-            i += 16
-        }
-        if i + 8 <= count { let u = load(x + i) - m; a += u * u; i += 8 }
-        var total = (a + b).sum()
-        while i < count { let d = x[i] - mean; total += d * d; i += 1 }
-        return total
-    }
-
-    /// max x[i] (four independent running maxima, then the tail).
-    @inline(__always)
-    public static func max(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-        var m0 = -Float.infinity, m1 = -Float.infinity, m2 = -Float.infinity, m3 = -Float.infinity
-        var i = 0
-        while i + 4 <= count {
-            m0 = Swift.max(m0, x[i]); m1 = Swift.max(m1, x[i + 1]); m2 = Swift.max(m2, x[i + 2]); m3 = Swift.max(m3, x[i + 3])
-            i += 4
-        }
-        var result = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
-        while i < count { result = Swift.max(result, x[i]); i += 1 }
-        return result
     }
 }

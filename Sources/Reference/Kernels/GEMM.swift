@@ -2,30 +2,10 @@ import CDitkitBLAS
 import CDitkitKernels
 import Dispatch
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Which code runs the forward pass's matrix products.
-public enum KernelChoice: String, Sendable, Equatable, CustomStringConvertible {
-    /// ditkit's AVX-512 kernels for the products OpenBLAS does badly (matrix–vector products of a few samples,
-    /// attention per head) when the CPU has AVX-512 (and `DITKIT_NO_AVX512` is unset); OpenBLAS for the rest.
-    case automatic
-    /// OpenBLAS for every product, with the element-wise softmax in Swift (the portable path, and a cross-check).
-    case blas
-
-    /// Whether the AVX-512 kernels run under this choice on this machine.
-    public var usesAVX512: Bool { self == .automatic && GEMM.avx512Available }
-
-    public var description: String { rawValue }
-}
-
 /// Float32 matrix products: OpenBLAS `cblas_sgemm` (row-major), and ditkit's AVX-512 kernels where they win.
 public enum GEMM {
-    /// The CPU runs ditkit's AVX-512 kernels, and `DITKIT_NO_AVX512` does not turn them off.
-    public static let avx512Available: Bool = ditkit_kernels_avx512() != 0 && getenv("DITKIT_NO_AVX512") == nil
+    /// The CPU runs ditkit's AVX-512 kernels (`KernelLevel.best == .avx512`).
+    public static var avx512Available: Bool { KernelLevel.best == .avx512 }
 
     /// C (m×n) = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions (row strides) that default to
     /// dense packing: A is m×k (k×m when `transposeA`), B is k×n (n×k when `transposeB`).
@@ -34,7 +14,6 @@ public enum GEMM {
         m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
         alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
     ) {
-        OpenBLASThreads.configure()
         let lda = lda ?? (transposeA ? m : k)
         let ldb = ldb ?? (transposeB ? k : n)
         let ldc = ldc ?? n
@@ -62,7 +41,7 @@ public enum GEMM {
             return
         }
         multiply(x, weight, into: y, m: rows, n: outFeatures, k: inFeatures, transposeB: true)
-        if let bias { Kernels.addBias(y, rows: rows, dim: outFeatures, bias: bias) }
+        if let bias { Kernels.addBias(y, rows: rows, dim: outFeatures, bias: bias, level: kernels.level) }
     }
 }
 
@@ -98,32 +77,38 @@ public enum Attention {
         for b in 0..<batch { for head in 0..<heads {
             let q = qkv + b * tokens * ld + head * hd
             GEMM.multiply(q, q + dim, into: scratch, m: tokens, n: tokens, k: hd, transposeB: true, lda: ld, ldb: ld, ldc: tokens)
-            if softmax { Kernels.softmaxRows(scratch, rows: tokens, cols: tokens, ld: tokens, scale: scale) }
+            if softmax { Kernels.softmaxRows(scratch, rows: tokens, cols: tokens, ld: tokens, scale: scale, level: kernels.level) }
             GEMM.multiply(scratch, q + 2 * dim, into: out + b * tokens * dim + head * hd, m: tokens, n: hd, k: tokens,
                           lda: tokens, ldb: ld, ldc: dim)
         } }
     }
 }
 
-/// OpenBLAS's worker threads spin (sched_yield) for 2^28 cycles, about 0.1 s, after every call before they sleep,
-/// taking a core from the forward pass's own threads (attention, norms, GELU) that run between the GEMMs: the
-/// attention kernel measured 9.3 ms instead of 5.7 ms per DiT-XL/2 block next to a spinning worker. Unless the
-/// user set `OPENBLAS_THREAD_TIMEOUT`, ditkit sets OpenBLAS's minimum (2^4 cycles) and restarts its thread pool
-/// (before the first product) so that it takes effect; the workers then sleep between calls and are woken per
-/// call, which costs microseconds. The functions are looked up at run time, so another BLAS simply skips this.
-enum OpenBLASThreads {
+/// OpenBLAS's thread pool, tuned for the forward pass: an explicit opt-in, since it changes the process.
+public enum OpenBLASThreads {
+    /// OpenBLAS's worker threads spin (sched_yield) for 2^28 cycles, about 0.1 s, after every call before they
+    /// sleep, taking a core from the forward pass's own threads (attention, norms, GELU) that run between the GEMMs:
+    /// the attention kernel measured 9.3 ms instead of 5.7 ms per DiT-XL/2 block next to a spinning worker.
+    ///
+    /// Unless `OPENBLAS_THREAD_TIMEOUT` is already set, this sets it in the process environment to OpenBLAS's
+    /// minimum (2^4 cycles) and restarts OpenBLAS's thread pool through its internal symbols `openblas_read_env`,
+    /// `blas_thread_shutdown_` and `blas_thread_init` so that it takes effect; the workers then sleep between calls
+    /// and are woken per call, which costs microseconds. The symbols are looked up at run time: with another BLAS
+    /// (or an OpenBLAS without them) nothing happens. Call it once, before the first matrix product (later calls do
+    /// nothing); the library never calls it by itself (the `ditkit` command does, at startup).
+    public static func shortenSpinWait() { _ = once }
+
     private static let once: Void = {
-        guard getenv("OPENBLAS_THREAD_TIMEOUT") == nil, let handle = dlopen(nil, RTLD_NOW) else { return }
+        guard Platform.environment("OPENBLAS_THREAD_TIMEOUT") == nil,
+              let readEnvironment = Platform.processSymbol("openblas_read_env"),
+              let shutdown = Platform.processSymbol("blas_thread_shutdown_"),
+              let start = Platform.processSymbol("blas_thread_init")
+        else { return }
         typealias Function = @convention(c) () -> Int32
         typealias Procedure = @convention(c) () -> Void
-        guard let readEnvironment = dlsym(handle, "openblas_read_env"), let shutdown = dlsym(handle, "blas_thread_shutdown_"),
-              let start = dlsym(handle, "blas_thread_init")
-        else { return }
-        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
+        Platform.setEnvironmentIfUnset("OPENBLAS_THREAD_TIMEOUT", "4")
         unsafeBitCast(readEnvironment, to: Procedure.self)()
         _ = unsafeBitCast(shutdown, to: Function.self)()
         _ = unsafeBitCast(start, to: Function.self)()
     }()
-
-    static func configure() { _ = once }
 }

@@ -1,0 +1,168 @@
+// The element-wise kernels, written once over a small vector vocabulary and included by kernels.c once per level.
+// The includer defines:
+//   NAME(f)            the level's name for f (f_sse2, f_avx2, …)
+//   ATTR               the level's function attribute (target(...)), or nothing
+//   VF, VI, LANES      float and int32 vector types and their lane count
+//   LOADU, STOREU, SET1, ADD, SUB, MUL, DIV      unaligned load/store, broadcast, arithmetic
+//   MIN(a, b), MAX(a, b)   x86 minps/maxps semantics: b when either is NaN
+//   ASI, ASF, IADD, ISUB, ISET1, ISHL23           bit casts and int32 arithmetic
+//   HSUM, HMAX         horizontal sum and maximum (to a float)
+// No guard: this file is meant to be included several times.
+
+/// e^x lane-wise, in exactly the operations of Reference's `Vector.exp` (see there): clamp (NaN passes), n = x·log2e
+/// rounded by adding and subtracting 1.5·2²³, r = x − n·ln2 in two parts, the Cephes degree-6 polynomial, 2^n from
+/// the exponent bits. Separate multiplies and adds (no FMA) so every level gives the same bits.
+ATTR static inline VF NAME(exp)(VF x) {
+    x = MIN(SET1(88.72283f), MAX(SET1(-87.33654f), x));
+    const VF magic = SET1(12582912.0f);
+    VF shifted = ADD(MUL(x, SET1(1.44269504088896341f)), magic);
+    VF n = SUB(shifted, magic);
+    VF r = SUB(x, MUL(n, SET1(0.693359375f)));
+    r = SUB(r, MUL(n, SET1(-2.12194440e-4f)));
+    VF p = SET1(1.9875691500e-4f);
+    p = ADD(MUL(p, r), SET1(1.3981999507e-3f));
+    p = ADD(MUL(p, r), SET1(8.3334519073e-3f));
+    p = ADD(MUL(p, r), SET1(4.1665795894e-2f));
+    p = ADD(MUL(p, r), SET1(1.6666665459e-1f));
+    p = ADD(MUL(p, r), SET1(5.0000001201e-1f));
+    p = ADD(ADD(MUL(MUL(p, r), r), r), SET1(1.0f));
+    VI integer = ISUB(ASI(shifted), ISET1(0x4B400000));
+    VF scale = ASF(ISHL23(IADD(integer, ISET1(127))));
+    return MUL(p, scale);
+}
+
+/// The first `count` (< LANES) floats at p, the other lanes `pad`.
+ATTR static inline VF NAME(load_tail)(const float *p, long count, float pad) {
+    float buffer[LANES];
+    for (long i = 0; i < LANES; i++) buffer[i] = i < count ? p[i] : pad;
+    return LOADU(buffer);
+}
+
+/// Stores the first `count` (< LANES) lanes of v at p.
+ATTR static inline void NAME(store_tail)(float *p, long count, VF v) {
+    float buffer[LANES];
+    STOREU(buffer, v);
+    for (long i = 0; i < count; i++) p[i] = buffer[i];
+}
+
+ATTR static void NAME(exp_array)(const float *x, float *y, long count) {
+    long i = 0;
+    for (; i + LANES <= count; i += LANES) STOREU(y + i, NAME(exp)(LOADU(x + i)));
+    if (i < count) NAME(store_tail)(y + i, count - i, NAME(exp)(NAME(load_tail)(x + i, count - i, 0.0f)));
+}
+
+/// Σ x[i] (two accumulators, then the lanes, then the tail).
+ATTR static inline float NAME(sum)(const float *x, long count) {
+    VF a = SET1(0.0f), b = SET1(0.0f);
+    long i = 0;
+    for (; i + 2 * LANES <= count; i += 2 * LANES) { a = ADD(a, LOADU(x + i)); b = ADD(b, LOADU(x + i + LANES)); }
+    if (i + LANES <= count) { a = ADD(a, LOADU(x + i)); i += LANES; }
+    if (i < count) b = ADD(b, NAME(load_tail)(x + i, count - i, 0.0f));
+    return HSUM(ADD(a, b));
+}
+
+/// Σ (x[i] − mean)².
+ATTR static inline float NAME(sum_squared_deviations)(const float *x, long count, float mean) {
+    VF m = SET1(mean), a = SET1(0.0f), b = SET1(0.0f);
+    long i = 0;
+    for (; i + 2 * LANES <= count; i += 2 * LANES) {
+        VF u = SUB(LOADU(x + i), m), w = SUB(LOADU(x + i + LANES), m);
+        a = ADD(a, MUL(u, u));
+        b = ADD(b, MUL(w, w));
+    }
+    if (i + LANES <= count) { VF u = SUB(LOADU(x + i), m); a = ADD(a, MUL(u, u)); i += LANES; }
+    if (i < count) { VF u = SUB(NAME(load_tail)(x + i, count - i, mean), m); b = ADD(b, MUL(u, u)); }
+    return HSUM(ADD(a, b));
+}
+
+ATTR static void NAME(softmax_rows)(float *x, long rows, long cols, long ld, float scale) {
+    for (long r = 0; r < rows; r++) {
+        float *row = x + r * ld;
+        VF vmax = SET1(-__builtin_inff());
+        long j = 0;
+        for (; j + LANES <= cols; j += LANES) vmax = MAX(vmax, LOADU(row + j));
+        if (j < cols) vmax = MAX(vmax, NAME(load_tail)(row + j, cols - j, -__builtin_inff()));
+        VF m = SET1(HMAX(vmax)), s = SET1(scale), total = SET1(0.0f);
+        for (j = 0; j + LANES <= cols; j += LANES) {
+            VF e = NAME(exp)(MUL(SUB(LOADU(row + j), m), s));
+            STOREU(row + j, e);
+            total = ADD(total, e);
+        }
+        float sum = HSUM(total);
+        if (j < cols) {
+            VF e = NAME(exp)(MUL(SUB(NAME(load_tail)(row + j, cols - j, 0.0f), m), s));
+            NAME(store_tail)(row + j, cols - j, e);
+            for (long i = j; i < cols; i++) sum += row[i];
+        }
+        VF inverse = SET1(1.0f / sum);
+        for (j = 0; j + LANES <= cols; j += LANES) STOREU(row + j, MUL(LOADU(row + j), inverse));
+        for (; j < cols; j++) row[j] *= 1.0f / sum;
+    }
+}
+
+ATTR static void NAME(layernorm_modulate)(const float *x, float *out, long r0, long r1, long dim, float eps, long tokens,
+                                          const float *shift, const float *scale, long stride) {
+    for (long r = r0; r < r1; r++) {
+        const float *row = x + r * dim;
+        float *o = out + r * dim;
+        float mean = NAME(sum)(row, dim) / (float)dim;
+        float inverse = 1.0f / __builtin_sqrtf(NAME(sum_squared_deviations)(row, dim, mean) / (float)dim + eps);
+        long sample = r / tokens;
+        const float *sh = shift + sample * stride, *sc = scale + sample * stride;
+        VF vm = SET1(mean), vi = SET1(inverse), one = SET1(1.0f);
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES)
+            STOREU(o + j, ADD(MUL(MUL(SUB(LOADU(row + j), vm), vi), ADD(one, LOADU(sc + j))), LOADU(sh + j)));
+        if (j < dim) {
+            long t = dim - j;
+            VF v = ADD(MUL(MUL(SUB(NAME(load_tail)(row + j, t, 0.0f), vm), vi), ADD(one, NAME(load_tail)(sc + j, t, 0.0f))),
+                       NAME(load_tail)(sh + j, t, 0.0f));
+            NAME(store_tail)(o + j, t, v);
+        }
+    }
+}
+
+ATTR static void NAME(gated_residual)(float *x, const float *y, const float *bias, long r0, long r1, long dim, long tokens,
+                                      const float *gate, long stride) {
+    for (long r = r0; r < r1; r++) {
+        const float *g = gate + (r / tokens) * stride, *yr = y + r * dim;
+        float *xr = x + r * dim;
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES)
+            STOREU(xr + j, ADD(LOADU(xr + j), MUL(LOADU(g + j), ADD(LOADU(yr + j), LOADU(bias + j)))));
+        for (; j < dim; j++) xr[j] += g[j] * (yr[j] + bias[j]);
+    }
+}
+
+ATTR static void NAME(add_bias)(float *y, long r0, long r1, long dim, const float *bias) {
+    for (long r = r0; r < r1; r++) {
+        float *row = y + r * dim;
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES) STOREU(row + j, ADD(LOADU(row + j), LOADU(bias + j)));
+        for (; j < dim; j++) row[j] += bias[j];
+    }
+}
+
+/// v / (1 + e^((v + 0.044715·v·v·v) · −2√(2/π))): 0.5·v·(1 + tanh(u)) = v·σ(2u), without tanh's cancellation.
+ATTR static inline VF NAME(gelu_tanh)(VF v) {
+    VF cubic = MUL(MUL(MUL(SET1(0.044715f), v), v), v);
+    VF e = NAME(exp)(MUL(ADD(v, cubic), SET1(-1.5957691216057308f)));
+    return DIV(v, ADD(SET1(1.0f), e));
+}
+
+ATTR static void NAME(bias_gelu_tanh)(float *x, long r0, long r1, long dim, const float *bias) {
+    for (long r = r0; r < r1; r++) {
+        float *row = x + r * dim;
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES) {
+            VF v = LOADU(row + j);
+            if (bias) v = ADD(v, LOADU(bias + j));
+            STOREU(row + j, NAME(gelu_tanh)(v));
+        }
+        if (j < dim) {
+            VF v = NAME(load_tail)(row + j, dim - j, 0.0f);
+            if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));
+            NAME(store_tail)(row + j, dim - j, NAME(gelu_tanh)(v));
+        }
+    }
+}
