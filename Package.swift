@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Module graph (see DESIGN.md): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
+// Module graph (README, "Using the library"): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
 // CDitkitZip wraps libzip and zlib for Checkpoints; CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's
 // kernels (C, each function compiled for its instruction-set level and chosen at run time). The manifest never looks at
 // the building machine and sets no unsafe flags: a binary built anywhere runs on any CPU of its architecture.

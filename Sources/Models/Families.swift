@@ -145,6 +145,9 @@ extension AnyModelView {
     public var tensors: [CanonicalTensor] { typed.tensors }
     public var configJSON: JSONValue { typed.config.json }
     public var configSummary: String { typed.config.summary }
+    /// Options that reopen this model's written conversions with what was known here (values the weights cannot
+    /// give, such as DiT's head count).
+    public var reproducingOptions: ModelOptions { Family.options(reproducing: typed.config) }
 
     /// Plans the conversion to `target` (``ModelView/plan(to:options:)``), erased.
     public func erasedPlan(to target: Layout, options: ConversionOptions = ConversionOptions()) throws -> any AnyConversionPlan {

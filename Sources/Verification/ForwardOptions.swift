@@ -45,7 +45,7 @@ public struct ForwardOptions: Sendable, Equatable {
         return inputs
     }
 
-    /// Throws `ModelError.budget` when a pass of `config` on `batch` samples (these options' batch when nil),
+    /// Throws `ModelError.overBudget` when a pass of `config` on `batch` samples (these options' batch when nil),
     /// recording a trace when `tracing`, needs more than the budget. Nothing is allocated.
     public func checkBudget<C: FamilyConfig>(_ config: C, batch: Int? = nil, tracing: Bool) throws where C.Family: RunnableFamily {
         try C.Family.checkBudget(

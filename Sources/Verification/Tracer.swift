@@ -29,7 +29,7 @@ public struct Tracer: Sendable {
         self.forward = forward
     }
 
-    /// Runs `model` on `forward`'s inputs, recording every layer. Throws `ModelError.budget` before any allocation
+    /// Runs `model` on `forward`'s inputs, recording every layer. Throws `ModelError.overBudget` before any allocation
     /// when the pass exceeds the budget, and `VerificationError.invalidInputs` when the timesteps or classes do not
     /// fit the model.
     public func record<F: RunnableFamily>(_ model: ModelView<F>) throws -> RecordedTrace<F> {

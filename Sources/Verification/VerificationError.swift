@@ -2,7 +2,7 @@ import Checkpoints
 import Tensors
 
 /// What can stop a verification or a trace, beyond the errors of reading checkpoints and traces (`CheckpointError`,
-/// `ModelError`) and of the forward budget (`ModelError.budget`). Messages name files, never CLI options.
+/// `ModelError`) and of the forward budget (`ModelError.overBudget`). Messages name files, never CLI options.
 public enum VerificationError: DitkitError, Equatable {
     /// The two models take inputs of different shapes (latent channels C, latent side S), so no input runs on both.
     case differentInputs(a: String, b: String)

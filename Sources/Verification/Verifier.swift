@@ -46,7 +46,7 @@ public struct Verifier: Sendable {
     /// forces one, and compares every layer. `names` label the two sides in the report (their checkpoints' paths
     /// by default).
     ///
-    /// Throws `ModelError.budget` before any allocation when a pass would exceed the budget,
+    /// Throws `ModelError.overBudget` before any allocation when a pass would exceed the budget,
     /// `VerificationError.differentInputs` when the models take inputs of different shapes, and
     /// `VerificationError.invalidInputs` when the requested timesteps or classes do not fit them. A divergence is
     /// not thrown: it is in the report (`passed`, `firstDivergence`, `requirePassed()`).
@@ -78,7 +78,7 @@ public struct Verifier: Sendable {
     /// (its checkpoint's path by default); the report's `traceFile` is `tracePath`.
     ///
     /// Throws what `TraceFile.load` throws (`ModelError.trace`, `.invalidConfig`, checkpoint errors) and
-    /// `ModelError.budget`.
+    /// `ModelError.overBudget`.
     public func compare<F: VerifiableFamily>(_ model: ModelView<F>, againstTrace tracePath: String, name: String? = nil) throws -> VerificationReport {
         let (reference, metadata, traceInputs) = try TraceFile.load(tracePath, for: model.config)
         let weights = try options.forward.weights(model, batch: F.batch(of: traceInputs))

@@ -30,6 +30,8 @@ enum Advice {
         case .copiesDiffer?: return "choose one with --embedder-block N"
         case .noModelUnderKey?: return "choose one with --key"
         case .unknownPreset?: return "see `ditkit params` for the list"
+        case .overBudget(_, let fitting?)?: return "--batch \(fitting) fits; or raise --max-memory-gib, --max-multiply-adds"
+        case .overBudget(_, nil)?: return "check --input-size; or raise --max-memory-gib, --max-multiply-adds"
         default: return nil
         }
     }

@@ -57,8 +57,8 @@ struct Convert: ParsableCommand {
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !out.force { throw CheckpointError.outputExists(path: output) }
         let checkpoint = try openSource()
-        let view = try modelView(checkpoint, model.modelOptions)
-        let plan = try view.plan(
+        let view = try ModelFamilies.open(checkpoint, options: model.modelOptions)
+        let plan = try view.erasedPlan(
             to: write.to, options: ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma, drop: Set(drop)))
         var options = write.exportOptions(overwrite: out.force)
         options.source = checkpoint
@@ -104,43 +104,29 @@ struct Convert: ParsableCommand {
 
     /// Runs the source and the written output on the same inputs, both with the source's numerics (so only the
     /// weights can differ), and fails (exit 1) on the first layer outside the tolerance.
-    func verifyOutput(source: ModelView<DiTFamily>, plan: ConversionPlan<DiTFamily>) throws {
-        var options = model.modelOptions
-        options.heads = options.heads ?? source.config.numHeads
-        options.inputSize = options.inputSize ?? source.config.inputSize
-        let written = try modelView(try Checkpoint.open(output, options: OpenOptions(variant: write.outputVariant)), options)
-        try ForwardCost(config: source.config, batch: 2, tracing: true).check()
-        let a = try DiTWeights(source), b = try DiTWeights(written)
-        let inputs = DiTInputs.make(config: source.config, batch: 2, seed: 0)
-        let traceA = Trace(), traceB = Trace()
-        _ = DiTForward(weights: a).run(inputs, trace: traceA)
-        _ = DiTForward(weights: b, semantics: written.config.withNumerics(of: source.config)).run(inputs, trace: traceB)
-        var skipped: [String] = []
-        if source.config.outChannels != written.config.outChannels {
-            skipped = ["final", "output"]  // sigma channels were dropped on purpose
-        }
-        let keep = { (t: Trace) -> Trace in
-            let kept = Trace()
-            for layer in t.layers where !skipped.contains(layer.name) { kept.append(layer.name, layer.shape, layer.values) }
-            return kept
-        }
-        let report = VerificationReport.compare(
-            keep(traceA), keep(traceB), tolerance: Tolerance.default(for: source.tensors.map(\.dtype) + written.tensors.map(\.dtype)),
-            configA: source.config, configB: written.config, semanticsA: source.config, semanticsB: source.config,
-            labelA: "\(self.source) (source)", labelB: "\(output) (written, run with the source's semantics)")
+    func verifyOutput(source: any AnyModelView, plan: any AnyConversionPlan) throws {
+        // The written model is read with what was known of the source (values the weights cannot give, such as heads).
+        var options = source.reproducingOptions
+        options.key = nil
+        options.optionNames = model.modelOptions.optionNames
+        let written = try ModelFamilies.open(try Checkpoint.open(output, options: OpenOptions(variant: write.outputVariant)), options: options)
+        let (report, skipped) = try Verifier().compareConversionAny(
+            source: source, written: written, names: (self.source, "\(output) (written, run with the source's semantics)"))
         print("\nverify:\n" + report.text)
-        if !skipped.isEmpty { print("(final and output not compared: the output has \(written.config.outChannels) channels, the source \(source.config.outChannels))") }
-        if !report.passed { throw CLIError(message: "the written checkpoint does not compute what the source does (first divergence: \(report.firstDivergence!))", code: 1) }
+        if !skipped.isEmpty {
+            print("(\(skipped.joined(separator: " and ")) not compared: their shapes differ between the source and the output, "
+                + "which dropped channels on purpose)")
+        }
+        if !report.passed {
+            throw CLIError(message: "the written checkpoint does not compute what the source does (first divergence: \(report.firstDivergence ?? "none: nothing was compared"))", code: 1)
+        }
     }
 
-    static func report(view: ModelView<DiTFamily>, plan: ConversionPlan<DiTFamily>, output: String, files: [String]) -> String {
-        let c = view.config
+    static func report(view: any AnyModelView, plan: any AnyConversionPlan, output: String, files: [String]) -> String {
         var lines: [[String]] = [
             ["source", "\(view.checkpoint.path) (\(view.checkpoint.format.rawValue), \(view.layoutSummary)"
                 + (view.prefix.isEmpty ? "" : " under \"\(view.prefix)\"") + ")"],
-            ["model", "D=\(c.hiddenSize), depth \(c.depth), \(c.numHeads) heads, patch \(c.patchSize), "
-                + "\(c.inChannels)→\(c.outChannels) channels, \(c.numClasses) classes\(c.hasNullClass ? " + null" : ""), "
-                + "input \(c.inputSize)"],
+            ["model", view.configSummary],
             ["wrote", "\(output) (\(plan.target.rawValue)): \(NumberFormat.grouped(plan.outputs.count)) tensors, "
                 + "\(NumberFormat.binaryBytes(plan.byteCount))"],
         ]
@@ -156,17 +142,17 @@ struct Convert: ParsableCommand {
     }
 }
 
-/// Model-layer errors are input problems (exit 3), with the message as it is.
-func modelView(_ checkpoint: Checkpoint, _ options: ModelOptions) throws -> ModelView<DiTFamily> {
-    try ModelView<DiTFamily>.open(checkpoint, options: options)
+/// The model at `path`, of whatever family the registry finds; its config validated, no weight read yet.
+func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> any AnyModelView {
+    try ModelFamilies.open(try Checkpoint.open(path, options: open.openOptions), options: model.modelOptions)
 }
 
 /// Writes `plan` with a progress bar on stderr when it is a terminal (and not `quiet`); returns the files written.
-func export(_ plan: ConversionPlan<DiTFamily>, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
+func export(_ plan: any AnyConversionPlan, to output: String, options: ExportOptions, quiet: Bool, label: String) throws -> [String] {
     var options = options
     let progress = ProgressBar(total: plan.byteCount, enabled: !quiet && Platform.isTerminal(2), label: label)
     if progress.enabled { options.progress = progress.update }
-    let files = try Exporter.write(plan, to: output, options: options)
+    let files = try plan.write(to: output, options: options)
     progress.finish()
     return files
 }

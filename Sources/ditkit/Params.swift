@@ -22,42 +22,49 @@ struct Params: ParsableCommand {
     @OptionGroup var model: ModelOptionGroup
 
     func run() throws {
-        var presets: [Preset] = []
-        var views: [ModelView<DiTFamily>] = []
-        if items.isEmpty { presets = Preset.all }
+        var presets: [any AnyPreset] = []
+        var views: [any AnyModelView] = []
+        if items.isEmpty { presets = ModelFamilies.presets }
         for item in items {
-            if let preset = Preset.named(item), !FileSystem.exists(item) {
+            if let preset = ModelFamilies.preset(named: item), !FileSystem.exists(item) {
                 presets.append(preset)
+            } else if !FileSystem.exists(item), !FileSystem.fileName(item).contains(".") {
+                // Neither a file nor a preset, and not named like a file: most likely a mistyped preset.
+                throw ModelError.unknownPreset(item, nearest: ModelFamilies.nearestPresets(to: item))
             } else {
-                views.append(try modelView(try Checkpoint.open(item, options: open.openOptions), model.modelOptions))
+                views.append(try openModel(item, open, model))
             }
         }
-        let report = ParamsReport(presets: presets, checkpoints: views)
         if output.json {
-            print(report.json.serialized(pretty: true))
+            let json = JSONValue.object([
+                ("presets", .array(presets.map(\.json))), ("checkpoints", .array(views.map { $0.parameterEntry().json })),
+            ])
+            print(json.serialized(pretty: true))
             return
         }
         var sections: [String] = []
         if !presets.isEmpty {
             let rows = presets.map { p -> [String] in
-                let count = ParameterCount(config: p.config, layout: p.layout)
-                let diffusers = p.layout == .original ? NumberFormat.grouped(ParameterCount(config: p.config, layout: .diffusers).total) : "—"
-                return [p.name, p.layout.rawValue, "\(p.config.inputSize * 8)", NumberFormat.grouped(count.total), NumberFormat.grouped(count.trainable),
-                        NumberFormat.grouped(count.frozen), decimalText(count.gflops), diffusers]
+                let count = p.count
+                return [p.name, p.layout.rawValue, p.imageSize.map { "\($0)" } ?? "—", NumberFormat.grouped(count.total),
+                        NumberFormat.grouped(count.trainable), NumberFormat.grouped(count.frozen), decimalText(count.gflops),
+                        p.comparison.map { NumberFormat.grouped($0.count.total) } ?? "—"]
             }
+            let other = Set(presets.compactMap { $0.comparison?.layout.rawValue }).sorted().joined(separator: "/")
             sections.append(TextTable.render(
-                rows, header: ["preset", "layout", "px", "total", "trainable", "frozen", "Gflops", "diffusers total"],
+                rows, header: ["preset", "layout", "px", "total", "trainable", "frozen", "Gflops", other.isEmpty ? "other layout" : "\(other) total"],
                 rightAligned: [2, 3, 4, 5, 6, 7]))
         }
-        for entry in report.checkpointEntries {
-            var text = "\(entry.view.checkpoint.path): \(entry.view.layoutSummary)"
-                + (entry.view.prefix.isEmpty ? "" : " under \"\(entry.view.prefix)\"") + "\n"
+        for view in views {
+            let entry = view.parameterEntry()
+            var text = "\(view.checkpoint.path): \(view.layoutSummary)" + (view.prefix.isEmpty ? "" : " under \"\(view.prefix)\"") + "\n"
             text += TextTable.render(
                 entry.groups.map { [$0.name, NumberFormat.grouped($0.parameters)] } + [
                     ["total", NumberFormat.grouped(entry.total)], ["trainable", NumberFormat.grouped(entry.trainable)],
                     ["frozen", NumberFormat.grouped(entry.total - entry.trainable)],
                     ["stored in the file", NumberFormat.grouped(entry.stored)], ["Gflops", decimalText(entry.gflops)],
                 ], header: ["group", "parameters"], rightAligned: [1])
+            for note in view.notes { text += "\nnote: " + note }
             sections.append(text)
         }
         print(sections.joined(separator: "\n\n"))

@@ -21,17 +21,16 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "Seed of the random weights.")
     var seed: UInt64 = 0
 
-    func validate() throws {
-        guard Preset.named(preset) != nil else { throw ValidationError("unknown preset '\(preset)' (see `ditkit params`)") }
-    }
-
     func run() throws {
-        let chosen = Preset.named(preset)!
+        guard let chosen = ModelFamilies.preset(named: preset) else {
+            throw ModelError.unknownPreset(preset, nearest: ModelFamilies.nearestPresets(to: preset))
+        }
         let target = write.to
-        let canonical = Synthetic.canonicalOutputs(chosen.config, seed: seed)
-        let plan = try ConversionPlan<DiTFamily>.make(
-            canonical: canonical, sources: [:], config: chosen.config, to: target,
-            options: ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma))
+        guard chosen.targets.contains(target) else {
+            throw CLIError.usage("--to \(target): a \(chosen.familyName) model can be written as " + chosen.targets.map(\.rawValue).joined(separator: ", "))
+        }
+        let plan = try chosen.synthesize(
+            to: target, seed: seed, options: ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma))
         var options = write.exportOptions(overwrite: out.force)
         options.sourceLayout = chosen.layout
         let files = try export(plan, to: out.output, options: options, quiet: write.quiet, label: "writing")

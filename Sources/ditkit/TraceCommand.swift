@@ -4,11 +4,6 @@ import Models
 import Reference
 import Verification
 
-/// The model at `path`, its config validated; no weight is read yet.
-func openModel(_ path: String, _ open: OpenOptionGroup, _ model: ModelOptionGroup) throws -> ModelView<DiTFamily> {
-    try modelView(try Checkpoint.open(path, options: open.openOptions), model.modelOptions)
-}
-
 /// `ditkit trace PATH -o TRACE.safetensors`: run the reference forward and save its activations.
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,9 +34,9 @@ struct TraceCommand: ParsableCommand {
         try TraceFile.checkDestination(output, input: path, overwrite: force)
         let view = try openModel(path, open, model)
         let recorded = try InputOptionGroup.naming {
-            try Tracer(semantics: semantics, forward: inputs.forward).write(view, to: output, overwrite: force, sourceName: path)
+            try Tracer(semantics: semantics, forward: inputs.forward).writeAny(view, to: output, overwrite: force, sourceName: path)
         }
-        print("wrote \(output): \(recorded.trace.layers.count) layers, batch \(inputs.batch), \(view.layoutSummary) with "
+        print("wrote \(output): \(recorded.layers) layers, batch \(recorded.batch), \(view.layoutSummary) with "
               + "\(semantics?.rawValue ?? "its own") semantics")
     }
 }

@@ -67,8 +67,8 @@ struct Verify: ParsableCommand {
                         inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
         let verifier = Verifier(options: VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward))
         let viewA = try openModel(a, open, model)
-        if let against { return try verifier.compare(viewA, againstTrace: against, name: a) }
+        if let against { return try verifier.compareAny(viewA, againstTrace: against, name: a) }
         let viewB = try openModel(b!, open, model)
-        return try InputOptionGroup.naming { try verifier.compare(viewA, viewB, names: (a, b!)) }
+        return try InputOptionGroup.naming { try verifier.compareAny(viewA, viewB, names: (a, b!)) }
     }
 }

@@ -8,8 +8,11 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     /// A config (a file's metadata, a diffusers config.json, a trace's, inferred sizes, options) outside its ranges:
     /// `origin` names the file and entry, each problem the field, its value and what is allowed.
     case invalidConfig(origin: String, problems: [String])
-    /// A forward pass that would need more memory or work than its budget; the message says how much.
+    /// Work that would need more memory or computation than its budget (a table to recompute); the message says how much.
     case budget(String)
+    /// A forward pass past its memory or work budget: the message says how much it needs; `fittingBatch` is the largest
+    /// batch that fits (nil when one sample alone does not).
+    case overBudget(message: String, fittingBatch: Int?)
     /// A trace that cannot be verified against: wrong dtype or shape for the model and batch, inputs out of range,
     /// or nothing beyond the inputs to compare.
     case trace(path: String, problems: [String])
@@ -34,7 +37,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .config(let message): return "config: \(message)"
         case .invalidConfig(let origin, let problems): return "\(origin): invalid config: " + ModelError.list(problems)
-        case .budget(let message): return message
+        case .budget(let message), .overBudget(let message, _): return message
         case .trace(let path, let problems): return "\(path): unusable trace: " + ModelError.list(problems)
         case .mapping(let path, let problems):
             let shown = problems.prefix(12).map { "  " + $0 }.joined(separator: "\n")

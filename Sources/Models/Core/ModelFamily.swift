@@ -111,6 +111,10 @@ public protocol ModelFamily: Sendable {
     /// rather than ignore what the caller asked for.
     static var modelOptions: Set<String> { get }
 
+    /// Options that make config inference give `config` again for a converted copy of the model (the values its
+    /// weights cannot give).
+    static func options(reproducing config: Config) -> ModelOptions
+
     /// The image size in pixels a config generates, for reports (nil when it has none).
     static func imageSize(_ config: Config) -> Int?
 
@@ -126,6 +130,7 @@ extension ModelFamily {
     public static func synthesizedOptional(_ config: Config) -> Set<String> { [] }
     public static func imageSize(_ config: Config) -> Int? { nil }
     public static var modelOptions: Set<String> { [] }
+    public static func options(reproducing config: Config) -> ModelOptions { ModelOptions() }
     public static func tableSizeSource(_ template: String, config: Config) -> String { config.summary }
     public static func comparisonLayout(for preset: FamilyPreset<Config>) -> Layout? { nil }
 

@@ -58,8 +58,8 @@ public struct DiTConfig: FamilyConfig {
 
     /// Sizes in one line, for reports and error messages.
     public var summary: String {
-        "D=\(hiddenSize), depth \(depth), patch \(patchSize), \(inChannels)→\(outChannels) channels, "
-            + "\(labelRows) label rows, MLP \(mlpHidden), input \(inputSize)"
+        "D=\(hiddenSize), depth \(depth), \(numHeads) heads, patch \(patchSize), \(inChannels)→\(outChannels) channels, "
+            + "\(numClasses) classes\(hasNullClass ? " + null" : ""), MLP \(mlpHidden), input \(inputSize)"
     }
 
     public init(

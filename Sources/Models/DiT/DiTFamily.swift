@@ -242,6 +242,11 @@ public enum DiTFamily: ModelFamily {
 
     public static func imageSize(_ config: DiTConfig) -> Int? { config.inputSize * 8 }
 
+    /// Heads and the input size cannot be read from every layout's weights.
+    public static func options(reproducing config: DiTConfig) -> ModelOptions {
+        ModelOptions(heads: config.numHeads, inputSize: config.inputSize)
+    }
+
     /// Heads, the input size and the class count cannot always be read from weights; diffusers' per-block embedder
     /// copies may need a choice.
     public static let modelOptions: Set<String> = ["heads", "inputSize", "numClasses", "embedderBlock"]

@@ -36,7 +36,7 @@ public protocol RunnableFamily: ModelFamily {
     static func inputProblems(_ inputs: Inputs, config: Config) -> [String]
     /// Runs the forward pass with the numerics of `semantics` (the weights' sizes), recording every layer into `trace`.
     static func run(_ weights: Weights, semantics: Config, inputs: Inputs, kernels: KernelChoice, trace: Trace?) -> [Float]
-    /// Throws ``ModelError/budget(_:)`` when a pass of `batch` samples would need more memory or work than allowed.
+    /// Throws ``ModelError/overBudget(message:fittingBatch:)`` when a pass of `batch` samples would need more memory or work than allowed.
     static func checkBudget(_ config: Config, batch: Int, tracing: Bool, kernels: KernelChoice, memoryBudget: Double, workBudget: Double) throws
 
     /// The trace format: the layers in order, each layer's shape for a config and batch (nil: not a layer of it).

@@ -52,7 +52,7 @@ public struct ForwardCost: Sendable, Equatable {
         multiplyAdds = n * Double(ParameterCount.multiplyAdds(c))
     }
 
-    /// Throws `ModelError.budget` when this pass needs more than `memoryBudget` bytes of activations or
+    /// Throws `ModelError.overBudget` when this pass needs more than `memoryBudget` bytes of activations or
     /// `workBudget` multiply-adds, saying what it needs, what one sample needs and how to proceed.
     public func check(memoryBudget: Double = defaultMemoryBudget, workBudget: Double = defaultWorkBudget) throws {
         guard activationBytes > memoryBudget || multiplyAdds > workBudget else { return }
@@ -64,13 +64,12 @@ public struct ForwardCost: Sendable, Equatable {
             + "\(Self.format(activationBytes / gib)) GiB of activations and \(Self.format(multiplyAdds)) multiply-adds; "
             + "the budget is \(Self.format(memoryBudget / gib)) GiB and \(Self.format(workBudget)) multiply-adds. "
         if fitting >= 1 {
-            message += "Run at most \(Int(min(fitting, 1e9))) samples (--batch), or raise the budget (--max-memory-gib, --max-multiply-adds)"
+            message += "Run at most \(Int(min(fitting, 1e9))) samples, or raise the budget"
         } else {
             message += "One sample alone needs \(Self.format(perSample.activationBytes / gib)) GiB and \(Self.format(perSample.multiplyAdds)) "
-                + "multiply-adds: check the input size (--input-size, sample_size, input_size), or raise the budget "
-                + "(--max-memory-gib, --max-multiply-adds)"
+                + "multiply-adds: check the input size (diffusers' sample_size, input_size), or raise the budget"
         }
-        throw ModelError.budget(message)
+        throw ModelError.overBudget(message: message, fittingBatch: fitting >= 1 ? Int(min(fitting, 1e9)) : nil)
     }
 
     /// Three significant digits, in scientific notation past 10^6.
