@@ -17,7 +17,7 @@ public struct InspectReport: Sendable {
 
     /// The checkpoint inspected.
     public let checkpoint: Checkpoint
-    /// Every layout detected, under its prefix, best first.
+    /// Every layout detected, with its prefix, in the order the prefixes first appear in the file.
     public let layouts: [LayoutMatch]
     /// Tensors grouped by top-level name, in first-seen order.
     public let groups: [Group]

@@ -19,7 +19,7 @@ public struct ParamsReport<Family: ModelFamily> {
         public let groups: [Group]
         /// Canonical parameters (one copy of every weight).
         public let total: Int
-        /// Canonical parameters of trained tensors.
+        /// The part of `total` in trained tensors (frozen tables excluded).
         public let trainable: Int
         /// Numbers the file stores (diffusers' embedder copies counted every time).
         public let stored: Int
