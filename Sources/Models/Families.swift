@@ -4,6 +4,7 @@ import Tensors
 /// The families ditkit knows, in detection order. Adding a family adds its folders and one line here
 /// (`docs/adding-a-family.md`).
 public enum ModelFamilies {
+    /// Every family, in detection order.
     public static let all: [any ModelFamily.Type] = [
         DiTFamily.self,
     ]
@@ -136,14 +137,23 @@ public protocol AnyModelView: Sendable {
 }
 
 extension AnyModelView {
+    /// The family's name (`dit`).
     public var familyName: String { Family.name }
+    /// The checkpoint the model was read from.
     public var checkpoint: Checkpoint { typed.checkpoint }
+    /// The layout the names follow.
     public var layout: Layout { typed.layout }
+    /// What the layout is, for reports.
     public var layoutSummary: String { typed.layoutSummary }
+    /// The key prefix the layout's names sit under.
     public var prefix: String { typed.prefix }
+    /// Things the user should know (prefix found, copies checked, values assumed).
     public var notes: [String] { typed.notes }
+    /// Canonical tensors in canonical order.
     public var tensors: [CanonicalTensor] { typed.tensors }
+    /// The config as JSON (`ditkit.config`), `family` included.
     public var configJSON: JSONValue { typed.config.json }
+    /// The config in one line.
     public var configSummary: String { typed.config.summary }
     /// Options that reopen this model's written conversions with what was known here (values the weights cannot
     /// give, such as DiT's head count).

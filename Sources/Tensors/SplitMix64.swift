@@ -4,8 +4,10 @@ public struct SplitMix64: Sendable {
     /// The increment: 2^64 / φ, odd.
     public static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
 
+    /// The 64-bit state; the next output is a function of it alone.
     public var state: UInt64
 
+    /// A generator starting from `state` (the seed).
     public init(state: UInt64) { self.state = state }
 
     /// The next 64 random bits.

@@ -10,6 +10,7 @@ public struct Tolerance: Sendable, Equatable {
     /// Absolute max |a−b| that passes regardless (for layers near zero).
     public var atol: Double
 
+    /// A tolerance of relative L2 error `rtol` and absolute max error `atol`.
     public init(rtol: Double, atol: Double) {
         self.rtol = rtol
         self.atol = atol

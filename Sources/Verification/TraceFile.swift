@@ -5,7 +5,7 @@ import Tensors
 
 /// Reading and writing traces: safetensors files of float32 layers, one per traced layer, named by the family's
 /// trace format (DiT: `input.x`, `input.t`, `input.y`, `t_embed`, `y_embed`, `cond`, `patch_embed`, `blocks.N`,
-/// `final`, `output`; README, "Traces").
+/// `final`, `output`; README, "`ditkit verify` and `ditkit trace`").
 public enum TraceFile {
     /// DiT's trace layers in order (`RunnableFamily.traceOrder` of `DiTFamily`).
     public static func order(_ names: [String]) -> [String] { DiTFamily.traceOrder(names) }
@@ -13,7 +13,7 @@ public enum TraceFile {
     /// Refuses an output `path` for a trace of the checkpoint at `input` before any work: one that is, contains or
     /// lies inside the input (`VerificationError.outputOverlapsInput`, compared by real paths), and one that exists
     /// unless `overwrite` (`CheckpointError.outputExists`).
-    public static func checkDestination(_ path: String, input: String, overwrite: Bool) throws {
+    package static func checkDestination(_ path: String, input: String, overwrite: Bool) throws {
         if let reason = FileSystem.overlap(output: path, input: input) {
             throw VerificationError.outputOverlapsInput(output: path, reason: reason)
         }
@@ -46,7 +46,7 @@ public enum TraceFile {
     public static func inputs(of trace: Trace) -> DiTInputs? { try? DiTFamily.inputs(fromTrace: trace).get() }
 
     /// The shape of DiT trace layer `name` for `config` and batch `n`, or nil when it is not a layer of the format.
-    public static func expectedShape(_ name: String, config c: DiTConfig, batch n: Int) -> [Int]? { DiTFamily.traceShape(name, config: c, batch: n) }
+    package static func expectedShape(_ name: String, config c: DiTConfig, batch n: Int) -> [Int]? { DiTFamily.traceShape(name, config: c, batch: n) }
 
 
     /// Reads a trace to verify a model of `config` against, checking it before use: the batch N is `input.t`'s

@@ -10,6 +10,7 @@ public struct ConversionOptions: Sendable {
     /// Canonical tensors the caller allows to be dropped when the target cannot hold them.
     public var drop: Set<String> = []
 
+    /// Options allowing nothing to be cast or dropped unless given.
     public init(dtype: DType? = nil, dropSigma: Bool = false, drop: Set<String> = []) {
         self.dtype = dtype
         self.dropSigma = dropSigma
@@ -20,14 +21,18 @@ public struct ConversionOptions: Sendable {
 /// What a conversion writes: the tensors under the target's names, in order, the config the target describes,
 /// and everything the user should be told (casts, dropped or recomputed tensors, semantic differences).
 public struct ConversionPlan<Family: ModelFamily>: Sendable {
+    /// The layout written.
     public let target: Layout
+    /// The tensors to write, under the target's names, in the target's order; each streams its bytes when written.
     public let outputs: [OutputTensor]
     /// The config of the written model (differs from the source's when sigma channels are dropped).
     public let config: Family.Config
+    /// What the user should be told: dropped, recomputed or adapted tensors and numeric differences of the target's code.
     public let notes: [String]
     /// One line per tensor whose dtype changes.
     public let casts: [String]
 
+    /// Bytes of all tensor data to write (headers and metadata excluded).
     public var byteCount: Int { outputs.reduce(0) { $0 + $1.byteCount } }
 }
 

@@ -3,6 +3,7 @@ import Tensors
 
 /// How and where a conversion plan is written.
 public struct ExportOptions {
+    /// Replace an existing file or folder at the output path (otherwise writing one is an error).
     public var overwrite = false
     /// `fsync` every file before it is renamed into place.
     public var durable = false
@@ -15,10 +16,12 @@ public struct ExportOptions {
     /// The source, recorded in canonical metadata (`ditkit.source`) and used to carry diffusers extras
     /// (`id2label`, a VAE folder) over.
     public var source: Checkpoint?
+    /// The source's layout, recorded in canonical metadata.
     public var sourceLayout: Layout = .unknown
     /// Called with the bytes written so far (for a progress bar).
     public var progress: ((Int) -> Void)?
 
+    /// Defaults: no overwrite, no fsync, a pipeline folder, no shards or variant, no source.
     public init() {}
 }
 
@@ -57,7 +60,7 @@ public enum Exporter {
     }
 
     /// `format: pt`, `ditkit.canonical: 1`, `ditkit.config` and `ditkit.source` (the canonical format, README).
-    public static func canonicalMetadata<F: ModelFamily>(_ plan: ConversionPlan<F>, _ options: ExportOptions) -> [(String, String)] {
+    package static func canonicalMetadata<F: ModelFamily>(_ plan: ConversionPlan<F>, _ options: ExportOptions) -> [(String, String)] {
         var source: [(String, JSONValue)] = [("scheme", .string(options.sourceLayout.rawValue))]
         if let checkpoint = options.source {
             source.insert(("format", .string(checkpoint.format.rawValue)), at: 0)

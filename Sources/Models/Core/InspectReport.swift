@@ -3,17 +3,26 @@ import Tensors
 
 /// What `ditkit inspect` reports about a checkpoint, built from metadata alone (no tensor data is read).
 public struct InspectReport: Sendable {
+    /// The tensors under one top-level name (`groupName`), with their totals.
     public struct Group: Sendable {
+        /// The first component of the tensors' names (`ema`, `blocks`).
         public let name: String
+        /// Tensors in the group.
         public var tensors = 0
+        /// Elements in the group (logical, saturating at `Int.max`).
         public var elements = 0
+        /// Bytes of the group's tensors (logical, saturating at `Int.max`).
         public var bytes = 0
     }
 
+    /// The checkpoint inspected.
     public let checkpoint: Checkpoint
+    /// Every layout detected, with its prefix, in the order the prefixes first appear in the file.
     public let layouts: [LayoutMatch]
+    /// Tensors grouped by top-level name, in first-seen order.
     public let groups: [Group]
 
+    /// Builds the report from `checkpoint`'s metadata (detection over every known family).
     public init(_ checkpoint: Checkpoint) {
         self.checkpoint = checkpoint
         layouts = LayoutDetector.detect(checkpoint.tensors.map(\.name))

@@ -2,6 +2,7 @@ import Checkpoints
 
 /// A layout found under a key prefix (`""`, `ema.`, `model.`, `module.`, `transformer.`, `model.model.`).
 public struct LayoutMatch: Sendable, Equatable {
+    /// Two matches are equal when every counted field is (the summary follows from family and layout).
     public static func == (a: LayoutMatch, b: LayoutMatch) -> Bool {
         (a.family, a.layout, a.prefix, a.depth, a.matchedTensors, a.tensorsUnderPrefix)
             == (b.family, b.layout, b.prefix, b.depth, b.matchedTensors, b.tensorsUnderPrefix)
@@ -9,6 +10,7 @@ public struct LayoutMatch: Sendable, Equatable {
 
     /// The family whose layout it is (`dit`).
     public let family: String
+    /// The layout recognised.
     public let layout: Layout
     /// Key prefix the layout's names sit under.
     public let prefix: String
@@ -22,6 +24,7 @@ public struct LayoutMatch: Sendable, Equatable {
     /// What the layout is, for reports (`original DiT (facebookresearch)`).
     public let summary: String
 
+    /// A match; `summary` defaults to the family's summary of `layout`.
     public init(
         family: String = DiTFamily.name, layout: Layout, prefix: String, depth: Int, matchedTensors: Int, tensorsUnderPrefix: Int,
         summary: String? = nil

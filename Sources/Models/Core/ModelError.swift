@@ -33,6 +33,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     /// target recomputes. Dropping it is the caller's choice (`ConversionOptions.drop`).
     case cannotHold(tensor: String, target: Layout, detail: String)
 
+    /// The error as a sentence; several problems are listed one per line, at most 12 shown.
     public var description: String {
         switch self {
         case .config(let message): return "config: \(message)"

@@ -5,9 +5,13 @@ import Tensors
 /// ditkit's own `canonical` naming. A family gives each of its layouts a ``SourceLayout`` naming table; the same
 /// identity (`diffusers`) can name layouts of several families.
 public struct Layout: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The layout's name (`original`, `diffusers`, …), as reports and the command line spell it.
     public let rawValue: String
+    /// A layout identity named `rawValue`; any string is accepted (an unknown name simply matches no family's layout).
     public init(rawValue: String) { self.rawValue = rawValue }
+    /// A layout identity named `rawValue` (`Layout("original")`).
     public init(_ rawValue: String) { self.rawValue = rawValue }
+    /// The layout's name.
     public var description: String { rawValue }
 
     /// ditkit's canonical naming (`schemas/canonical-names.md`): one safetensors file, the config in its metadata.
@@ -124,14 +128,23 @@ public protocol ModelFamily: Sendable {
 }
 
 extension ModelFamily {
+    /// Default: no family-built synthetic tensors (every one is random).
     public static func synthesized(_ name: String, shape: [Int], config: Config, seed: UInt64) -> OutputTensor? { nil }
+    /// Default: no checks beyond names and shapes.
     public static func canonicalProblems(_ config: Config, tensor: (String) -> TensorInfo?) -> [String] { [] }
+    /// Default: no numeric differences to note.
     public static func semanticNotes(from config: Config, to layout: Layout) -> [String] { [] }
+    /// Default: synthetic weights include no optional tensor.
     public static func synthesizedOptional(_ config: Config) -> Set<String> { [] }
+    /// Default: the family has no image size.
     public static func imageSize(_ config: Config) -> Int? { nil }
+    /// Default: the family reads no option but `key`, and refuses the others.
     public static var modelOptions: Set<String> { [] }
+    /// Default: no options (everything is read from the weights).
     public static func options(reproducing config: Config) -> ModelOptions { ModelOptions() }
+    /// Default: the config's one-line summary.
     public static func tableSizeSource(_ template: String, config: Config) -> String { config.summary }
+    /// Default: no comparison layout.
     public static func comparisonLayout(for preset: FamilyPreset<Config>) -> Layout? { nil }
 
     /// The source layout named `layout`, if this family has it.
@@ -149,12 +162,16 @@ extension ModelFamily {
 
 /// A named configuration of a family, in the layout its weights are published in.
 public struct FamilyPreset<Config: FamilyConfig>: Sendable {
+    /// The preset's name (`DiT-XL/2`).
     public let name: String
+    /// The layout its published weights use (and its parameter count is given in).
     public let layout: Layout
+    /// The model's config.
     public let config: Config
     /// Other names that find it (`cerebras-2B` for `cerebras-dit-2B`).
     public let aliases: [String]
 
+    /// A preset named `name` of `config`, published in `layout`, also found by `aliases`.
     public init(name: String, layout: Layout, config: Config, aliases: [String] = []) {
         self.name = name
         self.layout = layout
@@ -173,8 +190,11 @@ public struct FamilyPreset<Config: FamilyConfig>: Sendable {
 public struct ModelOptions: Sendable {
     /// Which sub-dict of a training checkpoint to read (`ema` by default when there is one, or `model`).
     public var key: String?
+    /// DiT: attention heads; overrides the component config and the preset guess (heads cannot be read from weights).
     public var heads: Int?
+    /// DiT: the latent input size (side of the square latent); overrides the stored position table and `sample_size`.
     public var inputSize: Int?
+    /// DiT: the number of classes, null class excluded; the label table must have that many rows or one more.
     public var numClasses: Int?
     /// diffusers: the block whose embedder copy to use when the copies differ.
     public var embedderBlock: Int?
@@ -191,6 +211,7 @@ public struct ModelOptions: Sendable {
     /// The name of option `property` in messages.
     public func name(of property: String) -> String { optionNames[property] ?? "\(property) option" }
 
+    /// Options as given; nil leaves a value to the checkpoint (or the family's default).
     public init(key: String? = nil, heads: Int? = nil, inputSize: Int? = nil, numClasses: Int? = nil, embedderBlock: Int? = nil) {
         self.key = key
         self.heads = heads

@@ -21,9 +21,13 @@ public enum CanonicalSource: Sendable {
 
 /// One canonical tensor of a model view.
 public struct CanonicalTensor: Sendable {
+    /// The canonical name (`blocks.3.attn.qkv.weight`).
     public let name: String
+    /// Where its elements come from in the checkpoint.
     public let source: CanonicalSource
+    /// The canonical shape.
     public let shape: [Int]
+    /// The dtype of the stored tensors.
     public let dtype: DType
 }
 
@@ -31,10 +35,13 @@ public struct CanonicalTensor: Sendable {
 /// template through the layout's naming table, the checkpoint's config files, the user's options, and a place for
 /// notes. Every shape read is rank-checked and names the stored tensor when it does not fit.
 public struct InferenceContext<Family: ModelFamily> {
+    /// The checkpoint being read.
     public let checkpoint: Checkpoint
+    /// The layout detected, as its naming table.
     public let layout: SourceLayout<Family.Config>
     /// Blocks present (counted through the layout's depth probe).
     public let depth: Int
+    /// The options the caller gave.
     public let options: ModelOptions
     /// Things the user should know: values assumed rather than read, and where each came from.
     public var notes: [String] = []
@@ -116,15 +123,20 @@ public struct InferenceContext<Family: ModelFamily> {
 /// it, and every canonical tensor mapped (strictly) to the checkpoint's tensors. Reads no tensor data, except to
 /// check per-block copies.
 public struct ModelView<Family: ModelFamily>: Sendable {
+    /// The checkpoint the model was read from (tensor data is read from it lazily).
     public let checkpoint: Checkpoint
+    /// The layout the names follow (`canonical` for a canonical file).
     public let layout: Layout
+    /// The key prefix the layout's names sit under in the checkpoint (`""`, `ema.`, `model.model.`).
     public let prefix: String
+    /// The config inferred or read for the model.
     public let config: Family.Config
     /// Canonical tensors in canonical order.
     public let tensors: [CanonicalTensor]
     /// Things the user should know (prefix found, copies checked, values assumed).
     public let notes: [String]
 
+    /// How the canonical tensor `name` is read, or nil when the model has none of that name.
     public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
 
     /// What the layout is, for reports.

@@ -5,12 +5,14 @@ import Tensors
 public struct CanonicalSpec<Config: FamilyConfig>: Sendable {
     /// Name, with `{i}` for the block index.
     public let template: String
+    /// The canonical shape for a config.
     public let shape: @Sendable (Config) -> [Int]
     /// Frozen buffers (position tables, schedules) are not trained.
     public let trainable: Bool
     /// Absent from some layouts (recomputable, or only one layout stores it).
     public let optional: Bool
 
+    /// A canonical tensor named `template` (`{i}` for per-block ones) whose shape `shape` computes from a config.
     public init(_ template: String, trainable: Bool = true, optional: Bool = false, shape: @escaping @Sendable (Config) -> [Int]) {
         self.template = template
         self.shape = shape
@@ -18,7 +20,9 @@ public struct CanonicalSpec<Config: FamilyConfig>: Sendable {
         self.optional = optional
     }
 
+    /// Whether the tensor repeats in every block (its template has `{i}`).
     public var perBlock: Bool { template.contains("{i}") }
+    /// The name in block `i` (the template with `{i}` replaced).
     public func name(block i: Int) -> String { template.replacingBlock(i) }
 }
 
@@ -78,6 +82,7 @@ public struct DiffusersWriter<Config: FamilyConfig>: Sendable {
     public let component: String
     /// The component's class (`DiTTransformer2DModel`) and its `config.json` for a config.
     public let componentClass: String
+    /// The component's `config.json` for a config.
     public let componentConfig: @Sendable (Config) -> JSONValue
     /// The pipeline class written to `model_index.json`.
     public let pipelineClass: String
@@ -88,6 +93,7 @@ public struct DiffusersWriter<Config: FamilyConfig>: Sendable {
     /// `model_index.json` keys copied from a source pipeline (`id2label`).
     public let carriedIndexKeys: [String]
 
+    /// A diffusers writer; extras, carried components and carried index keys default to none.
     public init(
         component: String, componentClass: String, componentConfig: @escaping @Sendable (Config) -> JSONValue, pipelineClass: String,
         extraComponents: [(folder: String, className: String, file: String, json: JSONValue)] = [], carriedComponents: [String] = [],
@@ -106,6 +112,7 @@ public struct DiffusersWriter<Config: FamilyConfig>: Sendable {
 /// One source layout of a family, as data: its naming table from canonical templates to source forms, how it is
 /// recognised, how it is written, and its few typed hooks.
 public struct SourceLayout<Config: FamilyConfig>: Sendable {
+    /// The layout's identity (`original`, `diffusers`, …).
     public let id: Layout
     /// What it is, for reports (`original DiT (facebookresearch)`).
     public let summary: String
@@ -118,11 +125,14 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
     public let depthProbe: String
     /// Stored shapes that differ from the canonical shape (same elements): template → shape.
     public let storedShapes: [String: @Sendable (Config) -> [Int]]
+    /// How a conversion writes the layout's files.
     public let writer: LayoutWriter<Config>
     /// Checks (and adapts) a model's config before writing it in this layout: returns the config written and notes;
     /// throws ``ModelError/lossy(_:)`` when the layout cannot hold the model.
     public let prepare: @Sendable (Config, ConversionOptions) throws -> (Config, [String])
 
+    /// A layout from its naming table (`forms`), recognition (`signature`, `depthProbe`), stored shapes that differ,
+    /// writer and `prepare` hook (by default, writes any config unchanged).
     public init(
         id: Layout, summary: String, forms: [String: SourceForm], signature: [String], depthProbe: String,
         storedShapes: [String: @Sendable (Config) -> [Int]] = [:], writer: LayoutWriter<Config>,
@@ -138,6 +148,7 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
         self.prepare = prepare
     }
 
+    /// How this layout stores the canonical template (`.absent` when the table does not name it).
     public func form(_ template: String) -> SourceForm { forms[template] ?? .absent }
 
     /// The prefix real checkpoints of this layout put before every name (Cerebras: `model.model.`).
@@ -184,8 +195,11 @@ extension String {
 
 /// A stored tensor with its shape, as a layout stores a model.
 public struct SourceTensor: Sendable, Equatable {
+    /// The stored name, without prefix.
     public let name: String
+    /// The stored shape.
     public let shape: [Int]
+    /// Whether the tensor is trained (false for frozen tables).
     public let trainable: Bool
 }
 

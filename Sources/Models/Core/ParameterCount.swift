@@ -2,8 +2,11 @@ import Tensors
 
 /// Parameter and FLOP counts of a config in a layout.
 public struct ParameterCount: Sendable, Equatable {
+    /// Numbers the layout stores (saturating at `Int.max`).
     public let total: Int
+    /// Numbers of trained tensors (frozen tables excluded).
     public let trainable: Int
+    /// Numbers of frozen tables (`total` − `trainable`).
     public var frozen: Int { total - trainable }
     /// Multiply-adds of one forward pass at the config's input size, in units of 10^9 (the DiT paper's "Gflops").
     public let gflops: Double

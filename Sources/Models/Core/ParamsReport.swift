@@ -3,25 +3,36 @@ import Tensors
 
 /// What `ditkit params` reports: preset counts, and per-group counts of real checkpoints, of one family.
 public struct ParamsReport<Family: ModelFamily> {
+    /// Parameters under one group name (``ModelFamily/parameterGroup(_:)``).
     public struct Group: Sendable {
+        /// The group (`embedders`, `blocks.3`, `final layer`).
         public let name: String
+        /// Numbers in the group, counted as the checkpoint stores them (each tensor once).
         public let parameters: Int
     }
 
+    /// The counts of one checkpoint.
     public struct CheckpointEntry {
+        /// The model the counts are of.
         public let view: ModelView<Family>
+        /// Per-group counts, in canonical order of first appearance.
         public let groups: [Group]
         /// Canonical parameters (one copy of every weight).
         public let total: Int
+        /// The part of `total` in trained tensors (frozen tables excluded).
         public let trainable: Int
         /// Numbers the file stores (diffusers' embedder copies counted every time).
         public let stored: Int
+        /// Multiply-adds of one forward pass for one sample, in units of 10^9.
         public let gflops: Double
     }
 
+    /// The presets reported.
     public let presets: [FamilyPreset<Family.Config>]
+    /// The checkpoints reported, in the order given.
     public let checkpointEntries: [CheckpointEntry]
 
+    /// Counts `presets` and every view in `checkpoints` (reads no tensor data).
     public init(presets: [FamilyPreset<Family.Config>], checkpoints: [ModelView<Family>]) {
         self.presets = presets
         checkpointEntries = checkpoints.map { view in

@@ -8,6 +8,8 @@ import Tensors
 /// (`ModelFamily.recomputedTable`); a family builds the tensors that must have structure itself
 /// (`ModelFamily.synthesized`).
 public enum Synthetic {
+    /// Synthetic canonical tensors of `config` in canonical order; the same `seed` gives the same bytes. Tables are the
+    /// recomputed ones, and the optional tensors are those ``ModelFamily/synthesizedOptional(_:)`` includes.
     public static func canonicalOutputs<C: FamilyConfig>(_ config: C, seed: UInt64) -> [OutputTensor] {
         let include = C.Family.synthesizedOptional(config)
         return C.Family.canonicalTensors(config, includeOptional: include).enumerated().map { index, entry in

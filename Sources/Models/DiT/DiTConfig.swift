@@ -5,9 +5,12 @@ import Tensors
 ///
 /// Serialised as the `ditkit.config` metadata of a canonical file (`schemas/model-config.schema.json`).
 public struct DiTConfig: FamilyConfig {
+    /// DiT configs belong to ``DiTFamily``.
     public typealias Family = DiTFamily
 
+    /// The GELU form of the MLP: the tanh approximation (original) or the exact erf form (Cerebras, diffusers' `gelu`).
     public enum GELU: String, Sendable { case tanh, erf }
+    /// How the final layer maps tokens back to patches.
     public enum OutputHead: String, Sendable {
         /// Linear (p²·Cout, D) then unpatchify (original, diffusers).
         case linear
@@ -15,12 +18,14 @@ public struct DiTConfig: FamilyConfig {
         /// linear head whose bias repeats over patch positions.
         case convTranspose = "conv_transpose"
     }
+    /// Where the 2-D sin-cos position table comes from.
     public enum PosEmbed: String, Sendable {
         /// Stored in the checkpoint (original, Cerebras).
         case stored
         /// Recomputed from the grid (diffusers); bit-identical to the original's table at 256 and 512 px.
         case computed
     }
+    /// How the timestep reaches the timestep embedder's MLP.
     public enum TimestepInput: String, Sendable {
         /// The sinusoid is computed from the (float) timestep.
         case sinusoid
@@ -28,30 +33,47 @@ public struct DiTConfig: FamilyConfig {
         case table
     }
 
+    /// The family name written to the `family` field of the JSON (`dit`).
     public var family = "dit"
+    /// Hidden size D: the width of every token.
     public var hiddenSize: Int
+    /// Transformer blocks.
     public var depth: Int
+    /// Attention heads; they divide D into heads of `headDim`.
     public var numHeads: Int
+    /// Patch side p, in latent pixels (the patch embedder is a p×p convolution with stride p).
     public var patchSize: Int
+    /// Latent channels C of the input (4 for the SD VAE).
     public var inChannels: Int
+    /// Output channels: C, or 2C when the model also predicts the variance (`learnSigma`).
     public var outChannels: Int
+    /// Classes of the label embedding, the null class excluded.
     public var numClasses: Int
     /// The label table has a row for the null class (id = numClasses), used for classifier-free guidance.
     public var hasNullClass: Bool
+    /// Hidden width of each block's MLP (4·D in published models).
     public var mlpHidden: Int
     /// Latent size S (image size / 8).
     public var inputSize: Int
+    /// Width of the sinusoid the timestep embedder's MLP reads (256).
     public var frequencyEmbeddingSize = 256
     /// Timestep frequencies exp(−ln(maxPeriod)·k/(half − shift)): 0 original and Cerebras, 1 diffusers.
     public var timestepShift: Int
+    /// The longest period of the timestep sinusoid (10000).
     public var maxPeriod: Double = 10000
+    /// Whether the sinusoid is computed from the timestep or looked up in a frozen table.
     public var timestepInput: TimestepInput = .sinusoid
     /// LayerNorm eps before attention, before the MLP, and in the final layer.
     public var attentionNormEps: Double = 1e-6
+    /// LayerNorm eps before the MLP (diffusers: its config's `norm_eps`, default 1e-5).
     public var mlpNormEps: Double = 1e-6
+    /// LayerNorm eps of the final layer.
     public var finalNormEps: Double = 1e-6
+    /// The MLP's GELU form.
     public var gelu: GELU = .tanh
+    /// The output head's arrangement.
     public var outputHead: OutputHead = .linear
+    /// Whether the position table is stored or recomputed.
     public var posEmbed: PosEmbed = .stored
     /// Layout the weights came from (`original`, `diffusers`, `cerebras`), for reports.
     public var sourceLayout: Layout?
@@ -62,6 +84,8 @@ public struct DiTConfig: FamilyConfig {
             + "\(numClasses) classes\(hasNullClass ? " + null" : ""), MLP \(mlpHidden), input \(inputSize)"
     }
 
+    /// A config of these sizes with the original DiT's numerics; `mlpHidden` defaults to 4·`hiddenSize`. Not validated:
+    /// call ``FamilyConfig/validate(origin:names:)``.
     public init(
         hiddenSize: Int, depth: Int, numHeads: Int, patchSize: Int, inChannels: Int = 4, outChannels: Int = 8,
         numClasses: Int = 1000, hasNullClass: Bool = true, mlpHidden: Int? = nil, inputSize: Int = 32,
@@ -80,10 +104,15 @@ public struct DiTConfig: FamilyConfig {
         self.timestepShift = timestepShift
     }
 
+    /// Whether the model predicts the variance too (`outChannels` == 2·`inChannels`).
     public var learnSigma: Bool { outChannels == 2 * inChannels }
+    /// Width of one attention head (D / heads).
     public var headDim: Int { hiddenSize / max(numHeads, 1) }
+    /// Patches per side of the latent (`inputSize` / p).
     public var gridSize: Int { inputSize / max(patchSize, 1) }
+    /// Tokens per sample (`gridSize`²).
     public var tokens: Int { gridSize * gridSize }
+    /// Rows of the label table: `numClasses`, plus one for the null class when it has one.
     public var labelRows: Int { numClasses + (hasNullClass ? 1 : 0) }
 
     /// The original DiT semantics (facebookresearch): shift 0, eps 1e-6, tanh GELU, stored pos_embed.
@@ -189,12 +218,15 @@ public struct DiTConfig: FamilyConfig {
     public struct Field: Sendable {
         /// The schema key (`norm_eps.mlp` for a nested one).
         public let key: String
+        /// Smallest allowed value (excluded when `exclusiveMinimum`).
         public let minimum: Double
+        /// Largest allowed value (included).
         public let maximum: Double
         /// The minimum itself is excluded (eps must be positive).
         public let exclusiveMinimum: Bool
         let value: @Sendable (DiTConfig) -> Double
 
+        /// Whether `v` is within the range.
         public func contains(_ v: Double) -> Bool {
             (exclusiveMinimum ? v > minimum : v >= minimum) && v <= maximum
         }
@@ -239,6 +271,7 @@ public struct DiTConfig: FamilyConfig {
 
     // MARK: JSON
 
+    /// The config as JSON (`schemas/model-config.schema.json`), `family` included.
     public var json: JSONValue {
         var pairs: [(String, JSONValue)] = [
             ("family", .string(family)), ("hidden_size", .int(hiddenSize)), ("depth", .int(depth)),

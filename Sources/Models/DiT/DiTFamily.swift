@@ -5,9 +5,12 @@ import Tensors
 /// Cerebras Model Zoo DiT. Its canonical names are in `schemas/canonical-names.md`, its config in
 /// `schemas/model-config.schema.json`.
 public enum DiTFamily: ModelFamily {
+    /// DiT's config.
     public typealias Config = DiTConfig
 
+    /// The family name in configs and on the command line.
     public static let name = "dit"
+    /// The family, for reports.
     public static let summary = "DiT"
 
     /// The canonical DiT scheme, in file order.
@@ -42,6 +45,7 @@ public enum DiTFamily: ModelFamily {
         ]
     }()
 
+    /// original (facebookresearch), diffusers, Cerebras, in detection order.
     public static let layouts: [SourceLayout<DiTConfig>] = [original, diffusers, cerebras]
 
     /// facebookresearch/DiT `models.py`.
@@ -158,10 +162,13 @@ public enum DiTFamily: ModelFamily {
             })
     }()
 
+    /// The 12 DiT presets at 256 and 512 px, then the five Cerebras ones.
     public static var presets: [FamilyPreset<DiTConfig>] { Preset.dit + Preset.cerebras }
 
     // MARK: tables, counts, reports
 
+    /// The position table (2-D sin-cos), the timestep table and the two diffusion schedule tables, as the source code
+    /// computes them; nil for any other template.
     public static func recomputedTable(_ template: String, config: DiTConfig) -> [Float]? {
         switch template {
         case "pos_embed": return Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
@@ -172,6 +179,7 @@ public enum DiTFamily: ModelFamily {
         }
     }
 
+    /// The input size for the position table; the config summary for the other tables.
     public static func tableSizeSource(_ template: String, config: DiTConfig) -> String {
         template == "pos_embed" ? "input size \(config.inputSize) (input_size, diffusers' sample_size)" : config.summary
     }
@@ -191,6 +199,8 @@ public enum DiTFamily: ModelFamily {
         return total < 0x1p63 ? Int(total) : Int.max
     }
 
+    /// What the original, diffusers or Cerebras code computes differently from this model (timestep shift, timestep
+    /// input, MLP norm eps, GELU form).
     public static func semanticNotes(from c: DiTConfig, to layout: Layout) -> [String] {
         var out: [String] = []
         switch layout {
@@ -210,6 +220,7 @@ public enum DiTFamily: ModelFamily {
         return out
     }
 
+    /// `blocks.N` for block tensors, `final layer`, `diffusion tables`, or `embedders`.
     public static func parameterGroup(_ name: String) -> String {
         if name.hasPrefix("blocks.") { return name.split(separator: ".").prefix(2).joined(separator: ".") }
         if name.hasPrefix("final.") { return "final layer" }
@@ -217,12 +228,14 @@ public enum DiTFamily: ModelFamily {
         return "embedders"
     }
 
+    /// The position table always; the timestep and schedule tables too for a model with integer timesteps.
     public static func synthesizedOptional(_ config: DiTConfig) -> Set<String> {
         var include: Set<String> = ["pos_embed"]
         if config.timestepInput == .table { include.formUnion(["t_embed.table", "diffusion.sqrt_alphas_cumprod", "diffusion.sqrt_one_minus_alphas_cumprod"]) }
         return include
     }
 
+    /// A ConvTranspose head's bias, repeated over the p² patch positions (one value per channel); nil for the others.
     public static func synthesized(_ name: String, shape: [Int], config: DiTConfig, seed: UInt64) -> OutputTensor? {
         guard name == "final.linear.bias", config.outputHead == .convTranspose else { return nil }
         // A ConvTranspose head has one bias per channel, repeated over the p² patch positions.
@@ -233,6 +246,7 @@ public enum DiTFamily: ModelFamily {
         }
     }
 
+    /// Checks that `patch_embed.weight` has the config's hidden size.
     public static func canonicalProblems(_ config: DiTConfig, tensor: (String) -> TensorInfo?) -> [String] {
         if let patch = tensor("patch_embed.weight"), patch.shape.count == 4, patch.shape[0] != config.hiddenSize {
             return ["hidden_size = \(config.hiddenSize) but patch_embed.weight has shape \(patch.shape) (D = \(patch.shape[0]))"]
@@ -240,6 +254,7 @@ public enum DiTFamily: ModelFamily {
         return []
     }
 
+    /// Latent size × 8 (the SD VAE's downsampling).
     public static func imageSize(_ config: DiTConfig) -> Int? { config.inputSize * 8 }
 
     /// Heads and the input size cannot be read from every layout's weights.
@@ -251,12 +266,13 @@ public enum DiTFamily: ModelFamily {
     /// copies may need a choice.
     public static let modelOptions: Set<String> = ["heads", "inputSize", "numClasses", "embedderBlock"]
 
+    /// diffusers for a preset in the original layout (diffusers stores the embedders once per block).
     public static func comparisonLayout(for preset: FamilyPreset<DiTConfig>) -> Layout? { preset.layout == .original ? .diffusers : nil }
 
     // MARK: diffusers files
 
     /// `transformer/config.json` for DiTTransformer2DModel, with the model's MLP norm eps and GELU form.
-    public static func diffusersConfig(_ c: DiTConfig) -> JSONValue {
+    package static func diffusersConfig(_ c: DiTConfig) -> JSONValue {
         .object([
             ("_class_name", .string("DiTTransformer2DModel")), ("_diffusers_version", .string("0.42.1")),
             ("activation_fn", .string(c.gelu == .tanh ? "gelu-approximate" : "gelu")), ("attention_bias", .bool(true)),
@@ -269,7 +285,7 @@ public enum DiTFamily: ModelFamily {
     }
 
     /// DiT's DDIM scheduler: 1000 steps, linear β 1e-4…0.02, epsilon prediction, no clipping.
-    public static let schedulerConfig: JSONValue = .object([
+    package static let schedulerConfig: JSONValue = .object([
         ("_class_name", .string("DDIMScheduler")), ("_diffusers_version", .string("0.42.1")), ("beta_end", .double(0.02)),
         ("beta_schedule", .string("linear")), ("beta_start", .double(0.0001)), ("clip_sample", .bool(false)),
         ("clip_sample_range", .double(1)), ("dynamic_thresholding_ratio", .double(0.995)), ("num_train_timesteps", .int(1000)),

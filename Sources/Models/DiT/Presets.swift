@@ -40,13 +40,14 @@ extension FamilyPreset where Config == DiTConfig {
         }
     }()
 
+    /// Every DiT preset: `dit`, then `cerebras`.
     public static var all: [Preset] { dit + cerebras }
 
     /// Finds a preset by name, case-insensitively, accepting `XL/2`, `DiT-XL-2`, `dit-xl/2-512`, `cerebras-2B`.
     public static func named(_ name: String) -> Preset? { DiTFamily.preset(named: name) }
 
     /// The DiT preset with this hidden size, used to choose a head count (heads cannot be read from weights).
-    public static func heads(forHiddenSize hidden: Int) -> Int? {
+    package static func heads(forHiddenSize hidden: Int) -> Int? {
         (dit + cerebras).first { $0.config.hiddenSize == hidden }?.config.numHeads
     }
 }

@@ -1,9 +1,9 @@
 /// Tables a DiT recomputes rather than learns, computed as the reference code does (float64, then float32).
-public enum Tables {
+package enum Tables {
     /// The original DiT's 2-D sin-cos position table (T, D) for a `grid`×`grid` token grid (`get_2d_sincos_pos_embed`):
     /// the first D/2 dims encode the column, the second D/2 the row; each half is [sin, cos] over D/4 frequencies
     /// 1/10000^(k/(D/4)); token = row·grid + col.
-    public static func positionTable(hidden: Int, grid: Int) -> [Float] {
+    package static func positionTable(hidden: Int, grid: Int) -> [Float] {
         let quarter = hidden / 4
         var out = [Float](repeating: 0, count: grid * grid * hidden)
         var omega = [Double](repeating: 0, count: quarter)
@@ -25,7 +25,7 @@ public enum Tables {
 
     /// Cerebras' frozen timestep table (steps, dim): for integer t the sinusoid [cos | sin] with frequencies
     /// exp(−ln(maxPeriod)·k/(dim/2 − shift)).
-    public static func timestepTable(steps: Int = 1000, dim: Int = 256, maxPeriod: Double = 10000, shift: Int = 0) -> [Float] {
+    package static func timestepTable(steps: Int = 1000, dim: Int = 256, maxPeriod: Double = 10000, shift: Int = 0) -> [Float] {
         let half = dim / 2
         var out = [Float](repeating: 0, count: steps * dim)
         for t in 0..<steps {
@@ -39,7 +39,7 @@ public enum Tables {
     }
 
     /// sqrt(ᾱ_t) and sqrt(1 − ᾱ_t) for DiT's linear β schedule (1e-4 … 0.02 over `steps`).
-    public static func diffusionSchedule(steps: Int = 1000) -> (sqrtAlphasCumprod: [Float], sqrtOneMinus: [Float]) {
+    package static func diffusionSchedule(steps: Int = 1000) -> (sqrtAlphasCumprod: [Float], sqrtOneMinus: [Float]) {
         var cumulative = 1.0
         var a = [Float](), b = [Float]()
         for i in 0..<steps {

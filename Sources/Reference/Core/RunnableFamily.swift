@@ -4,11 +4,16 @@ import Models
 /// What inputs a reference forward pass runs on: a batch of deterministic inputs from a seed, optionally with the
 /// timesteps and condition ids (DiT's class labels) to cycle through.
 public struct InputSpec: Sendable, Equatable {
+    /// Samples in the batch (at least 1).
     public var batch: Int
+    /// Seed of the random latents; the same seed gives the same inputs.
     public var seed: UInt64
+    /// Timesteps to cycle through over the batch; nil for the family's defaults.
     public var timesteps: [Float]?
+    /// Condition ids (DiT: class ids) to cycle through over the batch; nil for the family's defaults.
     public var classes: [Int]?
 
+    /// A batch of `batch` inputs from `seed`, cycling through `timesteps` and `classes` when given.
     public init(batch: Int, seed: UInt64, timesteps: [Float]? = nil, classes: [Int]? = nil) {
         self.batch = batch
         self.seed = seed
@@ -41,12 +46,14 @@ public protocol RunnableFamily: ModelFamily {
 
     /// The trace format: the layers in order, each layer's shape for a config and batch (nil: not a layer of it).
     static func traceOrder(_ names: [String]) -> [String]
+    /// The shape of trace layer `layer` for `config` and a batch of `batch`, or nil when it is not a layer of the format.
     static func traceShape(_ layer: String, config: Config, batch: Int) -> [Int]?
     /// The input layers a trace must hold, and the inputs read back from them (nil with the problem when they are
     /// not inputs of this family).
     static var traceInputLayers: [String] { get }
     /// The input layer of shape (N) that gives a trace's batch (one of `traceInputLayers`).
     static var traceBatchLayer: String { get }
+    /// The inputs a trace holds in its `traceInputLayers`, or the problem that keeps them from being inputs.
     static func inputs(fromTrace trace: Trace) -> Result<Inputs, TraceInputsProblem>
 
     /// The numerics a named source layout's code uses, with `config`'s sizes (`original`, `diffusers`), or nil.
@@ -59,23 +66,29 @@ public protocol RunnableFamily: ModelFamily {
 
 /// Why a trace's input layers do not give inputs.
 public struct TraceInputsProblem: Error, Sendable {
+    /// What is wrong, one line (reported among the trace's problems, ``ModelError/trace(path:problems:)``).
     public let message: String
+    /// A problem described by `message`.
     public init(_ message: String) { self.message = message }
 }
 
 /// Numerics a caller can force on a run: a named source layout's, or one side's of a comparison.
 public enum SemanticsChoice: Sendable, Equatable, Hashable, RawRepresentable, CaseIterable {
+    /// A named source layout's numerics (``RunnableFamily/semantics(_:of:)``).
     case layout(Layout)
     /// Side A's numerics (of two compared models).
     case a
     /// Side B's numerics (the second model, or the trace's).
     case b
 
+    /// The original source code's numerics.
     public static let original = SemanticsChoice.layout(.original)
+    /// diffusers' numerics.
     public static let diffusers = SemanticsChoice.layout(.diffusers)
     /// The named choices every DiT-like family offers, for help and completion.
     public static var allCases: [SemanticsChoice] { [.original, .diffusers, .a, .b] }
 
+    /// `a`, `b`, or a layout's name; nil for the empty string.
     public init?(rawValue: String) {
         switch rawValue {
         case "a": self = .a
@@ -85,6 +98,7 @@ public enum SemanticsChoice: Sendable, Equatable, Hashable, RawRepresentable, Ca
         }
     }
 
+    /// `a`, `b`, or the layout's name.
     public var rawValue: String {
         switch self {
         case .layout(let layout): return layout.rawValue

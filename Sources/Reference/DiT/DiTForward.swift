@@ -6,7 +6,9 @@ import Tensors
 /// aligned little-endian f32 (no copy; the mapping stays alive with this value), or an owned array otherwise
 /// (widened from another dtype, gathered from parts, or recomputed).
 public struct WeightArray: @unchecked Sendable {
-    public let base: UnsafePointer<Float>
+    /// The first element. Valid while this value (or a copy) lives.
+    package let base: UnsafePointer<Float>
+    /// Number of elements.
     public let count: Int
     private let owner: AnyObject
 
@@ -19,6 +21,7 @@ public struct WeightArray: @unchecked Sendable {
         deinit { values.deallocate() }
     }
 
+    /// Owns a copy of `values`.
     public init(_ values: [Float]) {
         let owned = Owned(values)
         self.init(base: UnsafePointer(owned.values.baseAddress!), count: values.count, owner: owned)
@@ -39,26 +42,37 @@ public struct WeightArray: @unchecked Sendable {
         self.init(try tensor.float32())
     }
 
+    /// Element `i` (`0 ..< count`, unchecked).
     public subscript(i: Int) -> Float { base[i] }
 }
 
 /// A DiT's weights in float32 (non-f32 checkpoints are widened once; f32 ones are read in place), in canonical form.
 public struct DiTWeights: Sendable {
+    /// One transformer block's weights (row-major (out, in) matrices, as the canonical tensors).
     public struct Block: Sendable {
+        /// Attention: fused q/k/v projection (3D, D) and its bias, output projection (D, D) and its bias.
         public var qkvW: WeightArray, qkvB: WeightArray, outW: WeightArray, outB: WeightArray
+        /// MLP: fc1 (H, D), fc2 (D, H) and their biases (H = `mlpHidden`).
         public var fc1W: WeightArray, fc1B: WeightArray, fc2W: WeightArray, fc2B: WeightArray
+        /// adaLN modulation (6D, D) and its bias: shift, scale and gate for attention and MLP.
         public var modW: WeightArray, modB: WeightArray
     }
 
+    /// The sizes (and the weights' own numerics).
     public let config: DiTConfig
+    /// Patch embedding: the p×p convolution as a (D, C·p·p) matrix, and its bias.
     public var patchW: WeightArray, patchB: WeightArray
     /// (T, D): the stored table, or the 2-D sin-cos table computed for the grid.
     public var posEmbed: WeightArray
     /// (1000, F) when timesteps index a table (Cerebras).
     public var tTable: WeightArray?
+    /// Timestep embedder MLP: fc1 (D, F) with F = `frequencyEmbeddingSize`, fc2 (D, D), and their biases.
     public var tFc1W: WeightArray, tFc1B: WeightArray, tFc2W: WeightArray, tFc2B: WeightArray
+    /// Label table (`labelRows`, D).
     public var yTable: WeightArray
+    /// The transformer blocks, in order.
     public var blocks: [Block]
+    /// Final layer: adaLN modulation (2D, D) and bias, linear head (p²·Cout, D) and bias.
     public var finalModW: WeightArray, finalModB: WeightArray, finalW: WeightArray, finalB: WeightArray
 
     /// Loads the canonical tensors of `view` as float32.
@@ -117,11 +131,16 @@ public struct DiTWeights: Sendable {
 
 /// Inputs of one forward pass: latents (N, C, S, S), timesteps and class ids (the null class is K).
 public struct DiTInputs: Sendable {
+    /// Latents, (N, C, S, S) row-major.
     public var x: [Float]
+    /// Timesteps, one per sample (integers 0…999 when the model indexes a timestep table).
     public var t: [Float]
+    /// Class ids, one per sample (`numClasses` is the null class).
     public var y: [Int]
+    /// Samples in the batch (N).
     public var batch: Int { t.count }
 
+    /// Inputs as given; check them with ``problems(for:)``.
     public init(x: [Float], t: [Float], y: [Int]) {
         self.x = x
         self.t = t
@@ -186,14 +205,20 @@ public struct DiTInputs: Sendable {
     }
 }
 
-/// Activations recorded during a forward pass, by the trace format's layer names (input.x … output; see `TraceFile`).
+/// Activations recorded during a forward pass, by layer name in the family's trace format (for DiT: `input.x`,
+/// `input.t`, `input.y`, `t_embed`, `y_embed`, `cond`, `patch_embed`, `blocks.N`, `final`, `output`; README,
+/// "`ditkit verify` and `ditkit trace`").
 public final class Trace: @unchecked Sendable {
+    /// The layers in the order recorded: name, shape and row-major float32 values.
     public private(set) var layers: [(name: String, shape: [Int], values: [Float])] = []
+    /// An empty trace.
     public init() {}
     func record(_ name: String, _ shape: [Int], _ pointer: UnsafePointer<Float>, count: Int) {
         layers.append((name, shape, Array(UnsafeBufferPointer(start: pointer, count: count))))
     }
+    /// Records a layer (row-major values of `shape`).
     public func append(_ name: String, _ shape: [Int], _ values: [Float]) { layers.append((name, shape, values)) }
+    /// The first layer named `name`, or nil.
     public func layer(_ name: String) -> (shape: [Int], values: [Float])? {
         layers.first { $0.name == name }.map { ($0.shape, $0.values) }
     }
@@ -203,6 +228,7 @@ public final class Trace: @unchecked Sendable {
 /// benchmark) so that every pass does not fault in fresh pages. Not for two passes at once.
 public final class Workspace: @unchecked Sendable {
     var buffers: [String: [Float]] = [:]
+    /// An empty workspace; buffers are allocated by the first pass.
     public init() {}
 
     /// A buffer of `count` floats; its contents are whatever the last pass left (every use overwrites it).
@@ -219,10 +245,15 @@ public final class Workspace: @unchecked Sendable {
 /// `cblas_sgemm`, except those `kernels` gives to ditkit's AVX-512 kernels (few-sample matrix–vector products,
 /// attention); everything else runs in ditkit's C kernels at `kernels.level`, split over the cores.
 public struct DiTForward: Sendable {
+    /// The weights run.
     public let weights: DiTWeights
+    /// The numerics run (the weights' sizes with the numerics chosen).
     public let semantics: DiTConfig
+    /// Which kernels the matrix products and attention use.
     public let kernels: KernelChoice
 
+    /// A forward of `weights` with the numerics of `semantics` (sizes are the weights'; by default the weights' own
+    /// config) on `kernels`.
     public init(weights: DiTWeights, semantics: DiTConfig? = nil, kernels: KernelChoice = .automatic) {
         self.weights = weights
         self.semantics = semantics ?? weights.config
@@ -361,17 +392,22 @@ public struct DiTForward: Sendable {
     }
 
     /// One matrix product of the forward pass, as `run` issues it to `cblas_sgemm`.
-    public struct GEMMShape: Sendable, Equatable {
-        public let m: Int, n: Int, k: Int
-        public let transposeB: Bool
-        public let lda: Int, ldb: Int, ldc: Int
-        public let count: Int
-        public var multiplyAdds: Int { m * n * k * count }
+    package struct GEMMShape: Sendable, Equatable {
+        /// Rows of A and C, columns of B and C, and the shared dimension.
+        package let m: Int, n: Int, k: Int
+        /// Whether B is read transposed (weights stored (out, in)).
+        package let transposeB: Bool
+        /// Leading dimensions of A, B and C.
+        package let lda: Int, ldb: Int, ldc: Int
+        /// How many times the product runs (once per sample and head for attention).
+        package let count: Int
+        /// Multiply-adds of all `count` products.
+        package var multiplyAdds: Int { m * n * k * count }
     }
 
     /// Every matrix product `run` performs for a batch of `n`, in order (kept beside `run`, which it mirrors),
     /// for the GEMM floor of `ditkit bench forward`.
-    public func gemmShapes(batch n: Int) -> [GEMMShape] {
+    package func gemmShapes(batch n: Int) -> [GEMMShape] {
         let c = weights.config
         let d = c.hiddenSize, rows = n * c.tokens, t = c.tokens, hd = d / c.numHeads
         func linear(_ m: Int, _ k: Int, _ out: Int) -> GEMMShape {
@@ -395,7 +431,7 @@ public struct DiTForward: Sendable {
     /// Runs exactly the matrix products of a forward pass of `batch` samples — the model's own weight matrices as
     /// the B operands, activation-sized scratch buffers for A and C — and nothing else: the floor a forward pass
     /// cannot beat with this BLAS (it pays the same weight traffic from memory as a real pass).
-    public func runGEMMFloor(batch n: Int, scratch: inout [Float]) {
+    package func runGEMMFloor(batch n: Int, scratch: inout [Float]) {
         let c = weights.config
         let d = c.hiddenSize, t = c.tokens, rows = n * t, hd = d / c.numHeads, f = c.mlpHidden
         let needed = rows * max(3 * d, f, c.patchSize * c.patchSize * c.outChannels, c.inChannels * c.patchSize * c.patchSize)

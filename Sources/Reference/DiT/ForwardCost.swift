@@ -6,8 +6,11 @@ import Models
 ///
 /// Computed in float64, so no size can overflow.
 public struct ForwardCost: Sendable, Equatable {
+    /// The config the pass runs.
     public let config: DiTConfig
+    /// Samples in the batch.
     public let batch: Int
+    /// Whether every layer is recorded (a trace keeps each layer's activations).
     public let tracing: Bool
     /// Bytes of the activations `DiTForward.run` allocates (inputs, patches, the residual stream, q/k/v, the MLP's
     /// inner layer, attention scratch, head and output), of recomputed tables (position, timestep), and with a

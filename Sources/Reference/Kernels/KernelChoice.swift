@@ -33,6 +33,7 @@ public enum KernelLevel: Int, Sendable, CaseIterable, Comparable, CustomStringCo
         self = level
     }
 
+    /// Levels order by the instructions they use: baseline < avx2 < avx512.
     public static func < (a: KernelLevel, b: KernelLevel) -> Bool { a.rawValue < b.rawValue }
 
     var c: Int32 { Int32(rawValue) }
@@ -51,9 +52,13 @@ public struct UnsupportedKernelLevel: DitkitError, Equatable {
         self.best = best
     }
 
+    /// A usage error: the caller asked for a level this machine cannot run.
     public var kind: ErrorKind { .usage }
+    /// No file is involved.
     public var file: String? { nil }
+    /// No location is involved.
     public var location: String? { nil }
+    /// The level asked for, the best this CPU runs, and every level.
     public var description: String {
         "this CPU does not run the \(level) kernels (the highest level it runs is \(best); levels: "
             + KernelLevel.allCases.map(\.description).joined(separator: ", ") + ")"

@@ -1,8 +1,9 @@
 /// The Swift side of ditkit's exp, accurate to about 2 ulp over float32's range: the element-wise kernels run it in
 /// C (`Kernels`, CDitkitKernels' elementwise.h) with the same polynomial, constants and order of operations, and a
 /// test proves both bit-identical at every level the CPU runs.
-public enum Vector {
-    public typealias V = SIMD8<Float>
+package enum Vector {
+    /// Eight float32 lanes: the width every element-wise kernel works in.
+    package typealias V = SIMD8<Float>
 
     /// e^x lane-wise: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for exactness), e^r by a degree-6
     /// polynomial (Cephes expf coefficients), 2^n by building the exponent bits. Only plain arithmetic and bit
@@ -10,7 +11,7 @@ public enum Vector {
     /// integer value is read from the low bits of that sum. Inputs are clamped to [−87.3, 88.7] (below, the
     /// result is ~1e-38 rather than 0; above, ~3e38 rather than inf — harmless for softmax and GELU).
     @inline(__always)
-    public static func exp(_ x: V) -> V {
+    package static func exp(_ x: V) -> V {
         let low = V(repeating: -87.33654), high = V(repeating: 88.72283)
         let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         let magic = V(repeating: 12582912)  // 1.5 · 2^23
@@ -33,7 +34,7 @@ public enum Vector {
 
     /// The same e^x for one float, in straight-line arithmetic a loop vectoriser turns into vector code.
     @inline(__always)
-    public static func exp(_ x: Float) -> Float {
+    package static func exp(_ x: Float) -> Float {
         let clamped = Swift.min(Swift.max(x, -87.33654), 88.72283)
         let shifted = clamped * 1.44269504088896341 + 12582912
         let n = shifted - 12582912
@@ -51,12 +52,12 @@ public enum Vector {
     }
 
     @inline(__always)
-    public static func load(_ p: UnsafePointer<Float>) -> V {
+    package static func load(_ p: UnsafePointer<Float>) -> V {
         UnsafeRawPointer(p).loadUnaligned(as: V.self)
     }
 
     @inline(__always)
-    public static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
+    package static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 }
