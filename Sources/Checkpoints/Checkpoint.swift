@@ -146,7 +146,7 @@ public final class Checkpoint: @unchecked Sendable {
         let limit = expansionLimit(fileSize: fileSize)
         var total = 0
         for tensor in tensors {
-            let bytes = Checked.multiply(tensor.layout.elementCount, tensor.dtype.size)
+            let bytes = Checked.multiply(tensor.geometry.elementCount, tensor.dtype.size)
             if let bytes, let sum = Checked.add(total, bytes), sum <= limit {
                 total = sum
                 continue
@@ -154,7 +154,7 @@ public final class Checkpoint: @unchecked Sendable {
             let logical = bytes.map { "\($0) logical bytes" } ?? "more than 2^63 logical bytes"
             throw CheckpointError.malformed(
                 path: path, location: "tensor \(tensor.name)",
-                reason: "view (\(tensor.layout)) of \(tensor.dtype.rawValue) makes \(logical) out of storage "
+                reason: "view (\(tensor.geometry)) of \(tensor.dtype.rawValue) makes \(logical) out of storage "
                     + "\(tensor.storage.key) (\(tensor.storage.byteCount) bytes); with the \(total) bytes of the tensors "
                     + "before it that is more than \(expansionFactor) × the file's \(fileSize) bytes + 64 MiB "
                     + "(\(limit) bytes): an expansion bomb (views repeating their storage, or entries inflating far past the "

@@ -26,11 +26,11 @@ public final class Float32Storage: @unchecked Sendable {
     /// The zero-copy view of `tensor`, or nil when it is not a contiguous little-endian f32 tensor whose bytes lie
     /// unchanged and 4-byte aligned in a mapped file.
     static func mapped(_ tensor: TensorInfo) -> Float32Storage? {
-        guard tensor.dtype == .f32, tensor.layout.isContiguous, !tensor.storage.bigEndian,
+        guard tensor.dtype == .f32, tensor.geometry.isContiguous, !tensor.storage.bigEndian,
             let count = Checked.multiply(tensor.elementCount, 4), count > 0,
-            let extent = Checked.multiply(tensor.layout.storageExtent, 4), extent <= tensor.storage.byteCount
+            let extent = Checked.multiply(tensor.geometry.storageExtent, 4), extent <= tensor.storage.byteCount
         else { return nil }
-        let first = tensor.layout.offset * 4
+        let first = tensor.geometry.offset * 4
         guard let span = tensor.storage.source.mappedSpan(first..<(first + count)), let address = span.baseAddress,
             Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0
         else { return nil }

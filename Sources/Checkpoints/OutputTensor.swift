@@ -30,7 +30,7 @@ public struct OutputTensor: Sendable {
     }
 
     /// Bytes the producer must write.
-    public var byteCount: Int { (try? TensorLayout(contiguous: shape).byteCount(of: dtype)) ?? 0 }
+    public var byteCount: Int { (try? TensorGeometry(contiguous: shape).byteCount(of: dtype)) ?? 0 }
 
     /// The same tensor under `newName`.
     public func renamed(_ newName: String) -> OutputTensor {

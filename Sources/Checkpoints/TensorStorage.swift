@@ -30,7 +30,7 @@ public struct TensorInfo: Sendable {
     /// Element type.
     public let dtype: DType
     /// View into the storage, in elements of `dtype`; validated to fit.
-    public let layout: TensorLayout
+    public let geometry: TensorGeometry
     /// The bytes it views.
     public let storage: TensorStorage
     /// From the pickle (`.pt` files); nil for formats that do not record it.
@@ -38,42 +38,42 @@ public struct TensorInfo: Sendable {
     /// Pickled as a `torch.nn.Parameter`.
     public let isParameter: Bool
 
-    /// A tensor viewing `storage` with `layout` (validated by the caller to fit: every read checks again).
+    /// A tensor viewing `storage` with `geometry` (validated by the caller to fit: every read checks again).
     public init(
-        name: String, dtype: DType, layout: TensorLayout, storage: TensorStorage, requiresGrad: Bool? = nil,
+        name: String, dtype: DType, geometry: TensorGeometry, storage: TensorStorage, requiresGrad: Bool? = nil,
         isParameter: Bool = false
     ) {
         self.name = name
         self.dtype = dtype
-        self.layout = layout
+        self.geometry = geometry
         self.storage = storage
         self.requiresGrad = requiresGrad
         self.isParameter = isParameter
     }
 
     /// Dimensions.
-    public var shape: [Int] { layout.shape }
+    public var shape: [Int] { geometry.shape }
     /// Number of elements (1 for a scalar).
-    public var elementCount: Int { layout.elementCount }
+    public var elementCount: Int { geometry.elementCount }
     /// Bytes of the tensor's own elements (not of its whole storage); saturates at `Int.max` for a view whose
     /// logical size does not fit (reading such a view throws; `Checkpoint` refuses them on open).
-    public var byteCount: Int { Checked.saturatingMultiply(layout.elementCount, dtype.size) }
+    public var byteCount: Int { Checked.saturatingMultiply(geometry.elementCount, dtype.size) }
 
     /// Whether the elements are stored as they are read (row-major, little-endian or single-byte), so a read
     /// needs no gather and no swap.
-    private var isPlain: Bool { layout.isContiguous && (!storage.bigEndian || dtype.swapUnit == 1) }
+    private var isPlain: Bool { geometry.isContiguous && (!storage.bigEndian || dtype.swapUnit == 1) }
 
     /// Bytes `range` of the tensor's elements as a range of its storage (only for `isPlain` tensors).
     private func storageRange(_ range: Range<Int>) -> Range<Int> {
-        let first = layout.offset * dtype.size
+        let first = geometry.offset * dtype.size
         return (first + range.lowerBound)..<(first + range.upperBound)
     }
 
     /// Whether `withContiguousBytes` can hand out the mapped bytes without copying.
     public var isZeroCopy: Bool {
         guard isPlain else { return false }
-        guard let count = Checked.multiply(layout.elementCount, dtype.size), count > 0 else { return isMappedSource }
-        guard let extent = Checked.multiply(layout.storageExtent, dtype.size), extent <= storage.byteCount else { return false }
+        guard let count = Checked.multiply(geometry.elementCount, dtype.size), count > 0 else { return isMappedSource }
+        guard let extent = Checked.multiply(geometry.storageExtent, dtype.size), extent <= storage.byteCount else { return false }
         return storage.source.mappedSpan(storageRange(0..<count)) != nil
     }
 
@@ -121,7 +121,7 @@ public struct TensorInfo: Sendable {
         }
         let elementSize = dtype.size
         let littleEndian = !storage.bigEndian || dtype.swapUnit == 1
-        let extentBytes = layout.storageExtent * elementSize
+        let extentBytes = geometry.storageExtent * elementSize
         let firstElement = range.lowerBound / elementSize
         let endElement = (range.upperBound + elementSize - 1) / elementSize
         let perChunk = max(1, chunk / elementSize)
@@ -148,13 +148,13 @@ public struct TensorInfo: Sendable {
         let fail = { (reason: String) in
             CheckpointError.malformed(path: storage.file, location: "tensor \(name)", reason: reason)
         }
-        guard let count = Checked.multiply(layout.elementCount, dtype.size) else {
-            throw fail("\(layout) of \(dtype.rawValue) has more than 2^63 bytes")
+        guard let count = Checked.multiply(geometry.elementCount, dtype.size) else {
+            throw fail("\(geometry) of \(dtype.rawValue) has more than 2^63 bytes")
         }
         guard count > 0 else { return 0 }
-        guard let extent = Checked.multiply(layout.storageExtent, dtype.size), extent <= storage.byteCount else {
+        guard let extent = Checked.multiply(geometry.storageExtent, dtype.size), extent <= storage.byteCount else {
             throw fail(
-                "\(layout) reaches element \(layout.storageExtent) but storage \(storage.key) holds \(storage.byteCount) "
+                "\(geometry) reaches element \(geometry.storageExtent) but storage \(storage.key) holds \(storage.byteCount) "
                     + "bytes of \(dtype.rawValue)")
         }
         return count
@@ -179,16 +179,16 @@ public struct TensorInfo: Sendable {
     /// Copies elements `elements` (row-major positions) of a strided view element by element. Every position
     /// stays inside the view's extent, which was checked to fit, so no step overflows.
     private func gather(_ source: UnsafeRawBufferPointer, elements: Range<Int>, into destination: UnsafeMutableRawBufferPointer) {
-        let shape = layout.shape, strides = layout.strides
+        let shape = geometry.shape, strides = geometry.strides
         let rank = shape.count
         let elementSize = dtype.size
         guard !elements.isEmpty, let src = source.baseAddress, let dst = destination.baseAddress else { return }
-        if layout.isContiguous {  // a big-endian storage: one copy, swapped by the caller
-            dst.copyMemory(from: src + (layout.offset + elements.lowerBound) * elementSize, byteCount: elements.count * elementSize)
+        if geometry.isContiguous {  // a big-endian storage: one copy, swapped by the caller
+            dst.copyMemory(from: src + (geometry.offset + elements.lowerBound) * elementSize, byteCount: elements.count * elementSize)
             return
         }
         var index = [Int](repeating: 0, count: rank)
-        var position = layout.offset
+        var position = geometry.offset
         var remainder = elements.lowerBound
         for d in stride(from: rank - 1, through: 0, by: -1) {
             index[d] = remainder % shape[d]

@@ -65,7 +65,7 @@ enum FolderTargets {
                 elements = product
             }
             let real = fits ? elements : 1
-            let strides = fits ? TensorLayout.contiguousStrides(shape) : [Int](repeating: 0, count: shape.count)
+            let strides = fits ? TensorGeometry.contiguousStrides(shape) : [Int](repeating: 0, count: shape.count)
             storageElements[dtype] = max(storageElements[dtype] ?? 1, real)
             tensors.append((String(fields[0]), dtype, shape, strides, 0))
         }

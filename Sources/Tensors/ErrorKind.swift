@@ -42,7 +42,7 @@ extension TensorsError: DitkitError {
         return .input
     }
 
-    /// The path of a mapping failure; nil for size and layout errors, which name no file.
+    /// The path of a mapping failure; nil for size and geometry errors, which name no file.
     public var file: String? {
         if case .mapFailed(let path, _, _) = self { return path }
         return nil

@@ -78,8 +78,8 @@ struct Inspect: ParsableCommand {
                 TextTable.render(
                     c.tensors.map { t in
                         var extra = ""
-                        if !t.layout.isContiguous { extra = "strides \(TextTable.shape(t.layout.strides))" }
-                        if t.layout.offset != 0 { extra += (extra.isEmpty ? "" : ", ") + "offset \(t.layout.offset)" }
+                        if !t.geometry.isContiguous { extra = "strides \(TextTable.shape(t.geometry.strides))" }
+                        if t.geometry.offset != 0 { extra += (extra.isEmpty ? "" : ", ") + "offset \(t.geometry.offset)" }
                         return [t.name, t.dtype.rawValue, TextTable.shape(t.shape), NumberFormat.grouped(t.byteCount), extra]
                     },
                     header: ["tensor", "dtype", "shape", "bytes", ""], rightAligned: [3]))

@@ -56,18 +56,18 @@ struct ByteSourceTests {
 
     static let values = (0..<24).map { Float($0) * 0.75 - 3 }
 
-    static func scrambled(_ layout: TensorLayout, bigEndian: Bool = false) -> (TensorInfo, ScrambledBlockSource) {
+    static func scrambled(_ layout: TensorGeometry, bigEndian: Bool = false) -> (TensorInfo, ScrambledBlockSource) {
         let source = ScrambledBlockSource(bytes(values, bigEndian: bigEndian))
         let storage = TensorStorage(key: "s", bigEndian: bigEndian, source: source)
-        return (TensorInfo(name: "t", dtype: .f32, layout: layout, storage: storage), source)
+        return (TensorInfo(name: "t", dtype: .f32, geometry: layout, storage: storage), source)
     }
 
-    static let layouts: [TensorLayout] = [
-        try! TensorLayout(contiguous: [4, 6]),
-        try! TensorLayout(shape: [3, 4], strides: [4, 1], offset: 5),  // contiguous at an offset
-        try! TensorLayout(shape: [6, 4], strides: [1, 6]),  // transpose
-        try! TensorLayout(shape: [500, 3], strides: [0, 1], offset: 2),  // stride 0
-        try! TensorLayout(shape: [], strides: [], offset: 7),  // scalar
+    static let layouts: [TensorGeometry] = [
+        try! TensorGeometry(contiguous: [4, 6]),
+        try! TensorGeometry(shape: [3, 4], strides: [4, 1], offset: 5),  // contiguous at an offset
+        try! TensorGeometry(shape: [6, 4], strides: [1, 6]),  // transpose
+        try! TensorGeometry(shape: [500, 3], strides: [0, 1], offset: 2),  // stride 0
+        try! TensorGeometry(shape: [], strides: [], offset: 7),  // scalar
     ]
 
     @Test("a test-only scrambled source reads through float32, contiguous bytes, streams, sinks and writers")
@@ -106,7 +106,7 @@ struct ByteSourceTests {
 
     @Test("contiguous reads ask the source for chunks no larger than the reader's")
     func sourceChunks() throws {
-        let (tensor, source) = Self.scrambled(try TensorLayout(contiguous: [24]))
+        let (tensor, source) = Self.scrambled(try TensorGeometry(contiguous: [24]))
         try tensor.stream(chunk: 8) { _ in }
         #expect(source.largestWrite <= 8)
     }
@@ -121,15 +121,15 @@ struct ByteSourceTests {
             var bytes: [UInt8] = []
             try a.stream(chunk: 100) { pieces.append($0.count); bytes += $0 }
             #expect(bytes == (try b.contiguousBytes()) && pieces.allSatisfy { $0 <= 100 }, "\(a.name)")
-            #expect(!a.isZeroCopy && b.isZeroCopy == b.layout.isContiguous)
+            #expect(!a.isZeroCopy && b.isZeroCopy == b.geometry.isContiguous)
         }
     }
 
     @Test("a tensor of a test-only source is written by the safetensors and torch writers and reads back equal")
     func writers() throws {
         let dir = TemporaryDirectory()
-        let (plain, _) = Self.scrambled(try TensorLayout(contiguous: [4, 6]))
-        let (view, _) = Self.scrambled(try TensorLayout(shape: [6, 4], strides: [1, 6]), bigEndian: true)
+        let (plain, _) = Self.scrambled(try TensorGeometry(contiguous: [4, 6]))
+        let (view, _) = Self.scrambled(try TensorGeometry(shape: [6, 4], strides: [1, 6]), bigEndian: true)
         let outputs = [
             OutputTensor(name: "plain", tensor: plain), OutputTensor(name: "view", tensor: view),
             OutputTensor(name: "half", tensor: plain).casting(to: .bf16),
@@ -177,13 +177,13 @@ struct Float32StorageTests {
         FileManager.default.createFile(atPath: path, contents: Data(raw))
         let file = try MappedFile(path: path)
         let unaligned = TensorInfo(
-            name: "u", dtype: .f32, layout: try TensorLayout(contiguous: [6]),
+            name: "u", dtype: .f32, geometry: try TensorGeometry(contiguous: [6]),
             storage: TensorStorage(key: "u", source: MappedFileSource(file: file, offset: 2, count: 24)))
         let big = TensorInfo(
-            name: "b", dtype: .f32, layout: try TensorLayout(contiguous: [6]),
+            name: "b", dtype: .f32, geometry: try TensorGeometry(contiguous: [6]),
             storage: TensorStorage(key: "b", bigEndian: true, source: MappedFileSource(file: file, offset: 26, count: 24)))
         let strided = TensorInfo(
-            name: "s", dtype: .f32, layout: try TensorLayout(shape: [3, 2], strides: [1, 3]),
+            name: "s", dtype: .f32, geometry: try TensorGeometry(shape: [3, 2], strides: [1, 3]),
             storage: TensorStorage(key: "s", source: MappedFileSource(file: file, offset: 2, count: 24)))
         for (tensor, want) in [(unaligned, values), (big, values), (strided, [1, 0.25, -2, 8, 3.5, -16])] {
             let storage = try tensor.float32Storage()

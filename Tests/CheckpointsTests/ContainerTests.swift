@@ -61,7 +61,7 @@ struct ContainerTests {
     // MARK: streaming views
 
     /// A storage of `values` f32 in a temporary file, and a tensor viewing it with `layout`.
-    static func tensor(_ values: [Float], _ layout: TensorLayout, in dir: TemporaryDirectory, bigEndian: Bool = false) throws -> TensorInfo {
+    static func tensor(_ values: [Float], _ layout: TensorGeometry, in dir: TemporaryDirectory, bigEndian: Bool = false) throws -> TensorInfo {
         let path = dir.file("storage-\(UUID().uuidString)")
         let bytes = values.flatMap { v -> [UInt8] in
             let bits = bigEndian ? v.bitPattern.bigEndian : v.bitPattern.littleEndian
@@ -70,11 +70,11 @@ struct ContainerTests {
         FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let file = try MappedFile(path: path)
         let storage = TensorStorage(key: "s", bigEndian: bigEndian, source: MappedFileSource(file: file, offset: 0, count: bytes.count))
-        return TensorInfo(name: "t", dtype: .f32, layout: layout, storage: storage)
+        return TensorInfo(name: "t", dtype: .f32, geometry: layout, storage: storage)
     }
 
     /// The elements of a view computed naively, row-major.
-    static func expected(_ values: [Float], _ layout: TensorLayout) -> [Float] {
+    static func expected(_ values: [Float], _ layout: TensorGeometry) -> [Float] {
         var out: [Float] = []
         func visit(_ d: Int, _ position: Int) {
             if d == layout.rank { out.append(values[position]); return }
@@ -93,11 +93,11 @@ struct ContainerTests {
         let dir = TemporaryDirectory()
         let values = (0..<24).map { Float($0) + 0.5 }
         let layouts = [
-            try TensorLayout(shape: [1000, 3], strides: [0, 1], offset: 2),  // expanded rows
-            try TensorLayout(shape: [4, 6], strides: [1, 4]),  // transpose
-            try TensorLayout(shape: [2, 3, 2], strides: [12, 1, 6], offset: 0),
-            try TensorLayout(shape: [], strides: [], offset: 5),  // scalar
-            try TensorLayout(shape: [7, 1, 5], strides: [0, 99, 0], offset: 23),
+            try TensorGeometry(shape: [1000, 3], strides: [0, 1], offset: 2),  // expanded rows
+            try TensorGeometry(shape: [4, 6], strides: [1, 4]),  // transpose
+            try TensorGeometry(shape: [2, 3, 2], strides: [12, 1, 6], offset: 0),
+            try TensorGeometry(shape: [], strides: [], offset: 5),  // scalar
+            try TensorGeometry(shape: [7, 1, 5], strides: [0, 99, 0], offset: 23),
         ]
         for bigEndian in [false, true] {
             for layout in layouts {
@@ -123,7 +123,7 @@ struct ContainerTests {
     @Test("an empty view reads no storage, however far its offset")
     func emptyView() throws {
         let dir = TemporaryDirectory()
-        let tensor = try Self.tensor([1], try TensorLayout(shape: [0, 3], strides: [3, 1], offset: 1 << 62), in: dir)
+        let tensor = try Self.tensor([1], try TensorGeometry(shape: [0, 3], strides: [3, 1], offset: 1 << 62), in: dir)
         #expect(try tensor.contiguousBytes().isEmpty)
         var calls = 0
         try tensor.stream { _ in calls += 1 }
@@ -133,9 +133,9 @@ struct ContainerTests {
     @Test("a view past its storage or past 2^63 bytes throws when read, naming the tensor; byteCount saturates")
     func checkedReads() throws {
         let dir = TemporaryDirectory()
-        let outside = try Self.tensor([1, 2], try TensorLayout(shape: [3], strides: [1]), in: dir)
+        let outside = try Self.tensor([1, 2], try TensorGeometry(shape: [3], strides: [1]), in: dir)
         #expect { try outside.contiguousBytes() } throws: { "\($0)".contains("tensor t") && "\($0)".contains("reaches element 3") }
-        let huge = try Self.tensor([1], try TensorLayout(shape: [1 << 31, 1 << 31], strides: [0, 0]), in: dir)
+        let huge = try Self.tensor([1], try TensorGeometry(shape: [1 << 31, 1 << 31], strides: [0, 0]), in: dir)
         #expect(huge.byteCount == .max)
         #expect { try huge.stream { _ in } } throws: { "\($0)".contains("more than 2^63 bytes") }
     }
@@ -195,7 +195,7 @@ struct ContainerTests {
     func expansion() throws {
         let fine = try Checkpoint.open(Self.hostile + "/expand-label-table.pt")
         let table = try #require(fine.tensor(named: "y_embedder.embedding_table.weight"))
-        #expect(table.shape == [200_001, 32] && table.layout.strides == [0, 1])
+        #expect(table.shape == [200_001, 32] && table.geometry.strides == [0, 1])
         var total = 0
         var largest = 0
         try table.stream(chunk: 1 << 20) { total += $0.count; largest = max(largest, $0.count) }

@@ -33,11 +33,11 @@ struct FixtureTests {
             #expect(tensor.shape == item["shape"]?.arrayValue?.compactMap(\.intValue), "\(name) shape")
             if let strides = item["stride"]?.arrayValue?.compactMap(\.intValue), tensor.elementCount > 1 {
                 // Strides of size-1 dimensions carry no meaning; compare the others.
-                let meaningful = zip(tensor.shape, zip(tensor.layout.strides, strides)).filter { $0.0 > 1 }
-                #expect(meaningful.allSatisfy { $0.1.0 == $0.1.1 }, "\(name) strides \(tensor.layout.strides) vs \(strides)")
+                let meaningful = zip(tensor.shape, zip(tensor.geometry.strides, strides)).filter { $0.0 > 1 }
+                #expect(meaningful.allSatisfy { $0.1.0 == $0.1.1 }, "\(name) strides \(tensor.geometry.strides) vs \(strides)")
             }
             if let offset = item["storage_offset"]?.intValue, kind != "torch-legacy" {
-                #expect(tensor.layout.offset == offset, "\(name) storage offset")
+                #expect(tensor.geometry.offset == offset, "\(name) storage offset")
             }
             if let grad = item["requires_grad"]?.boolValue, let ours = tensor.requiresGrad {
                 #expect(ours == grad, "\(name) requires_grad")

@@ -35,13 +35,13 @@ struct SafetensorsTests {
         let big = try Checkpoint.open(Fixtures.path("checkpoints/original/bigendian.pt"))
         let dir = TemporaryDirectory()
         let tensors = views.tensors + big.tensors.prefix(3).map {
-            TensorInfo(name: "big." + $0.name, dtype: $0.dtype, layout: $0.layout, storage: $0.storage)
+            TensorInfo(name: "big." + $0.name, dtype: $0.dtype, geometry: $0.geometry, storage: $0.storage)
         }
         try SafetensorsWriter.write(tensors.map { SafetensorsWriter.Entry(name: $0.name, tensor: $0) }, to: dir.file("v.safetensors"))
         let copy = try Checkpoint.open(dir.file("v.safetensors"))
         for tensor in tensors {
             let mine = try #require(copy.tensor(named: tensor.name))
-            #expect(mine.layout.isContiguous)
+            #expect(mine.geometry.isContiguous)
             #expect(try mine.contiguousBytes() == tensor.contiguousBytes(), "\(tensor.name)")
         }
     }

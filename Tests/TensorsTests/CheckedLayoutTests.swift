@@ -31,34 +31,34 @@ struct CheckedLayoutTests {
     @Test("empty tensors: any zero dimension gives no elements, contiguous, whatever the other dimensions")
     func emptyLayouts() throws {
         for shape in [[0, 1 << 40, 1 << 40], [1 << 40, 1 << 40, 1 << 40, 0], [0], [3, 0, Int.max]] {
-            let layout = try TensorLayout(contiguous: shape)
+            let layout = try TensorGeometry(contiguous: shape)
             #expect(layout.elementCount == 0 && layout.isContiguous && layout.storageExtent == 0, "\(shape)")
             #expect(try layout.byteCount(of: .c128) == 0)
         }
         // An empty view reads nothing, so a far storage offset and odd strides are fine.
-        let view = try TensorLayout(shape: [0, 5], strides: [Int.max, 0], offset: 1 << 62)
+        let view = try TensorGeometry(shape: [0, 5], strides: [Int.max, 0], offset: 1 << 62)
         #expect(view.elementCount == 0 && view.isContiguous && view.storageExtent == 1 << 62)
     }
 
     @Test("products, extents and byte counts that pass 2^63 throw instead of trapping")
     func overflowingLayouts() throws {
-        #expect(throws: TensorsError.self) { try TensorLayout(contiguous: [1 << 40, 1 << 40]) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [2, 2], strides: [1 << 62, 1 << 62]) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [2], strides: [1], offset: .max) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [3], strides: [Int.max]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(contiguous: [1 << 40, 1 << 40]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [2, 2], strides: [1 << 62, 1 << 62]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [2], strides: [1], offset: .max) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [3], strides: [Int.max]) }
         // Elements fit, bytes do not: byteCount(of:) throws with the dtype.
-        let wide = try TensorLayout(shape: [1 << 31, 1 << 31], strides: [0, 0])
+        let wide = try TensorGeometry(shape: [1 << 31, 1 << 31], strides: [0, 0])
         #expect(wide.elementCount == 1 << 62 && wide.storageExtent == 1 && !wide.isContiguous)
         #expect(throws: TensorsError.sizeOverflow(shape: [1 << 31, 1 << 31], dtype: .f32)) { try wide.byteCount(of: .f32) }
     }
 
     @Test("size-1 dimensions may carry any stride; contiguity checks never overflow")
     func sizeOneStrides() throws {
-        let layout = try TensorLayout(shape: [1, 2, 1], strides: [Int.max, 1, Int.max])
+        let layout = try TensorGeometry(shape: [1, 2, 1], strides: [Int.max, 1, Int.max])
         #expect(layout.isContiguous && layout.storageExtent == 2)
-        let big = try TensorLayout(contiguous: [1 << 20, 1 << 20, 1 << 20])
+        let big = try TensorGeometry(contiguous: [1 << 20, 1 << 20, 1 << 20])
         #expect(big.isContiguous && big.elementCount == 1 << 60)
-        #expect(try !TensorLayout(shape: [4, 2], strides: [0, 1]).isContiguous)
+        #expect(try !TensorGeometry(shape: [4, 2], strides: [0, 1]).isContiguous)
     }
 
     @Test("MappedFile refuses a named pipe at once instead of waiting for a writer, and a directory, by kind")

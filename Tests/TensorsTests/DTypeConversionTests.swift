@@ -126,21 +126,21 @@ struct ConversionTests {
 struct LayoutTests {
     @Test("sizes overflow-check, views are bounds-checked, contiguity is recognised")
     func layouts() throws {
-        #expect(throws: TensorsError.self) { try TensorLayout(contiguous: [1 << 32, 1 << 32]) }
-        #expect(throws: TensorsError.self) { try TensorLayout(contiguous: [Int.max / 2 + 1]).byteCount(of: .f32) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [2, -1], strides: [1, 1]) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [2], strides: [1, 1]) }
-        #expect(throws: TensorsError.self) { try TensorLayout(shape: [3, 2], strides: [Int.max / 2, 2]) }
-        let view = try TensorLayout(shape: [8, 6], strides: [1, 8], offset: 3)
+        #expect(throws: TensorsError.self) { try TensorGeometry(contiguous: [1 << 32, 1 << 32]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(contiguous: [Int.max / 2 + 1]).byteCount(of: .f32) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [2, -1], strides: [1, 1]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [2], strides: [1, 1]) }
+        #expect(throws: TensorsError.self) { try TensorGeometry(shape: [3, 2], strides: [Int.max / 2, 2]) }
+        let view = try TensorGeometry(shape: [8, 6], strides: [1, 8], offset: 3)
         #expect(!view.isContiguous)
         #expect(view.storageExtent == 3 + 7 + 40 + 1)
         #expect(throws: TensorsError.self) { try view.checkFits(storageElements: 50) }
         try view.checkFits(storageElements: 51)
-        #expect(try TensorLayout(contiguous: [2, 3]).isContiguous)
-        #expect(try TensorLayout(shape: [1, 3], strides: [99, 1]).isContiguous)
-        #expect(try TensorLayout(shape: [4, 3], strides: [0, 1]).isContiguous == false)
-        #expect(try TensorLayout(contiguous: []).elementCount == 1)
-        #expect(try TensorLayout(contiguous: [0, 5]).elementCount == 0)
+        #expect(try TensorGeometry(contiguous: [2, 3]).isContiguous)
+        #expect(try TensorGeometry(shape: [1, 3], strides: [99, 1]).isContiguous)
+        #expect(try TensorGeometry(shape: [4, 3], strides: [0, 1]).isContiguous == false)
+        #expect(try TensorGeometry(contiguous: []).elementCount == 1)
+        #expect(try TensorGeometry(contiguous: [0, 5]).elementCount == 0)
     }
 
     @Test("mapping: empty files map to an empty buffer; a missing file names the call")

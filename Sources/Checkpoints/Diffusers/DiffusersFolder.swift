@@ -164,7 +164,7 @@ package enum DiffusersFolder {
         if !prefix.isEmpty {
             component.tensors = component.tensors.map {
                 TensorInfo(
-                    name: prefix + $0.name, dtype: $0.dtype, layout: $0.layout, storage: $0.storage,
+                    name: prefix + $0.name, dtype: $0.dtype, geometry: $0.geometry, storage: $0.storage,
                     requiresGrad: $0.requiresGrad, isParameter: $0.isParameter)
             }
         }

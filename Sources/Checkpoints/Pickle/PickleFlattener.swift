@@ -165,22 +165,22 @@ struct PickleFlattener {
     }
 
     private func tensorInfo(_ t: PickledTensor, name: String) throws -> TensorInfo {
-        let layout: TensorLayout
+        let geometry: TensorGeometry
         do {
-            layout = try TensorLayout(shape: t.shape, strides: t.strides, offset: t.offset)
+            geometry = try TensorGeometry(shape: t.shape, strides: t.strides, offset: t.offset)
         } catch {
             throw CheckpointError.malformed(path: path, location: "tensor \(name)", reason: "\(error)")
         }
         let storageElements = t.storage.byteCount / t.dtype.size
-        if layout.elementCount > 0 && layout.storageExtent > storageElements {
+        if geometry.elementCount > 0 && geometry.storageExtent > storageElements {
             throw CheckpointError.malformed(
                 path: path, location: "tensor \(name)",
                 reason: "view (shape \(t.shape), strides \(t.strides), offset \(t.offset)) reaches element "
-                    + "\(layout.storageExtent) but storage \(t.storage.key) holds only \(storageElements) elements of "
+                    + "\(geometry.storageExtent) but storage \(t.storage.key) holds only \(storageElements) elements of "
                     + "\(t.dtype.rawValue) (\(t.storage.byteCount) bytes)")
         }
         return TensorInfo(
-            name: name, dtype: t.dtype, layout: layout, storage: t.storage, requiresGrad: t.requiresGrad,
+            name: name, dtype: t.dtype, geometry: geometry, storage: t.storage, requiresGrad: t.requiresGrad,
             isParameter: t.isParameter)
     }
 }

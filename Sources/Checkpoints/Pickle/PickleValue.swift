@@ -130,7 +130,7 @@ enum PickleTeardown {
     }
 }
 
-/// A tensor as a pickle describes it: a view (`layout`, in elements of `dtype`) of a storage.
+/// A tensor as a pickle describes it: a view (its geometry: shape, strides and offset, in elements of `dtype`) of a storage.
 package struct PickledTensor: Sendable {
     package let storage: TensorStorage
     package let dtype: DType

@@ -120,11 +120,11 @@ package struct SafetensorsFile {
             guard let offsets = value["data_offsets"]?.arrayValue, offsets.count == 2,
                 case .int(let begin) = offsets[0], case .int(let end) = offsets[1], begin >= 0, end >= begin
             else { throw fail(location, "data_offsets must be two integers [begin, end) with 0 ≤ begin ≤ end") }
-            let layout: TensorLayout
+            let geometry: TensorGeometry
             let expected: Int
             do {
-                layout = try TensorLayout(contiguous: shape)
-                expected = try layout.byteCount(of: dtype)
+                geometry = try TensorGeometry(contiguous: shape)
+                expected = try geometry.byteCount(of: dtype)
             } catch {
                 throw fail(location, "shape \(shape) of \(dtype.rawValue) overflows: \(error)")
             }
@@ -156,7 +156,7 @@ package struct SafetensorsFile {
             let storage = TensorStorage(
                 key: entry.name, source: MappedFileSource(file: file, offset: dataStart + entry.begin, count: entry.end - entry.begin))
             tensors.append(
-                TensorInfo(name: entry.name, dtype: entry.dtype, layout: try TensorLayout(contiguous: entry.shape), storage: storage))
+                TensorInfo(name: entry.name, dtype: entry.dtype, geometry: try TensorGeometry(contiguous: entry.shape), storage: storage))
             cursor = entry.end
         }
         if cursor < bufferSize {

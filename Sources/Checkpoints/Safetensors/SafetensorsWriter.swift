@@ -22,7 +22,7 @@ public struct SafetensorsWriter {
                 throw CheckpointError.malformed(
                     path: "(output)", location: "tensor \(entry.name)", reason: "\(entry.dtype.rawValue) has no safetensors dtype")
             }
-            let bytes = try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+            let bytes = try TensorGeometry(contiguous: entry.shape).byteCount(of: entry.dtype)
             guard let end = Checked.add(offset, bytes) else {
                 throw CheckpointError.malformed(
                     path: "(output)", location: "tensor \(entry.name)", reason: "the tensors before it and its \(bytes) bytes pass 2^63 bytes")
@@ -53,7 +53,7 @@ public struct SafetensorsWriter {
             for entry in entries {
                 let before = out.bytesWritten
                 try entry.produce(out)
-                let expected = try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+                let expected = try TensorGeometry(contiguous: entry.shape).byteCount(of: entry.dtype)
                 guard out.bytesWritten - before == expected else {
                     throw CheckpointError.malformed(
                         path: path, location: "tensor \(entry.name)",

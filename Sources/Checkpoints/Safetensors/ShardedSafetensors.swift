@@ -140,7 +140,7 @@ public struct ShardedSafetensors {
         var groups: [[SafetensorsWriter.Entry]] = [[]]
         var groupBytes = 0
         for entry in entries {
-            let bytes = try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+            let bytes = try TensorGeometry(contiguous: entry.shape).byteCount(of: entry.dtype)
             if !groups[groups.count - 1].isEmpty && groupBytes + bytes > maxShardBytes {
                 groups.append([])
                 groupBytes = 0
@@ -157,7 +157,7 @@ public struct ShardedSafetensors {
             written.append(name)
             for entry in group {
                 weightMap.append((entry.name, .string(name)))
-                total += try TensorLayout(contiguous: entry.shape).byteCount(of: entry.dtype)
+                total += try TensorGeometry(contiguous: entry.shape).byteCount(of: entry.dtype)
             }
         }
         let index = JSONValue.object([

@@ -112,7 +112,7 @@ enum PickleEncoder {
             }
         case .tensor(let tensor):
             let key = register(tensor)
-            let layout = try TensorLayout(contiguous: tensor.shape)
+            let geometry = try TensorGeometry(contiguous: tensor.shape)
             let typed = storageClass(tensor.dtype)
             global("torch._utils", typed == nil ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2", into: &out)
             out.append(0x28)  // MARK: the argument tuple
@@ -122,14 +122,14 @@ enum PickleEncoder {
             global("torch", typed ?? "UntypedStorage", into: &out)
             string(key, into: &out)
             string("cpu", into: &out)
-            int(typed == nil ? try layout.byteCount(of: tensor.dtype) : layout.elementCount, into: &out)
+            int(typed == nil ? try geometry.byteCount(of: tensor.dtype) : geometry.elementCount, into: &out)
             out += [0x74, 0x51]  // TUPLE BINPERSID
             int(0, into: &out)  // storage offset
             out.append(0x28)
             for d in tensor.shape { int(d, into: &out) }
             out.append(0x74)
             out.append(0x28)
-            for s in TensorLayout.contiguousStrides(tensor.shape) { int(s, into: &out) }
+            for s in TensorGeometry.contiguousStrides(tensor.shape) { int(s, into: &out) }
             out.append(0x74)
             out.append(0x89)  // requires_grad False
             global("collections", "OrderedDict", into: &out)

@@ -60,12 +60,12 @@ public struct InspectReport: Sendable {
         for t in c.tensors {
             var fields: [(String, JSONValue)] = [
                 ("name", .string(t.name)), ("dtype", .string(t.dtype.rawValue)), ("shape", .array(t.shape.map { .int($0) })),
-                ("elements", .int(t.elementCount)), ("bytes", .int(t.byteCount)), ("contiguous", .bool(t.layout.isContiguous)),
+                ("elements", .int(t.elementCount)), ("bytes", .int(t.byteCount)), ("contiguous", .bool(t.geometry.isContiguous)),
                 ("storage", .string(t.storage.key)),
             ]
-            if !t.layout.isContiguous || t.layout.offset != 0 {
-                fields.append(("strides", .array(t.layout.strides.map { .int($0) })))
-                fields.append(("storage_offset", .int(t.layout.offset)))
+            if !t.geometry.isContiguous || t.geometry.offset != 0 {
+                fields.append(("strides", .array(t.geometry.strides.map { .int($0) })))
+                fields.append(("storage_offset", .int(t.geometry.offset)))
             }
             if let grad = t.requiresGrad { fields.append(("requires_grad", .bool(grad))) }
             tensorItems.append(.object(fields))

@@ -2,7 +2,7 @@
 ///
 /// Built only through `init(shape:strides:offset:)`, which validates that every size fits in `Int`, so the derived
 /// properties can be computed without further checks.
-public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
+public struct TensorGeometry: Sendable, Hashable, CustomStringConvertible {
     /// Dimensions.
     public let shape: [Int]
     /// Stride of each dimension, in elements (0 repeats an element).
@@ -15,9 +15,9 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
     /// (an empty view reads nothing, so its offset is not checked against the storage).
     public let storageExtent: Int
 
-    /// A contiguous (row-major) layout.
+    /// A contiguous (row-major) geometry.
     public init(contiguous shape: [Int]) throws {
-        try self.init(shape: shape, strides: TensorLayout.contiguousStrides(shape), offset: 0)
+        try self.init(shape: shape, strides: TensorGeometry.contiguousStrides(shape), offset: 0)
     }
 
     /// A strided view; throws `TensorsError` for mismatched ranks, negative values or sizes past 2^63.
@@ -98,5 +98,5 @@ public struct TensorLayout: Sendable, Hashable, CustomStringConvertible {
 
 /// Overflow-checked product of a shape, for callers that only have dimensions.
 public func checkedElementCount(_ shape: [Int]) throws -> Int {
-    try TensorLayout(contiguous: shape).elementCount
+    try TensorGeometry(contiguous: shape).elementCount
 }
