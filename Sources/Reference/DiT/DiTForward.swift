@@ -354,14 +354,14 @@ public struct DiTForward: Sendable {
                         }
                     }
                 }
-                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW.base, bias: nil, outFeatures: d, into: &projected)
+                GEMM.linear(attention, rows: rows, inFeatures: d, weight: block.outW.base, bias: nil, outFeatures: d, into: &projected, kernels: kernels)
                 Kernels.gatedResidual(&x, projected, bias: block.outB.base, rows: rows, dim: d, tokens: tokens, gate: base + 2 * d, stride: 6 * d, level: kernels.level)
                 // MLP: h = LN(x)·(1+scale_mlp)+shift_mlp → fc1 → GELU → fc2.
                 Kernels.layerNormModulate(x, into: &h, rows: rows, dim: d, eps: Float(s.mlpNormEps), tokens: tokens,
                                           shift: base + 3 * d, scale: base + 4 * d, stride: 6 * d, level: kernels.level)
-                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W.base, bias: nil, outFeatures: mlp, into: &inner)
+                GEMM.linear(h, rows: rows, inFeatures: d, weight: block.fc1W.base, bias: nil, outFeatures: mlp, into: &inner, kernels: kernels)
                 Kernels.biasGELU(&inner, rows: rows, dim: mlp, bias: block.fc1B.base, exact: s.gelu == .erf, level: kernels.level)
-                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W.base, bias: nil, outFeatures: d, into: &projected)
+                GEMM.linear(inner, rows: rows, inFeatures: mlp, weight: block.fc2W.base, bias: nil, outFeatures: d, into: &projected, kernels: kernels)
                 Kernels.gatedResidual(&x, projected, bias: block.fc2B.base, rows: rows, dim: d, tokens: tokens, gate: base + 5 * d, stride: 6 * d, level: kernels.level)
             }
             trace?.append("blocks.\(i)", [n, tokens, d], x)
