@@ -58,3 +58,12 @@ public enum TensorValues {
         }
     }
 }
+
+/// Deterministic test inputs, all from the one splitmix64 (`Tensors.SplitMix64`).
+public enum TestValues {
+    /// `count` floats uniform in [−1, 1) from `seed`.
+    public static func uniform(_ count: Int, seed: UInt64) -> [Float] {
+        var generator = SplitMix64(state: seed)
+        return (0..<count).map { _ in Float(generator.nextUnit() * 2 - 1) }
+    }
+}

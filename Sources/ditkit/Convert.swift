@@ -110,7 +110,8 @@ struct Convert: ParsableCommand {
         options.key = nil
         options.optionNames = model.modelOptions.optionNames
         let written = try ModelFamilies.open(try Checkpoint.open(output, options: OpenOptions(variant: write.outputVariant)), options: options)
-        let (report, skipped) = try Verifier().compareConversionAny(
+        let verifier = Verifier(options: VerificationOptions(forward: ForwardOptions(kernels: Ditkit.kernels)))
+        let (report, skipped) = try verifier.compareConversionAny(
             source: source, written: written, names: (self.source, "\(output) (written, run with the source's semantics)"))
         print("\nverify:\n" + report.text)
         if !skipped.isEmpty {

@@ -142,7 +142,7 @@ struct InputOptionGroup: ParsableArguments {
         ForwardOptions(
             batch: batch, seed: seed, timesteps: timesteps.map { parse($0)!.map { Float($0!) } },
             classes: classes.map { parse($0)!.map { Int($0!) } }, memoryBudget: maxMemoryGib * 1024 * 1024 * 1024,
-            workBudget: maxMultiplyAdds)
+            workBudget: maxMultiplyAdds, kernels: Ditkit.kernels)
     }
 
     /// Runs `body`, turning the library's "these inputs do not fit the model" into a usage error naming the flags.

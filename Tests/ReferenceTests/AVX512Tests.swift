@@ -1,4 +1,5 @@
 import Reference
+import DitkitTestSupport
 import Testing
 
 /// ditkit's AVX-512 kernels against float64 evaluations of their definitions (float32 rounding of scores of size ~30
@@ -7,13 +8,7 @@ import Testing
 @Suite("AVX-512 kernels", .enabled(if: GEMM.avx512Available, "this CPU has no AVX-512; the OpenBLAS path runs instead"))
 struct AVX512Tests {
     /// Deterministic values in [−1, 1).
-    static func values(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        return (0..<count).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(Double(state >> 11) / Double(1 << 53) * 2 - 1)
-        }
-    }
+    static func values(_ count: Int, seed: UInt64) -> [Float] { TestValues.uniform(count, seed: seed) }
 
     @Test("matrix–vector products of 1–8 samples equal float64 sums, with and without bias",
           arguments: [(1, 1, 3), (2, 5, 16), (3, 37, 17), (4, 260, 1152), (5, 7, 100), (8, 513, 33)])

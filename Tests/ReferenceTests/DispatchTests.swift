@@ -76,13 +76,7 @@ struct DispatchTests {
     }
 
     /// Deterministic values in [−1, 1).
-    static func values(_ count: Int, seed: UInt64) -> [Float] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        return (0..<count).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(Double(state >> 11) / Double(1 << 53) * 2 - 1)
-        }
-    }
+    static func values(_ count: Int, seed: UInt64) -> [Float] { TestValues.uniform(count, seed: seed) }
 
     @Test("each element-wise kernel at each level matches its float64 definition (rel 2e-6 of the magnitudes), on widths with tails",
           arguments: KernelLevel.allCases, [1, 7, 8, 17, 72, 1152 + 13])

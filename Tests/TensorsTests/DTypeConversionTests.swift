@@ -19,9 +19,9 @@ struct ConversionTests {
     #if arch(x86_64) || arch(arm64)
     @Test("f32 → f16 rounds to nearest even like Swift's Float16 (IEEE) on 2 million values")
     func halfRounding() {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var generator = SplitMix64(state: 1)
         for _ in 0..<2_000_000 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let state = generator.next()
             let bits = UInt32(truncatingIfNeeded: state >> 32)
             // Concentrate on the f16 range (exponents 100…145) half of the time.
             let f = Float(bitPattern: state & 1 == 0 ? bits : (bits & 0x807F_FFFF) | (UInt32(100 + (bits >> 23) % 46) << 23))
