@@ -104,4 +104,13 @@ struct ConvertCLITests {
         #expect(cview.layout == .cerebras && cview.config.hiddenSize == 384 && cview.config.numHeads == 6)
         #expect(ParameterCount(config: cview.config, layout: .cerebras).trainable == 32_858_884)
     }
+
+    @Test("an unknown preset is a usage error naming the nearest presets; a missing file stays a missing file")
+    func unknownPreset() throws {
+        let preset = try DitkitBinary.run(["params", "DiT-XL/3"])
+        #expect(preset.status == 2 && preset.stderr.contains("unknown preset 'DiT-XL/3'") && preset.stderr.contains("DiT-XL/2"))
+        let synth = try DitkitBinary.run(["synth", "DiT-XXL/2", "--to", "canonical", "-o", "/tmp/never-written"])
+        #expect(synth.status == 2 && synth.stderr.contains("nearest: DiT-XL/2"))
+        #expect(try DitkitBinary.run(["params", "no-such-file.pt"]).status == 4)
+    }
 }
