@@ -82,10 +82,10 @@ struct BenchForward: ParsableCommand {
             print("\(chosen.name), batch \(batch), \(rounds) interleaved rounds (medians)")
             print("kernels     \(kernels)\(kernels.level == .best ? "" : " (forced; this CPU runs up to \(KernelLevel.best))")")
             print("forward     \(formatMs(forwardMs))")
-            print("GEMM floor  \(formatMs(floorMs))  (\(String(format2: flops / 1e9)) GFLOP of matrix products, \(String(format2: flops / 1e9 / (floorMs / 1000))) GFLOP/s)")
-            print("ratio       \(String(format2: forwardMs / floorMs))× the floor")
+            print("GEMM floor  \(formatMs(floorMs))  (\(decimalText(flops / 1e9)) GFLOP of matrix products, \(decimalText(flops / 1e9 / (floorMs / 1000))) GFLOP/s)")
+            print("ratio       \(decimalText(forwardMs / floorMs))× the floor")
         }
     }
 
-    func formatMs(_ ms: Double) -> String { String(format2: ms) + " ms" }
+    func formatMs(_ ms: Double) -> String { decimalText(ms) + " ms" }
 }

@@ -33,8 +33,3 @@ enum TextTable {
 func decimalText(_ value: Double) -> String {
     NumberFormat.fixedOrSignificant(value, fractionDigits: 2, significantDigits: 3)
 }
-
-extension String {
-    /// `decimalText(value)`. Kept for Bench.swift until it calls `decimalText` (or `NumberFormat`) itself.
-    init(format2 value: Double) { self = decimalText(value) }
-}

@@ -277,14 +277,9 @@ package indirect enum PickleValue: @unchecked Sendable {
 package func pythonFloatRepr(_ d: Double) -> String {
     if d.isNaN { return "nan" }
     if d.isInfinite { return d < 0 ? "-inf" : "inf" }
-    if d == d.rounded(), abs(d) < 1e16 { return String(format1: d) }
+    // An integral value prints with ".0" (Python keeps the float-ness visible), -0.0 included.
+    if d == d.rounded(), abs(d) < 1e16 { return d == 0 && d.sign == .minus ? "-0.0" : String(Int64(d)) + ".0" }
     return "\(d)"
-}
-
-extension String {
-    fileprivate init(format1 d: Double) {
-        self = d == 0 && d.sign == .minus ? "-0.0" : String(Int64(d)) + ".0"
-    }
 }
 
 /// Identity of a shared pickle value (see `PickleValue.identity`). Valid while the value is alive.

@@ -263,11 +263,8 @@ public struct DiTConfig: FamilyConfig {
         ]
     }()
 
-    static func format(_ v: Double) -> String {
-        if v.isNaN { return "nan" }
-        if v.rounded() == v, abs(v) < 0x1p63 { return String(Int(v)) }
-        return "\(v)"
-    }
+    /// A field value as messages print it: an integer without a fraction, otherwise the shortest round-trip decimal.
+    static func format(_ v: Double) -> String { NumberFormat.shortest(v) }
 
     // MARK: JSON
 

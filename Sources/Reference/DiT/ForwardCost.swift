@@ -1,4 +1,5 @@
 import Models
+import Tensors
 
 /// The memory and work of one forward pass, estimated from the config and batch before anything is allocated,
 /// so that a config or option asking for more than a machine should give (an input size of 4096 on a tiny model)
@@ -75,14 +76,8 @@ public struct ForwardCost: Sendable, Equatable {
         throw ModelError.overBudget(message: message, fittingBatch: fitting >= 1 ? Int(min(fitting, 1e9)) : nil)
     }
 
-    /// Three significant digits, in scientific notation past 10^6.
+    /// Two decimals (trailing zeros dropped), in scientific notation past 10^6.
     static func format(_ v: Double) -> String {
-        if v < 1e6 {
-            let hundredths = (v * 100).rounded()
-            return hundredths.truncatingRemainder(dividingBy: 100) == 0 ? "\(Int(hundredths / 100))" : "\(hundredths / 100)"
-        }
-        var exponent = 0, mantissa = v
-        while mantissa >= 10 { mantissa /= 10; exponent += 1 }
-        return "\((mantissa * 100).rounded() / 100)e\(exponent)"
+        v < 1e6 ? NumberFormat.fixed(v, fractionDigits: 2, trimmingZeros: true) : NumberFormat.scientific(v, trimmingZeros: true)
     }
 }
