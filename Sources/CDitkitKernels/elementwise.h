@@ -166,3 +166,27 @@ ATTR static void NAME(bias_gelu_tanh)(float *x, long r0, long r1, long dim, cons
         }
     }
 }
+
+// Each level includes this file once with its own macros; they end here so the next level can define its own.
+#undef NAME
+#undef ATTR
+#undef VF
+#undef VI
+#undef LANES
+#undef LOADU
+#undef STOREU
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef DIV
+#undef MIN
+#undef MAX
+#undef ASI
+#undef ASF
+#undef IADD
+#undef ISUB
+#undef ISET1
+#undef ISHL23
+#undef HSUM
+#undef HMAX

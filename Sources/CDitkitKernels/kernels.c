@@ -50,28 +50,6 @@ static inline float hmax_base(__m128 v) {
 #define HSUM hsum_base
 #define HMAX hmax_base
 #include "elementwise.h"
-#undef NAME
-#undef ATTR
-#undef VF
-#undef VI
-#undef LANES
-#undef LOADU
-#undef STOREU
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef DIV
-#undef MIN
-#undef MAX
-#undef ASI
-#undef ASF
-#undef IADD
-#undef ISUB
-#undef ISET1
-#undef ISHL23
-#undef HSUM
-#undef HMAX
 
 // AVX2 + FMA (FMA is required with AVX2 by the level, not used: see FP_CONTRACT above).
 #define AVX2 __attribute__((target("avx2,fma")))
@@ -108,28 +86,6 @@ AVX2 static inline float hmax_avx2(__m256 v) {
 #define HSUM hsum_avx2
 #define HMAX hmax_avx2
 #include "elementwise.h"
-#undef NAME
-#undef ATTR
-#undef VF
-#undef VI
-#undef LANES
-#undef LOADU
-#undef STOREU
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef DIV
-#undef MIN
-#undef MAX
-#undef ASI
-#undef ASF
-#undef IADD
-#undef ISUB
-#undef ISET1
-#undef ISHL23
-#undef HSUM
-#undef HMAX
 
 // AVX-512 (F, DQ, BW, VL; the products below use the same attribute).
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
@@ -156,28 +112,6 @@ AVX2 static inline float hmax_avx2(__m256 v) {
 #define HSUM _mm512_reduce_add_ps
 #define HMAX _mm512_reduce_max_ps
 #include "elementwise.h"
-#undef NAME
-#undef ATTR
-#undef VF
-#undef VI
-#undef LANES
-#undef LOADU
-#undef STOREU
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef DIV
-#undef MIN
-#undef MAX
-#undef ASI
-#undef ASF
-#undef IADD
-#undef ISUB
-#undef ISET1
-#undef ISHL23
-#undef HSUM
-#undef HMAX
 
 static int detect_level(void) {
     __builtin_cpu_init();
