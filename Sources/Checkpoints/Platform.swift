@@ -19,15 +19,7 @@ enum Platform {
     // MARK: errno
 
     /// The calling thread's `errno`.
-    static var errno: Int32 {
-        #if canImport(Glibc)
-        return Glibc.errno
-        #elseif canImport(Musl)
-        return Musl.errno
-        #else
-        return Darwin.errno
-        #endif
-    }
+    static var errno: Int32 { currentErrno() }
 
     /// `errno` is `EINTR` (retry the call).
     static var interrupted: Bool { errno == EINTR }

@@ -18,18 +18,21 @@ package func describeErrno(_ code: Int32) -> String {
     return String(cString: text)
 }
 
+/// The calling thread's `errno` (for the platform seams of ditkit's modules).
+package func currentErrno() -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.errno
+    #elseif canImport(Musl)
+    return Musl.errno
+    #else
+    return Darwin.errno
+    #endif
+}
+
 /// The system calls behind `MappedFile`.
 enum Platform {
     /// The calling thread's `errno`.
-    static var errno: Int32 {
-        #if canImport(Glibc)
-        return Glibc.errno
-        #elseif canImport(Musl)
-        return Musl.errno
-        #else
-        return Darwin.errno
-        #endif
-    }
+    static var errno: Int32 { currentErrno() }
 
     /// `open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)`: a descriptor, or -1 with `errno` set. Non-blocking so that
     /// opening a named pipe does not wait for a writer.
