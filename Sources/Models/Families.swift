@@ -149,6 +149,8 @@ extension AnyModelView {
     public var prefix: String { typed.prefix }
     /// Things the user should know (prefix found, copies checked, values assumed).
     public var notes: [String] { typed.notes }
+    /// Values assumed rather than read.
+    public var assumptions: [Assumption] { typed.assumptions }
     /// Canonical tensors in canonical order.
     public var tensors: [CanonicalTensor] { typed.tensors }
     /// The config as JSON (`ditkit.config`), `family` included.

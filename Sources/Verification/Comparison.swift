@@ -59,6 +59,9 @@ public struct VerificationReport: Sendable {
     public let labelA: String
     /// What side B is.
     public let labelB: String
+    /// What the reader should know about how the two sides were run: values assumed on either side, an assumed
+    /// value replaced by the other side's read one, a head count found by search.
+    public var notes: [String] = []
     /// The trace side B was read from, when it was one (`Verifier.compare(_:againstTrace:)` sets it); errors
     /// from `requirePassed()` name it.
     public var traceFile: String? = nil
@@ -75,6 +78,16 @@ public struct VerificationReport: Sendable {
     public func requirePassed() throws {
         if isVacuous { throw VerificationError.nothingCompared(trace: traceFile, compared: layers.map(\.name)) }
         if let first = firstDivergence { throw VerificationError.diverged(layer: first, trace: traceFile) }
+    }
+
+    /// The report with `cause` put first among the likely causes.
+    public func addingCause(_ cause: String) -> VerificationReport {
+        var copy = VerificationReport(
+            layers: layers, tolerance: tolerance, firstDivergence: firstDivergence, likelyCauses: [cause] + likelyCauses,
+            labelA: labelA, labelB: labelB)
+        copy.notes = notes
+        copy.traceFile = traceFile
+        return copy
     }
 
     /// Writes `svg` to `path` through the atomic writer (a temporary file renamed into place): an existing file is
@@ -138,16 +151,22 @@ public struct VerificationReport: Sendable {
     /// numerics (`semantics`, else `config`).
     public static func compare<F: VerifiableFamily>(
         _ a: Trace, _ b: Trace, tolerance: Tolerance, family: F.Type, configA: F.Config?, configB: F.Config?,
-        semanticsA: F.Config?, semanticsB: F.Config?, labelA: String, labelB: String
+        semanticsA: F.Config?, semanticsB: F.Config?, labelA: String, labelB: String,
+        assumedA: [Assumption] = [], assumedB: [Assumption] = []
     ) -> VerificationReport {
         compare(
             a, b, tolerance: tolerance, order: F.traceOrder,
             causes: { layer in
                 guard let x = semanticsA ?? configA, let y = semanticsB ?? configB else { return [] }
                 let found = F.likelyCauses(layer: layer, x, y, configA: configA, configB: configB)
-                return found.isEmpty
-                    ? ["\(weightsDiffer) on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)"]
-                    : found
+                guard found.isEmpty else { return found }
+                // No difference of the values read explains it; an assumed value still might, and is named.
+                let assumed = assumedA.map { "a's \($0)" } + assumedB.map { "b's \($0)" }
+                guard assumed.isEmpty else {
+                    return ["the configs agree on every value read, but not every value was read: " + assumed.joined(separator: "; ")
+                        + " — an assumed value could explain the divergence at \(layer)"]
+                }
+                return ["\(weightsDiffer) on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)"]
             },
             followUps: F.causeFollowUps, labelA: labelA, labelB: labelB)
     }

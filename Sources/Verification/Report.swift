@@ -25,6 +25,7 @@ extension VerificationReport {
         }
         lines.insert("a: \(labelA)\nb: \(labelB)\ntolerance: rel L2 ≤ \(Self.scientific(tolerance.rtol))"
                      + (tolerance.atol > 0 ? " or max |a−b| ≤ \(Self.scientific(tolerance.atol))" : "") + "\n", at: 0)
+        for note in notes { lines.append("note: \(note)") }
         if isVacuous {
             lines.append("\nFAIL: nothing beyond the inputs was compared (\(layers.map(\.name).joined(separator: ", ")))")
         } else if let first = firstDivergence {
@@ -45,6 +46,7 @@ extension VerificationReport {
             ("passed", .bool(passed)),
             ("first_divergence", firstDivergence.map { .string($0) } ?? .null),
             ("likely_causes", .array(likelyCauses.map { .string($0) })),
+            ("notes", .array(notes.map { .string($0) })),
             ("layers", .array(layers.map { l in
                 .object([
                     ("name", .string(l.name)), ("shape", .array(l.shape.map { .int($0) })), ("max_abs", number(l.maxAbs)),

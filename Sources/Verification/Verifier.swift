@@ -13,6 +13,9 @@ public struct VerificationOptions: Sendable, Equatable {
     public var atol: Double
     /// Inputs, budget and kernels of each forward pass (against a trace, the trace's inputs replace these inputs).
     public var forward: ForwardOptions
+    /// Against a trace: when a value was assumed (DiT's head count) and the first divergence is where it matters,
+    /// try the family's alternatives and run with the first that reproduces the trace (reported in the notes).
+    public var searchAssumed = false
 
     /// Options with the given values; every default is the CLI's.
     public init(semantics: SemanticsChoice? = nil, rtol: Double? = nil, atol: Double = 0, forward: ForwardOptions = ForwardOptions()) {
@@ -54,8 +57,10 @@ public struct Verifier: Sendable {
         let forward = options.forward
         let weightsA = try forward.weights(a)
         let weightsB = try forward.weights(b)
-        let semanticsA = options.semantics.map { $0.apply(to: a.config, a: a.config, b: b.config, family: F.self) } ?? a.config
-        let semanticsB = options.semantics.map { $0.apply(to: b.config, a: a.config, b: b.config, family: F.self) } ?? b.config
+        // A value one side assumed gives way to the other side's read one (heads, where the sizes agree).
+        let (configA, configB, reconciled) = F.reconcile(a.config, assumed: a.assumptions, b.config, assumed: b.assumptions)
+        let semanticsA = options.semantics.map { $0.apply(to: configA, a: configA, b: configB, family: F.self) } ?? configA
+        let semanticsB = options.semantics.map { $0.apply(to: configB, a: configA, b: configB, family: F.self) } ?? configB
         guard F.inputSignature(a.config) == F.inputSignature(b.config) else {
             throw VerificationError.differentInputs(a: F.inputSignature(a.config), b: F.inputSignature(b.config))
         }
@@ -64,11 +69,19 @@ public struct Verifier: Sendable {
         _ = F.run(weightsA, semantics: semanticsA, inputs: shared, kernels: forward.kernels, trace: traceA)
         _ = F.run(weightsB, semantics: semanticsB, inputs: shared, kernels: forward.kernels, trace: traceB)
         let semanticsName = options.semantics?.rawValue ?? "own"
-        return VerificationReport.compare(
+        var report = VerificationReport.compare(
             traceA, traceB, tolerance: tolerance(for: a.tensors.map(\.dtype) + b.tensors.map(\.dtype)), family: F.self,
-            configA: a.config, configB: b.config, semanticsA: semanticsA, semanticsB: semanticsB,
+            configA: configA, configB: configB, semanticsA: semanticsA, semanticsB: semanticsB,
             labelA: "\(names?.a ?? a.checkpoint.path) (\(a.layoutSummary), \(semanticsName) semantics)",
-            labelB: "\(names?.b ?? b.checkpoint.path) (\(b.layoutSummary), \(semanticsName) semantics)")
+            labelB: "\(names?.b ?? b.checkpoint.path) (\(b.layoutSummary), \(semanticsName) semantics)",
+            assumedA: remaining(a.assumptions, reconciled: a.config != configA), assumedB: remaining(b.assumptions, reconciled: b.config != configB))
+        report.notes = a.assumptions.map { "a: \($0)" } + b.assumptions.map { "b: \($0)" } + reconciled
+        return report
+    }
+
+    /// The assumptions still standing: a head count replaced by the other side's read one no longer is.
+    func remaining(_ assumptions: [Assumption], reconciled: Bool) -> [Assumption] {
+        reconciled ? assumptions.filter { $0.field != "num_heads" } : assumptions
     }
 
     /// Runs `model` on the inputs of the trace at `tracePath` (`input.x`, `input.t`, `input.y`) and compares every
@@ -83,17 +96,54 @@ public struct Verifier: Sendable {
         let (reference, metadata, traceInputs) = try TraceFile.load(tracePath, for: model.config)
         let weights = try options.forward.weights(model, batch: F.batch(of: traceInputs))
         let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
-        let referenceConfig: F.Config? = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
-            $0.apply(to: model.config, a: model.config, b: nil, family: F.self)
+        // The trace's own config (when it carries one) gives the values the model's weights could not.
+        var notes = model.assumptions.map { "a: \($0)" }
+        var config = model.config
+        var assumed = model.assumptions
+        if assumed.contains(where: { $0.field == "num_heads" }), let traced = F.traceConfig(metadata, like: model.config), traced != config {
+            notes.append("the model's assumed values give way to the trace's recorded config")
+            config = traced
+            assumed.removeAll { $0.field == "num_heads" }
         }
-        let semantics = options.semantics.map { $0.apply(to: model.config, a: model.config, b: referenceConfig, family: F.self) } ?? model.config
-        let trace = Trace()
-        _ = F.run(weights, semantics: semantics, inputs: traceInputs, kernels: options.forward.kernels, trace: trace)
-        var report = VerificationReport.compare(
-            trace, reference, tolerance: tolerance(for: model.tensors.map(\.dtype)), family: F.self,
-            configA: model.config, configB: nil, semanticsA: semantics, semanticsB: referenceConfig,
-            labelA: "\(name ?? model.checkpoint.path) (ditkit reference, \(options.semantics?.rawValue ?? model.layout.rawValue) semantics)",
-            labelB: "\(tracePath) (trace\(referenceSemantics.map { ", \($0) semantics" } ?? ""))")
+        func run(_ config: F.Config) -> (VerificationReport, F.Config) {
+            let referenceConfig = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
+                $0.apply(to: config, a: config, b: nil, family: F.self)
+            }
+            let semantics = options.semantics.map { $0.apply(to: config, a: config, b: referenceConfig, family: F.self) } ?? config
+            let trace = Trace()
+            _ = F.run(weights, semantics: semantics, inputs: traceInputs, kernels: options.forward.kernels, trace: trace)
+            let report = VerificationReport.compare(
+                trace, reference, tolerance: tolerance(for: model.tensors.map(\.dtype)), family: F.self,
+                configA: config, configB: nil, semanticsA: semantics, semanticsB: referenceConfig,
+                labelA: "\(name ?? model.checkpoint.path) (ditkit reference, \(options.semantics?.rawValue ?? model.layout.rawValue) semantics)",
+                labelB: "\(tracePath) (trace\(referenceSemantics.map { ", \($0) semantics" } ?? ""))", assumedA: assumed)
+            return (report, semantics)
+        }
+        var (report, _) = run(config)
+        // A divergence an assumed value may explain: try the family's alternatives and say which reproduce the trace
+        // (with `searchAssumed`, the first that does is used).
+        if let first = report.firstDivergence {
+            let alternatives = F.alternatives(config, assumed: assumed, divergedAt: first)
+            var passing: [(F.Config, String)] = []
+            for (candidate, change) in alternatives {
+                let (tried, _) = run(candidate)
+                if tried.passed { passing.append((candidate, change)) }
+            }
+            if !alternatives.isEmpty {
+                let tried = alternatives.map(\.change).joined(separator: ", ")
+                if let (found, change) = passing.first {
+                    if options.searchAssumed {
+                        notes.append("searched \(tried): \(change) reproduces the trace and is used")
+                        (report, _) = run(found)
+                    } else {
+                        report = report.addingCause("with \(change) instead of the assumed value, every layer is within tolerance")
+                    }
+                } else {
+                    notes.append("searched \(tried): none reproduces the trace")
+                }
+            }
+        }
+        report.notes = notes
         report.traceFile = tracePath
         return report
     }

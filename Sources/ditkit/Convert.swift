@@ -53,6 +53,7 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        try model.requireCount("convert")
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !out.force { throw CheckpointError.outputExists(path: output) }

@@ -45,6 +45,22 @@ extension SemanticsChoice: ExpressibleByArgument {
     public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
 }
 
+/// `--heads N` or `--heads auto`.
+enum HeadsOption: ExpressibleByArgument, Equatable {
+    case count(Int)
+    case auto
+
+    init?(argument: String) {
+        if argument == "auto" { self = .auto } else if let n = Int(argument) { self = .count(n) } else { return nil }
+    }
+
+    /// The count given, nil for `auto`.
+    var count: Int? {
+        if case .count(let n) = self { return n }
+        return nil
+    }
+}
+
 // MARK: reading
 
 /// How to open the input (inspect, params, convert, trace, verify).
@@ -79,8 +95,11 @@ struct ModelOptionGroup: ParsableArguments {
     @Option(name: .long, help: "Sub-dict of a training checkpoint to read (ema, the default when present, or model).")
     var key: String?
 
-    @Option(name: .long, help: "Attention heads (cannot be read from weights; default: the matching preset, or head dim 64).")
-    var heads: Int?
+    @Option(name: .long, help: ArgumentHelp(
+        "Attention heads (cannot be read from weights; default: a diffusers config's, a trace's, the matching preset, or "
+            + "head dim 64, reported as assumed). `auto` (verify --against): try every count dividing D and keep the one "
+            + "that reproduces the trace.", valueName: "N|auto"))
+    var heads: HeadsOption?
 
     @Option(name: .long, help: "Latent input size S (32 for 256 px, 64 for 512 px) when no position table is stored.")
     var inputSize: Int?
@@ -91,9 +110,14 @@ struct ModelOptionGroup: ParsableArguments {
     @Option(name: .long, help: "diffusers: the block whose embedder copy to use when the per-block copies differ.")
     var embedderBlock: Int?
 
+    /// `auto` is for `verify --against` (which checks it); every other command refuses it.
+    func requireCount(_ command: String) throws {
+        if heads == .auto { throw CLIError.usage("--heads auto applies to verify --against; \(command) needs a number") }
+    }
+
     /// The library's model options, with the flags' names for its messages.
     var modelOptions: ModelOptions {
-        var options = ModelOptions(key: key, heads: heads, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
+        var options = ModelOptions(key: key, heads: heads?.count, inputSize: inputSize, numClasses: numClasses, embedderBlock: embedderBlock)
         options.optionNames = ["key": "--key", "heads": "--heads", "inputSize": "--input-size", "numClasses": "--num-classes", "embedderBlock": "--embedder-block"]
         return options
     }

@@ -22,6 +22,7 @@ struct Params: ParsableCommand {
     @OptionGroup var model: ModelOptionGroup
 
     func run() throws {
+        try model.requireCount("params")
         var presets: [any AnyPreset] = []
         var views: [any AnyModelView] = []
         if items.isEmpty { presets = ModelFamilies.presets }

@@ -30,6 +30,7 @@ struct TraceCommand: ParsableCommand {
     var semantics: SemanticsChoice? { numerics.semantics }
 
     func run() throws {
+        try model.requireCount("trace")
         // Refused before any work: a trace that would replace its own checkpoint, or an existing file.
         try TraceFile.checkDestination(output, input: path, overwrite: force)
         let view = try openModel(path, open, model)
@@ -38,5 +39,6 @@ struct TraceCommand: ParsableCommand {
         }
         print("wrote \(output): \(recorded.layers) layers, batch \(recorded.batch), \(view.layoutSummary) with "
               + "\(semantics?.rawValue ?? "its own") semantics")
+        for note in view.notes { print("note: " + note) }
     }
 }

@@ -46,6 +46,7 @@ struct Verify: ParsableCommand {
 
     func validate() throws {
         guard (b == nil) != (against == nil) else { throw ValidationError("give either a second checkpoint B or --against TRACE") }
+        if model.heads == .auto && against == nil { throw ValidationError("--heads auto searches against a trace: use it with --against") }
     }
 
     func run() throws {
@@ -65,7 +66,9 @@ struct Verify: ParsableCommand {
 
     static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
                         inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
-        let verifier = Verifier(options: VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward))
+        var options = VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward)
+        options.searchAssumed = model.heads == .auto
+        let verifier = Verifier(options: options)
         let viewA = try openModel(a, open, model)
         if let against { return try verifier.compareAny(viewA, againstTrace: against, name: a) }
         let viewB = try openModel(b!, open, model)

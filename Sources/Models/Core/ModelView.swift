@@ -31,6 +31,31 @@ public struct CanonicalTensor: Sendable {
     public let dtype: DType
 }
 
+/// A value of a model's config that was assumed rather than read (heads cannot be read from weights, a training
+/// checkpoint's EMA weights were chosen, a default filled a missing config key), and where the assumption came from.
+/// Every command reports these; a comparison never lets an assumed value silently win over a read one.
+public struct Assumption: Sendable, Equatable, CustomStringConvertible {
+    /// The config field (`num_heads`, `num_classes`, `norm_eps.mlp`) or choice (`weights`) assumed.
+    public let field: String
+    /// The value assumed, as text.
+    public let value: String
+    /// Where the value came from (`the preset with hidden size 1152`, `head dimension 64`).
+    public let basis: String
+
+    /// An assumption of `value` for `field`, on `basis`.
+    public init(field: String, value: String, basis: String) {
+        self.field = field
+        self.value = value
+        self.basis = basis
+    }
+
+    /// `num_heads = 16 (assumed: the preset with hidden size 1152)`.
+    public var description: String { "\(field) = \(value) (assumed: \(basis))" }
+
+    /// As JSON: field, value, basis.
+    public var json: JSONValue { .object([("field", .string(field)), ("value", .string(value)), ("basis", .string(basis))]) }
+}
+
 /// What a family's config inference sees: the checkpoint's tensors under the detected prefix, read by CANONICAL
 /// template through the layout's naming table, the checkpoint's config files, the user's options, and a place for
 /// notes. Every shape read is rank-checked and names the stored tensor when it does not fit.
@@ -43,8 +68,16 @@ public struct InferenceContext<Family: ModelFamily> {
     public let depth: Int
     /// The options the caller gave.
     public let options: ModelOptions
-    /// Things the user should know: values assumed rather than read, and where each came from.
+    /// Things the user should know (each assumption is also a note).
     public var notes: [String] = []
+    /// Values assumed rather than read, and where each came from.
+    public var assumptions: [Assumption] = []
+
+    /// Records an assumption (and a note saying it).
+    public mutating func assume(_ field: String, _ value: String, basis: String, note: String) {
+        assumptions.append(Assumption(field: field, value: value, basis: basis))
+        notes.append(note)
+    }
     /// How each config field's value was obtained (field → tensor, key or option), so that a problem names what the
     /// user can fix.
     public var origins: [String: String] = [:]
@@ -135,6 +168,8 @@ public struct ModelView<Family: ModelFamily>: Sendable {
     public let tensors: [CanonicalTensor]
     /// Things the user should know (prefix found, copies checked, values assumed).
     public let notes: [String]
+    /// Values assumed rather than read (also in `notes`).
+    public let assumptions: [Assumption]
 
     /// How the canonical tensor `name` is read, or nil when the model has none of that name.
     public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
@@ -164,7 +199,8 @@ public struct ModelView<Family: ModelFamily>: Sendable {
                 path: checkpoint.path,
                 problems: ["no \(Family.summary) layout recognised (" + Family.layouts.map(\.summary).joined(separator: ", ") + ")"])
         }
-        let match = try choose(matches, key: options.key, path: checkpoint.path, notes: &notes)
+        var assumptions: [Assumption] = []
+        let match = try choose(matches, key: options.key, path: checkpoint.path, notes: &notes, assumptions: &assumptions)
         let layout = Family.layout(match.layout)!
         let prefix = match.prefix
         let explained = prefix == layout.conventionalPrefix
@@ -182,6 +218,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
         var config = try Family.inferConfig(&context)
         notes += context.notes
+        assumptions += context.assumptions
 
         // Strict mapping: every stored name must be expected for this config, and every expected name present.
         let expected = Family.sourceTensors(layout.id, config: config)
@@ -229,11 +266,14 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             tensors.append(CanonicalTensor(name: name, source: source, shape: shape, dtype: dtype))
         }
         config.sourceLayout = layout.id
-        return ModelView(checkpoint: checkpoint, layout: layout.id, prefix: prefix, config: config, tensors: tensors, notes: notes)
+        return ModelView(
+            checkpoint: checkpoint, layout: layout.id, prefix: prefix, config: config, tensors: tensors, notes: notes, assumptions: assumptions)
     }
 
     /// The match to read: the one under `key`; else a training checkpoint's EMA weights; else the first.
-    static func choose(_ matches: [LayoutMatch], key: String?, path: String, notes: inout [String]) throws -> LayoutMatch {
+    static func choose(
+        _ matches: [LayoutMatch], key: String?, path: String, notes: inout [String], assumptions: inout [Assumption]
+    ) throws -> LayoutMatch {
         if let key {
             let wanted = key.hasSuffix(".") ? key : key + "."
             guard let m = matches.first(where: { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }) else {
@@ -243,11 +283,13 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         }
         if let ema = matches.first(where: { $0.prefix == "ema." }), matches.contains(where: { $0.prefix == "model." }) {
             notes.append("training checkpoint: reading the EMA weights under \"ema.\" (the raw weights are under \"model.\")")
+            assumptions.append(Assumption(field: "weights", value: "ema", basis: "a training checkpoint's EMA weights are read by default"))
             return ema
         }
         if matches.count > 1 {
             notes.append("several models found (" + matches.map { "\"\($0.prefix)\"" }.joined(separator: ", ")
                 + "); reading \"\(matches[0].prefix)\"")
+            assumptions.append(Assumption(field: "weights", value: matches[0].prefix, basis: "the first of several models found"))
         }
         return matches[0]
     }
@@ -323,6 +365,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         }
         for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
         guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
-        return ModelView(checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: [])
+        return ModelView(
+            checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: [], assumptions: [])
     }
 }

@@ -78,7 +78,7 @@ public struct ParamsReport<Family: ModelFamily> {
                     ("prefix", .string(e.view.prefix)), ("total", .int(e.total)), ("trainable", .int(e.trainable)),
                     ("frozen", .int(e.total - e.trainable)), ("stored", .int(e.stored)), ("gflops", .double(e.gflops)),
                     ("groups", .array(e.groups.map { .object([("name", .string($0.name)), ("parameters", .int($0.parameters))]) })),
-                    ("config", e.view.config.json),
+                    ("config", e.view.config.json), ("assumed", .array(e.view.assumptions.map(\.json))),
                 ])
             })),
         ])

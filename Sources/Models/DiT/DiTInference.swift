@@ -51,9 +51,12 @@ extension DiTFamily {
         } else if rows >= 1, (rows - 1) % 10 == 0 {
             classes = rows - 1
             nullRow = true
+            context.assumptions.append(Assumption(
+                field: "num_classes", value: "\(classes) + null row", basis: "\(rows) label rows, one more than a round number"))
         } else {
             classes = rows
             nullRow = false
+            context.assumptions.append(Assumption(field: "num_classes", value: "\(classes), no null row", basis: "\(rows) label rows"))
         }
         // Input size: a stored position table, diffusers' sample_size, or the option.
         var inputSize: Int?
@@ -83,10 +86,14 @@ extension DiTFamily {
             context.origins["num_heads"] = "\(configFile): num_attention_heads"
         } else if let h = Preset.heads(forHiddenSize: hidden) {
             heads = h
-            context.notes.append("\(h) attention heads, from the preset with hidden size \(hidden) (assumed: heads cannot be read from weights)")
+            context.assume(
+                "num_heads", "\(h)", basis: "the preset with hidden size \(hidden)",
+                note: "\(h) attention heads, from the preset with hidden size \(hidden) (assumed: heads cannot be read from weights)")
         } else if hidden > 0, hidden % 64 == 0 {
             heads = hidden / 64
-            context.notes.append("\(heads) attention heads assuming head dimension 64 (assumed: heads cannot be read from weights)")
+            context.assume(
+                "num_heads", "\(heads)", basis: "head dimension 64",
+                note: "\(heads) attention heads assuming head dimension 64 (assumed: heads cannot be read from weights)")
         } else {
             throw ModelError.sizeNeeded(path: path, field: "num_heads", reason: "hidden size \(hidden) matches no preset and is not a multiple of 64")
         }
@@ -135,7 +142,9 @@ extension DiTFamily {
                 context.origins["norm_eps.mlp"] = "\(file): norm_eps"
             } else {
                 config.mlpNormEps = 1e-5
-                context.notes.append("config.json has no norm_eps (an older diffusers config): the MLP norm eps is diffusers' default 1e-5")
+                context.assume(
+                    "norm_eps.mlp", "1e-5", basis: "diffusers' default (config.json has no norm_eps)",
+                    note: "config.json has no norm_eps (an older diffusers config): the MLP norm eps is diffusers' default 1e-5")
             }
             if context.componentConfig?.json["activation_fn"]?.stringValue == "gelu" { config.gelu = .erf }
         },

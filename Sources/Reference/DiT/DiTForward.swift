@@ -267,7 +267,9 @@ public struct DiTForward: Sendable {
         let c = weights.config, s = semantics
         let n = inputs.batch, d = c.hiddenSize, p = c.patchSize, ch = c.inChannels, cout = c.outChannels
         let side = c.inputSize, grid = c.gridSize, tokens = c.tokens, rows = n * tokens
-        let f = c.frequencyEmbeddingSize, mlp = c.mlpHidden, heads = c.numHeads, hd = d / heads
+        // Heads are not fixed by the weights: the semantics say how D splits (the weights' own count by default).
+        let heads = s.hiddenSize == d && s.numHeads >= 1 && d % s.numHeads == 0 ? s.numHeads : c.numHeads
+        let f = c.frequencyEmbeddingSize, mlp = c.mlpHidden, hd = d / heads
         trace?.append("input.x", [n, ch, side, side], inputs.x)
         trace?.append("input.t", [n], inputs.t)
         trace?.append("input.y", [n], inputs.y.map(Float.init))
