@@ -54,7 +54,7 @@ its first call; later calls are checked to give the same value (a warning is pri
 `--layers io` keeps only input.* and output.
 
 The trace is a safetensors file, all tensors float32, metadata {"format": "pt", "ditkit.trace": "1",
-"ditkit.trace.semantics": "original" | "diffusers" | "cerebras", "ditkit.trace.source": "<what made it>"}; it is
+"ditkit.trace.semantics": "original" | "diffusers" | "cerebras", "ditkit.trace.source": "<what made it>", "ditkit.trace.model": "<JSON: hidden_size, depth, num_heads, patch_size, input_size, in_channels, out_channels, num_classes>"}; it is
 written to a temporary file and renamed. The semantics tell the reader which numerics the model has (diffusers:
 timestep frequencies divided by 127 instead of 128, MLP pre-norm eps from `norm_eps`; Cerebras: erf GELU, the
 float64 timestep table, ConvTranspose head).
@@ -575,7 +575,7 @@ def check_shapes(tr: dict, cfg: dict):
             raise TraceError(f"internal: {name} is {v.dtype}")
 
 
-def save_trace(path, tensors: dict, semantics: str, source: str):
+def save_trace(path, tensors: dict, semantics: str, source: str, model: dict | None = None):
     """safetensors, float32, the contract's metadata; written to a temporary file and renamed.
 
     Written here rather than with safetensors.torch.save_file so that the bytes are reproducible: the header keeps
@@ -588,6 +588,10 @@ def save_trace(path, tensors: dict, semantics: str, source: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"__metadata__": {"format": "pt", "ditkit.trace": TRACE_VERSION, "ditkit.trace.semantics": semantics,
                                "ditkit.trace.source": source}}
+    if model is not None:
+        # The sizes the PyTorch model was built with, in ditkit's config names (heads cannot be read from weights:
+        # `ditkit verify --against` uses this one).
+        header["__metadata__"]["ditkit.trace.model"] = json.dumps(model, separators=(",", ":"), sort_keys=True)
     blobs, offset = [], 0
     for name, v in tensors.items():
         if v.dtype != torch.float32:
@@ -665,7 +669,10 @@ def main(argv=None) -> dict:
              f", layers {args.layers}")
     calls: dict = {}
     tr = trace(loaded, inputs, args.layers, calls)
-    save_trace(args.output, tr, loaded.kind, source_text(loaded, args.model, desc))
+    model = {"hidden_size": cfg["hidden"], "depth": cfg["depth"], "num_heads": cfg["heads"], "patch_size": cfg["patch"],
+             "input_size": cfg["input_size"], "in_channels": cfg["in_channels"], "out_channels": cfg["out_channels"],
+             "num_classes": cfg["num_classes"]}
+    save_trace(args.output, tr, loaded.kind, source_text(loaded, args.model, desc), model)
     if not args.quiet:
         print(f"torch-trace: {args.output}: {loaded.kind}, {len(tr)} tensors "
               f"(batch {tr['input.x'].shape[0]}, D {cfg['hidden']}, depth {cfg['depth']}, p {cfg['patch']}, "
