@@ -100,14 +100,17 @@ public struct Verifier: Sendable {
         var notes = model.assumptions.map { "a: \($0)" }
         var config = model.config
         var assumed = model.assumptions
-        if assumed.contains(where: { $0.field == "num_heads" }), let traced = F.traceConfig(metadata, like: model.config), traced != config {
+        let traced = F.traceConfig(metadata, like: model.config)
+        if assumed.contains(where: { $0.field == "num_heads" }), let traced, traced != config {
             notes.append("the model's assumed values give way to the trace's recorded config")
             config = traced
             assumed.removeAll { $0.field == "num_heads" }
         }
         func run(_ config: F.Config) -> (VerificationReport, F.Config) {
+            // The trace's side: its recorded sizes where it has them (so a differing read value is named as a cause).
+            let referenceBase = traced ?? config
             let referenceConfig = referenceSemantics.flatMap { SemanticsChoice(rawValue: $0) }.map {
-                $0.apply(to: config, a: config, b: nil, family: F.self)
+                $0.apply(to: referenceBase, a: referenceBase, b: nil, family: F.self)
             }
             let semantics = options.semantics.map { $0.apply(to: config, a: config, b: referenceConfig, family: F.self) } ?? config
             let trace = Trace()
