@@ -169,7 +169,7 @@ extension ConversionPlan {
                 return "\(lead) (max |Δ| \(difference.maxAbs)), so nothing is lost"
             }
             if difference.ulps <= TableDifference.equalWithinUlps {
-                return "\(lead) within \(difference.ulps) ulps of \(unit) (cos/sin rounding\(angles == nil ? "" : ", counted in ulps of each angle"); max |Δ| \(difference.maxAbs)), so nothing is lost"
+                return "\(lead) within \(difference.ulps) \(difference.ulps == 1 ? "ulp" : "ulps") of \(unit) (cos/sin rounding\(angles == nil ? "" : ", counted in ulps of each angle"); max |Δ| \(difference.maxAbs)), so nothing is lost"
             }
             throw ModelError.tableDiffers(tensor: name, target: target, maxAbsDifference: difference.maxAbs, ulps: difference.ulps, dtype: tensor.dtype)
         }
