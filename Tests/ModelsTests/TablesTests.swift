@@ -143,4 +143,22 @@ struct TablesTests {
         let plan = try Convert.open(try Self.cerebras(withTimestepTable: try Self.real("timestep_embedding"), in: dir)).plan(to: .original)
         #expect(plan.notes.contains { $0.contains("t_embed.table") && $0.contains("within 1 ulp of f32 (cos/sin rounding, counted in ulps of each angle") })
     }
+
+    @Test("end to end: synth --to cerebras writes the float32 table; convert refuses a table that differs, naming it, and advises --drop")
+    func endToEnd() throws {
+        let dir = TemporaryDirectory()
+        let synth = try DitkitBinary.run(["synth", "cerebras-dit-small", "--to", "cerebras", "-o", dir.file("c.pt")])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let written = try Checkpoint.open(dir.file("c.pt"))
+        let table = try #require(written.tensors.first { $0.name == Self.timestepName }).float32()
+        #expect(TableDifference(table, try Self.real("timestep_embedding"), dtype: .f32).ulps <= 1)
+
+        var moved = try Self.real("timestep_embedding")
+        moved[979 * 256 + 5] += 1e-3
+        let path = try Self.cerebras(withTimestepTable: moved, in: dir)
+        let refused = try DitkitBinary.run(["convert", path, "--to", "original", "-o", dir.file("o.pt"), "--heads", "2"])
+        #expect(refused.status == 3, "\(refused.stderr)")
+        #expect(refused.stderr.contains("t_embed.table") && refused.stderr.contains("ulps of f32") && refused.stderr.contains("--drop t_embed.table"),
+                "\(refused.stderr)")
+    }
 }
