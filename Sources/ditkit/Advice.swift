@@ -27,6 +27,7 @@ enum Advice {
         case .sizeNeeded(_, "input_size", _)?: return "pass --input-size (32 for 256 px, 64 for 512 px)"
         case .sigmaChannels?: return "pass --drop-sigma to drop them"
         case .cannotHold(let tensor, _, _)?: return "pass --drop \(tensor) to convert without it"
+        case .tableDiffers(let tensor, _, _, _, _)?: return "pass --drop \(tensor) to convert without it"
         case .copiesDiffer?: return "choose one with --embedder-block N"
         case .noModelUnderKey?: return "choose one with --key"
         case .unknownPreset?: return "see `ditkit params` for the list"

@@ -152,20 +152,26 @@ extension ConversionPlan {
         return ConversionPlan(target: target, outputs: outputs, config: resultConfig, notes: notes, casts: casts)
     }
 
-    /// A canonical tensor the target does not store: allowed when it equals the table the target recomputes, or
-    /// when the caller named it in `options.drop`.
+    /// A canonical tensor the target does not store: allowed when it equals the table the target recomputes (within
+    /// `TableDifference.equalWithinUlps` ulps of its stored dtype: the platform's cos/sin rounding), or when the caller
+    /// named it in `options.drop`. Throws `ModelError.tableDiffers` (the tensor, max |Δ| and ulps) for a table farther
+    /// apart, `ModelError.cannotHold` for a tensor that is no recomputed table.
     static func checkDroppable(_ name: String, _ template: String, _ tensor: OutputTensor, target: Layout, config: Family.Config, options: ConversionOptions) throws -> String {
         if options.drop.contains(name) { return "dropped \(name) (allowed to drop)" }
         if var expected = Family.recomputedTable(template, config: config), let actual = try? tensor.float32(), actual.count == expected.count {
             // A table stored in a narrower dtype is compared with the recomputed one rounded the same way.
             if tensor.dtype != .f32, tensor.dtype.isFloatingPoint { expected = try rounded(expected, to: tensor.dtype) }
-            let worst = zip(actual, expected).map { abs($0 - $1) }.max() ?? 0
-            if worst <= 1e-6 {
-                return "\(name) is not stored by the \(target) layout; it equals the table that layout recomputes (max |Δ| \(worst)), so nothing is lost"
+            let angles = Family.recomputedTableAngles(template, config: config)
+            let difference = TableDifference(actual, expected, dtype: tensor.dtype, angles: angles)
+            let unit = tensor.dtype == .f64 ? "f32" : tensor.dtype.rawValue
+            let lead = "\(name) is not stored by the \(target) layout; it equals the table that layout recomputes"
+            if difference.ulps == 0 {
+                return "\(lead) (max |Δ| \(difference.maxAbs)), so nothing is lost"
             }
-            throw ModelError.cannotHold(
-                tensor: name, target: target,
-                detail: "it differs from the table that layout recomputes (max |Δ| \(worst)), so converting would change the model")
+            if difference.ulps <= TableDifference.equalWithinUlps {
+                return "\(lead) within \(difference.ulps) \(difference.ulps == 1 ? "ulp" : "ulps") of \(unit) (cos/sin rounding\(angles == nil ? "" : ", counted in ulps of each angle"); max |Δ| \(difference.maxAbs)), so nothing is lost"
+            }
+            throw ModelError.tableDiffers(tensor: name, target: target, maxAbsDifference: difference.maxAbs, ulps: difference.ulps, dtype: tensor.dtype)
         }
         throw ModelError.cannotHold(tensor: name, target: target, detail: "the layout does not store it")
     }

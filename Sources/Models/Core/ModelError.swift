@@ -32,6 +32,10 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     /// The target layout does not store canonical tensor `tensor`; `detail` says whether it differs from the table the
     /// target recomputes. Dropping it is the caller's choice (`ConversionOptions.drop`).
     case cannotHold(tensor: String, target: Layout, detail: String)
+    /// The target layout does not store frozen table `tensor` and recomputes it, but the stored table is farther from
+    /// the recomputed one than cos/sin rounding explains: `maxAbsDifference` and `ulps` (of the stored `dtype`) say how
+    /// far. Dropping it anyway is the caller's choice (`ConversionOptions.drop`).
+    case tableDiffers(tensor: String, target: Layout, maxAbsDifference: Float, ulps: Int, dtype: DType)
 
     /// The error as a sentence; several problems are listed one per line, at most 12 shown.
     public var description: String {
@@ -59,6 +63,10 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
             return "the \(target) layout has no learned-sigma output: its head holds \(targetChannels) channels, this model predicts "
                 + "\(model); dropping the \(model - targetChannels) sigma channels of final.linear would be lossy"
         case .cannotHold(let tensor, let target, let detail): return "the \(target) layout cannot hold \(tensor): \(detail)"
+        case .tableDiffers(let tensor, let target, let maxAbs, let ulps, let dtype):
+            let distance = ulps == Int.max ? "a non-finite value" : "\(ulps) ulps of \(dtype == .f64 ? "f32" : dtype.rawValue)"
+            return "the \(target) layout cannot hold \(tensor): it differs from the table that layout recomputes "
+                + "(max |Δ| \(maxAbs), \(distance); more than cos/sin rounding), so converting would change the model"
         }
     }
 

@@ -88,6 +88,11 @@ public protocol ModelFamily: Sendable {
     /// conversion (to check a dropped table or fill one the target needs), synthetic weights and the forward use it.
     static func recomputedTable(_ template: String, config: Config) -> [Float]?
 
+    /// For a sin/cos table whose angles are rounded before cos/sin (a float32 timestep table), each entry's angle:
+    /// a difference is then counted in ulps of the angle, the rounding the source's own platform may do differently
+    /// (`TableDifference`); nil for other tables (the default).
+    static func recomputedTableAngles(_ template: String, config: Config) -> [Float]?
+
     /// The config value a recomputed table's size comes from, for a message (DiT: `input size 64 (input_size,
     /// diffusers' sample_size)`).
     static func tableSizeSource(_ template: String, config: Config) -> String
@@ -219,4 +224,9 @@ public struct ModelOptions: Sendable {
         self.numClasses = numClasses
         self.embedderBlock = embedderBlock
     }
+}
+
+extension ModelFamily {
+    /// No table's differences are counted in ulps of its angles unless the family says so.
+    public static func recomputedTableAngles(_ template: String, config: Config) -> [Float]? { nil }
 }

@@ -168,7 +168,12 @@ public enum DiTFamily: ModelFamily {
     // MARK: tables, counts, reports
 
     /// The position table (2-D sin-cos), the timestep table and the two diffusion schedule tables, as the source code
-    /// computes them; nil for any other template.
+    /// computes them; nil for any other template. One arithmetic per table serves every layout, because the layouts
+    /// that store or compute a table agree on it (REFERENCE §1–3): `pos_embed` is numpy float64 cast to float32 (the
+    /// original stores it, diffusers recomputes it bit for bit, the Cerebras Model Zoo stores it within 1 ulp);
+    /// `t_embed.table` is PyTorch float32 step by step (the Model Zoo stores it; the original computes the same rows on
+    /// the fly; diffusers' own sinusoid differs by its frequency shift, a semantic note, and it stores no table); the
+    /// schedule is numpy float64 cast to float32 (only the Model Zoo stores it).
     public static func recomputedTable(_ template: String, config: DiTConfig) -> [Float]? {
         switch template {
         case "pos_embed": return Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
@@ -177,6 +182,14 @@ public enum DiTFamily: ModelFamily {
         case "diffusion.sqrt_one_minus_alphas_cumprod": return Tables.diffusionSchedule().sqrtOneMinus
         default: return nil
         }
+    }
+
+    /// The timestep table's angles t·f_k (float32, as the table rounds them before cos/sin): PyTorch's vectorised
+    /// `exp` rounds 2 of the 128 frequencies (k = 12, 106) one ulp away from a correctly rounded exp, so a real table
+    /// differs from any libm's by up to one ulp of the angle (3e-5 at t ≈ 979); nil for the other tables, which numpy
+    /// computes in float64.
+    public static func recomputedTableAngles(_ template: String, config: DiTConfig) -> [Float]? {
+        template == "t_embed.table" ? Tables.timestepAngles(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod) : nil
     }
 
     /// The input size for the position table; the config summary for the other tables.
