@@ -45,6 +45,9 @@ extension SemanticsChoice: ExpressibleByArgument {
     public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
 }
 
+/// `--metric` (verify): the statistic a layer's verdict is taken on.
+extension ErrorMetric: ExpressibleByArgument {}
+
 // MARK: reading
 
 /// How to open the input (inspect, params, convert, trace, verify).
