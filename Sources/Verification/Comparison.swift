@@ -132,7 +132,10 @@ public struct VerificationReport: Sendable {
                 continue
             }
             let stats = ErrorStatistics(x.values, y.values)
-            let grid = tokenGrid(x.shape).flatMap { g in g.rows * g.columns == x.shape[1] ? g : nil }
+            // A grid only for a well-formed (N, T, D) whose element count is the values' (a hostile trace may lie).
+            let elements = x.shape.reduce(Optional(1)) { p, d in p.flatMap { d < 0 ? nil : $0.multipliedReportingOverflow(by: d).overflow ? nil : $0 * d } }
+            let grid = x.shape.count == 3 && elements == x.values.count
+                ? tokenGrid(x.shape).flatMap { g in g.rows > 0 && g.columns > 0 && g.rows * g.columns == x.shape[1] ? g : nil } : nil
             let tokens = grid.map { _ in ErrorStatistics.perToken(x.values, y.values, samples: x.shape[0], tokens: x.shape[1], width: x.shape[2]) }
             rows.append(LayerComparison(name: name, shape: x.shape, statistics: stats, passed: tolerance.passes(stats),
                                         problem: stats.nonFinite ? "non-finite values differ" : nil, compared: true,
