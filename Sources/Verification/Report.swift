@@ -208,8 +208,9 @@ extension VerificationReport {
         out += "<text x=\"\(f(sx + 24))\" y=\"\(f(y0 + 25))\">\(Self.scientific(high)) (largest token)</text>\n"
         out += "<text x=\"\(f(sx + 24))\" y=\"\(f(y0 + 12 + 9 * 18 + 13))\">≤ \(Self.scientific(high / 100)) (log scale, 2 decades)</text>\n"
         let mean = values.reduce(0, +) / Double(max(1, values.count))
-        let spread = low > 0 && high.isFinite ? high / low : .infinity
-        out += "<text x=\"\(f(sx))\" y=\"\(f(y0 + 12 + 10 * 18 + 30))\">mean \(Self.scientific(mean)); smallest \(Self.scientific(low)); largest/smallest \(spread.isFinite ? NumberFormat.fixed(spread, fractionDigits: 1) : "inf")×</text>\n"
+        let smallest = values.min() ?? 0, exact = values.filter { $0 == 0 }.count
+        let spread = smallest > 0 && high.isFinite ? "; largest/smallest " + NumberFormat.fixed(high / smallest, fractionDigits: 1) + "×" : ""
+        out += "<text x=\"\(f(sx))\" y=\"\(f(y0 + 12 + 10 * 18 + 30))\">mean \(Self.scientific(mean)); smallest \(Self.scientific(smallest))\(spread)\(exact > 0 ? "; \(exact) of \(values.count) tokens exact" : "")</text>\n"
         out += "<text x=\"\(f(sx))\" y=\"\(f(y0 + 12 + 10 * 18 + 46))\" fill=\"#555\">even: a global cause (a table, an eps); a pattern: a spatial one (positions, patches)</text>\n"
         return out
     }
