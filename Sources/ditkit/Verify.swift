@@ -37,7 +37,7 @@ struct Verify: ParsableCommand {
 
     @OptionGroup var output: JSONOptionGroup
 
-    @Option(name: .long, help: "Write an SVG chart of the per-layer relative error.")
+    @Option(name: .long, help: "Write an SVG chart of the per-layer error (one line per chain, the error each layer adds, the first failing layer's per-token heat map).")
     var plot: String?
 
     @OptionGroup var inputs: InputOptionGroup
