@@ -3,20 +3,29 @@ import Models
 import Reference
 import Tensors
 
-/// How close two layers must be.
+/// How close two layers must be: a layer passes when its `metric` score is ≤ `rtol` or its absolute error is ≤ `atol`
+/// (``ErrorMetric`` says which statistics those are), and no non-finite values differ.
 public struct Tolerance: Sendable, Equatable {
-    /// Relative L2 error ‖a−b‖/‖b‖ allowed.
+    /// The relative score allowed (for the default metric, relative L2 error ‖a−b‖/‖b‖).
     public var rtol: Double
-    /// Absolute max |a−b| that passes regardless (for layers near zero).
+    /// The absolute error that passes regardless (for layers near zero; max |a−b|, or p99 |a−b| for `.p99`).
     public var atol: Double
+    /// The statistic the verdict is taken on.
+    public var metric: ErrorMetric
 
-    /// A tolerance of relative L2 error `rtol` and absolute max error `atol`.
-    public init(rtol: Double, atol: Double) {
+    /// A tolerance of relative score `rtol` and absolute error `atol` on `metric` (relative L2 by default).
+    public init(rtol: Double, atol: Double, metric: ErrorMetric = .relativeL2) {
         self.rtol = rtol
         self.atol = atol
+        self.metric = metric
     }
 
-    /// 1e-5 relative for float32 weights, scaled by the coarsest weight dtype of either side
+    /// Whether statistics `s` are within this tolerance.
+    public func passes(_ s: ErrorStatistics) -> Bool {
+        !s.nonFinite && (metric.score(s) <= rtol || metric.absolute(s) <= atol)
+    }
+
+/// 1e-5 relative for float32 weights, scaled by the coarsest weight dtype of either side
     /// (f16: 2e-3, bf16: 1.6e-2, about twice their unit roundoff).
     public static func `default`(for dtypes: [DType]) -> Tolerance {
         let rtol: Double
@@ -33,16 +42,33 @@ public struct LayerComparison: Sendable {
     public let name: String
     /// Its shape on side A.
     public let shape: [Int]
-    /// Largest |a−b| over its elements (infinity when non-finite values differ or the shapes do).
-    public let maxAbs: Double
-    /// ‖a−b‖/‖b‖ in float64 (infinity when non-finite values differ or the shapes do).
-    public let relativeL2: Double
+    /// Every error statistic of side A against side B (all infinite when the shapes differ).
+    public let statistics: ErrorStatistics
     /// Whether the layer is within the tolerance.
     public let passed: Bool
     /// Why a layer could not be compared (missing on one side, shapes differ).
     public let problem: String?
     /// Whether the values were compared (the shapes matched).
     public let compared: Bool
+    /// The chain the layer belongs to (`embeddings`, `blocks`; nil for an input), from the family's
+    /// ``TraceTopology`` or ``LayerLink/sequential(_:_:)``.
+    public internal(set) var series: String? = nil
+    /// The relative L2 error this layer ADDS: its relative L2 minus the largest relative L2 of the layers feeding it
+    /// in its chain (``LayerLink/feeders``; a feeder missing from the traces is replaced by its own feeders), floored
+    /// at 0. The first layer of a chain and an input inherit nothing. Infinite when this layer's error is infinite
+    /// and its feeders' are not, 0 when both are.
+    public internal(set) var addedError: Double = 0
+    /// The layers of the traces whose error this one inherits (its chain's feeders present in the traces).
+    public internal(set) var feeders: [String] = []
+    /// The token grid of a layer of shape (N, T, D) (nil without a token axis).
+    public let tokenGrid: TokenGrid?
+    /// Per-token relative L2 error averaged over the samples, row-major on `tokenGrid` (nil without a grid).
+    public let tokenErrors: [Double]?
+
+    /// Largest |a−b| over its elements (infinity when non-finite values differ or the shapes do).
+    public var maxAbs: Double { statistics.maxAbs }
+    /// ‖a−b‖/‖b‖ in float64 (infinity when non-finite values differ or the shapes do).
+    public var relativeL2: Double { statistics.relativeL2 }
 }
 
 /// The result of comparing two traces.
@@ -100,10 +126,12 @@ public struct VerificationReport: Sendable {
 
     /// Compares every layer present in both traces (inputs included: they must be identical), in `order`; names the
     /// first divergence and its likely causes (`causes(layer)`, the family's rules; `followUps` are the later layers
-    /// whose causes are added with "(also)").
+    /// whose causes are added with "(also)"). `links` places each layer in its chain (for the error it adds and the
+    /// SVG's series); `tokenGrid` gives the token grid of a layer's shape (for the per-token heat map).
     public static func compare(
         _ a: Trace, _ b: Trace, tolerance: Tolerance, order: ([String]) -> [String], causes: (String) -> [String],
-        followUps: [String], labelA: String, labelB: String
+        followUps: [String], labelA: String, labelB: String,
+        links: (String, [String]) -> LayerLink? = LayerLink.sequential, tokenGrid: ([Int]) -> TokenGrid? = TokenGrid.square
     ) -> VerificationReport {
         let names = order(Array(Set(a.layers.map(\.name)).union(b.layers.map(\.name))))
         var rows: [LayerComparison] = []
@@ -112,25 +140,21 @@ public struct VerificationReport: Sendable {
                 continue  // a trace may hold only some layers; compare what both have
             }
             guard x.shape == y.shape, x.values.count == y.values.count else {
-                rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: .infinity, relativeL2: .infinity, passed: false,
-                                            problem: "shapes differ: \(x.shape) vs \(y.shape)", compared: false))
+                rows.append(LayerComparison(name: name, shape: x.shape, statistics: .incomparable, passed: false,
+                                            problem: "shapes differ: \(x.shape) vs \(y.shape)", compared: false, tokenGrid: nil, tokenErrors: nil))
                 continue
             }
-            var maxAbs = 0.0, diff2 = 0.0, ref2 = 0.0
-            var nonFinite = false
-            for (u, v) in zip(x.values, y.values) {
-                let du = Double(u), dv = Double(v)
-                if !du.isFinite || !dv.isFinite { if !(du.isNaN && dv.isNaN) && du != dv { nonFinite = true }; continue }
-                let delta = abs(du - dv)
-                maxAbs = max(maxAbs, delta)
-                diff2 += delta * delta
-                ref2 += dv * dv
-            }
-            let rel = ref2 > 0 ? (diff2 / ref2).squareRoot() : (diff2 > 0 ? .infinity : 0)
-            let passed = !nonFinite && (rel <= tolerance.rtol || maxAbs <= tolerance.atol)
-            rows.append(LayerComparison(name: name, shape: x.shape, maxAbs: nonFinite ? .infinity : maxAbs, relativeL2: nonFinite ? .infinity : rel,
-                                        passed: passed, problem: nonFinite ? "non-finite values differ" : nil, compared: true))
+            let stats = ErrorStatistics(x.values, y.values)
+            // A grid only for a well-formed (N, T, D) whose element count is the values' (a hostile trace may lie).
+            let elements = x.shape.reduce(Optional(1)) { p, d in p.flatMap { d < 0 ? nil : $0.multipliedReportingOverflow(by: d).overflow ? nil : $0 * d } }
+            let grid = x.shape.count == 3 && elements == x.values.count
+                ? tokenGrid(x.shape).flatMap { g in g.rows > 0 && g.columns > 0 && g.rows * g.columns == x.shape[1] ? g : nil } : nil
+            let tokens = grid.map { _ in ErrorStatistics.perToken(x.values, y.values, samples: x.shape[0], tokens: x.shape[1], width: x.shape[2]) }
+            rows.append(LayerComparison(name: name, shape: x.shape, statistics: stats, passed: tolerance.passes(stats),
+                                        problem: stats.nonFinite ? "non-finite values differ" : nil, compared: true,
+                                        tokenGrid: grid, tokenErrors: tokens))
         }
+        addErrors(&rows, links: links)
         let first = rows.first { !$0.passed }?.name
         var found = first.map(causes) ?? []
         if let first, !found.isEmpty, !found[0].hasPrefix(VerificationReport.weightsDiffer) {
@@ -142,6 +166,26 @@ public struct VerificationReport: Sendable {
             }
         }
         return VerificationReport(layers: rows, tolerance: tolerance, firstDivergence: first, likelyCauses: found, labelA: labelA, labelB: labelB)
+    }
+
+    /// Fills each row's `series` and `addedError` (``LayerComparison/addedError``) from `links`.
+    static func addErrors(_ rows: inout [LayerComparison], links: (String, [String]) -> LayerLink?) {
+        let names = rows.map(\.name)
+        let index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        func present(_ feeders: [String], depth: Int) -> [String] {
+            feeders.flatMap { feeder -> [String] in
+                if index[feeder] != nil { return [feeder] }
+                guard depth < 4096, let link = links(feeder, names) else { return [] }
+                return present(link.feeders, depth: depth + 1)
+            }
+        }
+        for i in rows.indices {
+            let link = links(rows[i].name, names)
+            rows[i].series = link?.series
+            rows[i].feeders = present(link?.feeders ?? [], depth: 0)
+            let before = rows[i].feeders.map { rows[index[$0]!].relativeL2 }.max() ?? 0, own = rows[i].relativeL2
+            rows[i].addedError = own.isInfinite ? (before.isInfinite ? 0 : .infinity) : max(0, own - before)
+        }
     }
 
     /// How the cause that blames the weights starts (no numeric choice of the configs explains the layer).
@@ -168,7 +212,8 @@ public struct VerificationReport: Sendable {
                 }
                 return ["\(weightsDiffer) on every numeric choice here, so the weights themselves differ at \(layer) (a mapping or data error)"]
             },
-            followUps: F.causeFollowUps, labelA: labelA, labelB: labelB)
+            followUps: F.causeFollowUps, labelA: labelA, labelB: labelB,
+            links: (F.self as? any TraceTopology.Type).map { topology in { topology.link(of: $0, among: $1) } } ?? LayerLink.sequential)
     }
 
     /// Compares two DiT traces (``compare(_:_:tolerance:family:configA:configB:semanticsA:semanticsB:labelA:labelB:)``

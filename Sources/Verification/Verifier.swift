@@ -9,8 +9,10 @@ public struct VerificationOptions: Sendable, Equatable {
     public var semantics: SemanticsChoice?
     /// Relative L2 tolerance per layer; nil for `Tolerance.default(for:)` of both sides' weight dtypes.
     public var rtol: Double?
-    /// Absolute max |a−b| under which a layer passes anyway.
+    /// Absolute error (max |a−b|; p99 |a−b| for `.p99`) under which a layer passes anyway.
     public var atol: Double
+    /// The statistic the verdict is taken on (``ErrorMetric``; relative L2 by default).
+    public var metric: ErrorMetric
     /// Inputs, budget and kernels of each forward pass (against a trace, the trace's inputs replace these inputs).
     public var forward: ForwardOptions
     /// Against a trace: when a value was assumed (DiT's head count) and the first divergence is where it matters,
@@ -18,10 +20,12 @@ public struct VerificationOptions: Sendable, Equatable {
     public var searchAssumed = false
 
     /// Options with the given values; every default is the CLI's.
-    public init(semantics: SemanticsChoice? = nil, rtol: Double? = nil, atol: Double = 0, forward: ForwardOptions = ForwardOptions()) {
+    public init(semantics: SemanticsChoice? = nil, rtol: Double? = nil, atol: Double = 0, metric: ErrorMetric = .relativeL2,
+                forward: ForwardOptions = ForwardOptions()) {
         self.semantics = semantics
         self.rtol = rtol
         self.atol = atol
+        self.metric = metric
         self.forward = forward
     }
 }
@@ -181,9 +185,9 @@ public struct Verifier: Sendable {
         return (report, skipped)
     }
 
-    /// `options.rtol` (or the default for `dtypes`) with `options.atol`.
+    /// `options.rtol` (or the default for `dtypes`) with `options.atol`, on `options.metric`.
     func tolerance(for dtypes: [DType]) -> Tolerance {
-        Tolerance(rtol: options.rtol ?? Tolerance.default(for: dtypes).rtol, atol: options.atol)
+        Tolerance(rtol: options.rtol ?? Tolerance.default(for: dtypes).rtol, atol: options.atol, metric: options.metric)
     }
 }
 

@@ -61,6 +61,9 @@ enum HeadsOption: ExpressibleByArgument, Equatable {
     }
 }
 
+/// `--metric` (verify): the statistic a layer's verdict is taken on.
+extension ErrorMetric: ExpressibleByArgument {}
+
 // MARK: reading
 
 /// How to open the input (inspect, params, convert, trace, verify).

@@ -26,15 +26,18 @@ struct Verify: ParsableCommand {
 
     @OptionGroup var numerics: SemanticsOptionGroup
 
-    @Option(name: .long, help: "Relative L2 tolerance per layer (default 1e-5, scaled for f16/bf16 weights).")
+    @Option(name: .long, help: "Relative tolerance per layer on the --metric score (default 1e-5, scaled for f16/bf16 weights).")
     var rtol: Double?
 
-    @Option(name: .long, help: "Absolute max |a−b| under which a layer passes anyway.")
+    @Option(name: .long, help: "Absolute max |a−b| (p99 |a−b| with --metric p99) under which a layer passes anyway.")
     var atol: Double = 0
+
+    @Option(name: .long, help: "The pass/fail statistic: rel-l2 (‖a−b‖/‖b‖ ≤ rtol), max-abs (max|a−b|/max|b| ≤ rtol), cosine (1−cos ≤ rtol), p99 (p99|a−b|/max|b| ≤ rtol).")
+    var metric: ErrorMetric = .relativeL2
 
     @OptionGroup var output: JSONOptionGroup
 
-    @Option(name: .long, help: "Write an SVG chart of the per-layer relative error.")
+    @Option(name: .long, help: "Write an SVG chart of the per-layer error (one line per chain, the error each layer adds, the first failing layer's per-token heat map).")
     var plot: String?
 
     @OptionGroup var inputs: InputOptionGroup
@@ -56,7 +59,7 @@ struct Verify: ParsableCommand {
             }
         }
         let report = try Verify.compare(a: a, b: b, against: against, semantics: semantics, rtol: rtol, atol: atol,
-                                        inputs: inputs, open: open, model: model)
+                                        metric: metric, inputs: inputs, open: open, model: model)
         if let plot { try report.writeSVG(to: plot, overwrite: true) }
         print(json ? report.json.serialized(pretty: true) : report.text)
         // A report comparing nothing beyond the inputs fails with exit 3 (the input cannot support a verdict), a
@@ -65,8 +68,8 @@ struct Verify: ParsableCommand {
     }
 
     static func compare(a: String, b: String?, against: String?, semantics: SemanticsChoice?, rtol: Double?, atol: Double,
-                        inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
-        var options = VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward)
+                        metric: ErrorMetric = .relativeL2, inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
+        var options = VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, metric: metric, forward: inputs.forward)
         options.searchAssumed = model.heads == .auto
         let verifier = Verifier(options: options)
         let viewA = try openModel(a, open, model)

@@ -62,4 +62,20 @@ struct VerifyCLITests {
         #expect(try DitkitBinary.run(["verify", "fixtures/checkpoints/original/tiny-dit.pt"]).status == 2)
         #expect(try DitkitBinary.run(["trace", "fixtures/checkpoints/original/tiny-dit.pt", "-o", dir.file("x"), "--heads", "2", "--classes", "11"]).status == 2)
     }
+
+    @Test("--metric chooses the statistic the verdict is taken on: cosine with --rtol 0.1 passes what rel-l2 fails; an unknown metric is a usage error")
+    func metric() throws {
+        let args = ["verify", "fixtures/checkpoints/original/tiny-dit.pt", "fixtures/checkpoints/diffusers/transformer", "--heads", "2"]
+        let cosine = try DitkitBinary.run(args + ["--metric", "cosine", "--rtol", "0.1", "--json"])
+        #expect(cosine.status == 0, "t_embed's 1 − cos is 7.9e-2: \(cosine.stdout)\(cosine.stderr)")
+        let json = try JSONParser.parse(cosine.stdout)
+        let schema = SchemaValidator(schema: try JSONParser.parse([UInt8](try #require(FileManager.default.contents(atPath: Fixtures.packageRoot + "/schemas/verify.schema.json")))))
+        #expect(schema.validate(json).isEmpty, "\(schema.validate(json))")
+        #expect(json["tolerance"]?["metric"]?.stringValue == "cosine")
+        let relative = try DitkitBinary.run(args + ["--rtol", "0.1"])
+        #expect(relative.status == 1 && relative.stdout.contains("first divergence at t_embed"), "t_embed's rel L2 is 0.40")
+        let p99 = try DitkitBinary.run(args + ["--metric", "p99"])
+        #expect(p99.status == 1 && p99.stdout.contains("tolerance: p99 |a−b| / max |b| ≤ 1.00e-05"))
+        #expect(try DitkitBinary.run(args + ["--metric", "l1"]).status == 2)
+    }
 }
