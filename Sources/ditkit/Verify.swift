@@ -67,8 +67,10 @@ struct Verify: ParsableCommand {
                         inputs: InputOptionGroup, open: OpenOptionGroup, model: ModelOptionGroup) throws -> VerificationReport {
         let verifier = Verifier(options: VerificationOptions(semantics: semantics, rtol: rtol, atol: atol, forward: inputs.forward))
         let viewA = try openModel(a, open, model)
+        writeAssumptions(of: viewA)
         if let against { return try verifier.compareAny(viewA, againstTrace: against, name: a) }
         let viewB = try openModel(b!, open, model)
+        writeAssumptions(of: viewB)
         return try InputOptionGroup.naming { try verifier.compareAny(viewA, viewB, names: (a, b!)) }
     }
 }

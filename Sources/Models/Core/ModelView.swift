@@ -158,7 +158,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
 
     /// Reads the model from the detected `matches` (of this family).
     static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions) throws -> ModelView {
-        var notes: [String] = []
+        var notes: [String] = checkpoint.assumed
         guard !matches.isEmpty else {
             throw ModelError.mapping(
                 path: checkpoint.path,
@@ -323,6 +323,6 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         }
         for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
         guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
-        return ModelView(checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: [])
+        return ModelView(checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: checkpoint.assumed)
     }
 }
