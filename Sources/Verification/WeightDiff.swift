@@ -294,7 +294,10 @@ public enum WeightDiff {
         try bytes.withUnsafeBytes { raw in
             try floats.withUnsafeMutableBufferPointer { try DTypeConversion.toFloat32(raw, dtype: dtype, count: count, into: $0) }
         }
-        return floats.map(Double.init)
+        return [Double](unsafeUninitializedCapacity: count) { out, initialized in
+            floats.withUnsafeBufferPointer { f in for i in 0..<count { out[i] = Double(f[i]) } }
+            initialized = count
+        }
     }
 
     /// Running error statistics of a pair of streams.
@@ -306,8 +309,14 @@ public enum WeightDiff {
         var elements = 0
 
         mutating func add(_ a: [Double], _ b: [Double]) {
-            for (x, y) in zip(a, b) {
-                elements += 1
+            a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in add(a, b) } }
+        }
+
+        mutating func add(_ a: UnsafeBufferPointer<Double>, _ b: UnsafeBufferPointer<Double>) {
+            let n = min(a.count, b.count)
+            elements += n
+            for i in 0..<n {
+                let x = a[i], y = b[i]
                 if x == y || (x.isNaN && y.isNaN) {
                     if x.isFinite { sumSquaredA += x * x }
                     continue
