@@ -155,6 +155,8 @@ extension AnyModelView {
     public var configJSON: JSONValue { typed.config.json }
     /// The config in one line.
     public var configSummary: String { typed.config.summary }
+    /// Every canonical tensor as a producer of its bytes, in the order of `tensors` (``ModelView/canonicalOutputs()``).
+    public var canonicalOutputs: [OutputTensor] { typed.canonicalOutputs() }
     /// The frozen table this model's code recomputes for the canonical tensor `name` (a position or timestep table,
     /// a schedule), as ``ModelFamily/recomputedTable(_:config:)`` gives it for this model's config; nil when `name`
     /// is not such a table.

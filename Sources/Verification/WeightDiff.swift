@@ -387,8 +387,3 @@ extension String {
         return s
     }
 }
-
-extension AnyModelView {
-    /// Every canonical tensor as a producer of its bytes, in the order of `tensors` (``ModelView/canonicalOutputs()``).
-    public var canonicalOutputs: [OutputTensor] { typed.canonicalOutputs() }
-}
