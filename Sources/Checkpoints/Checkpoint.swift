@@ -86,13 +86,17 @@ public final class Checkpoint: @unchecked Sendable {
     public let files: [String]
     /// Things a user should know that are not errors (big-endian storages, compressed entries, …).
     public let notes: [String]
-    /// The diffusers weight variant read, when one was chosen.
+    /// The diffusers weight variant read: the one asked for, or the only one a folder without default weights holds.
     public let variant: String?
+    /// Choices ditkit made without being asked, one sentence each (a folder holding only `fp16` weights is read as
+    /// variant `fp16`). Also among `notes`; a model read from the checkpoint repeats them among its own notes, so
+    /// every report shows them.
+    public let assumed: [String]
 
     init(
         path: String, format: CheckpointFormat, tensors: [TensorInfo], values: [CheckpointValue] = [],
         metadata: [(String, String)] = [], configs: [(String, JSONValue)] = [], files: [String], notes: [String] = [],
-        variant: String? = nil
+        variant: String? = nil, assumed: [String] = []
     ) {
         self.path = path
         self.format = format
@@ -103,6 +107,7 @@ public final class Checkpoint: @unchecked Sendable {
         self.files = files
         self.notes = notes
         self.variant = variant
+        self.assumed = assumed
     }
 
     /// The tensor called `name`, if any.

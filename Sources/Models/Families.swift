@@ -157,6 +157,15 @@ extension AnyModelView {
     public var configJSON: JSONValue { typed.config.json }
     /// The config in one line.
     public var configSummary: String { typed.config.summary }
+    /// Every canonical tensor as a producer of its bytes, in the order of `tensors` (``ModelView/canonicalOutputs()``).
+    public var canonicalOutputs: [OutputTensor] { typed.canonicalOutputs() }
+    /// The frozen table this model's code recomputes for the canonical tensor `name` (a position or timestep table,
+    /// a schedule), as ``ModelFamily/recomputedTable(_:config:)`` gives it for this model's config; nil when `name`
+    /// is not such a table.
+    public func recomputedTable(canonical name: String) -> [Float]? {
+        guard let spec = Family.canonical.first(where: { $0.template == name }) else { return nil }
+        return Family.recomputedTable(spec.template, config: typed.config)
+    }
     /// Options that reopen this model's written conversions with what was known here (values the weights cannot
     /// give, such as DiT's head count).
     public var reproducingOptions: ModelOptions { Family.options(reproducing: typed.config) }

@@ -11,6 +11,7 @@ enum Advice {
         case .outputExists?:
             return "use --force to replace it"
         case .variantNeeded(_, let variants)?:
+            if variants.count > 1 { return "pass one of " + variants.map { "--variant \($0)" }.joined(separator: ", ") }
             return variants.first.map { "pass --variant \($0) to read it" }
         case .notAllowed(_, _, _, let callables, false)?:
             guard !callables.isEmpty else { return nil }

@@ -82,14 +82,16 @@ struct Convert: ParsableCommand {
         } catch let original {
             // Whether it failed for want of the variant: the source opens without one, or holds other variants only.
             options.variant = nil
+            let fallback: Checkpoint
             do {
-                _ = try Checkpoint.open(source, options: options)
+                fallback = try Checkpoint.open(source, options: options)
             } catch CheckpointError.variantNeeded(_, let variants) where !variants.contains(variant) {
                 throw noSuchVariant(variant, present: variants)
             } catch _ {
                 throw original
             }
-            throw noSuchVariant(variant, present: [])
+            // It opens without a variant: default weights, or the only variant present.
+            throw noSuchVariant(variant, present: fallback.variant.map { [$0] } ?? [])
         }
         guard checkpoint.variant == variant else { throw noSuchVariant(variant, present: []) }
         return checkpoint

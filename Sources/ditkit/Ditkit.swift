@@ -18,7 +18,7 @@ struct Ditkit: ParsableCommand {
             70 internal error (a bug: please report it).
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self, Bench.self])
+        subcommands: [Inspect.self, Convert.self, Params.self, Synth.self, TraceCommand.self, Verify.self, Diff.self, Bench.self])
 
     /// Old spellings that still work, hidden from `--help` and completion: subcommand → [old option: new option].
     /// `synth --layout` became `--to` (the same choice as convert's). Each use writes a note to stderr.

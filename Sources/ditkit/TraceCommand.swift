@@ -34,6 +34,7 @@ struct TraceCommand: ParsableCommand {
         // Refused before any work: a trace that would replace its own checkpoint, or an existing file.
         try TraceFile.checkDestination(output, input: path, overwrite: force)
         let view = try openModel(path, open, model)
+        writeAssumptions(of: view)
         let recorded = try InputOptionGroup.naming {
             try Tracer(semantics: semantics, forward: inputs.forward).writeAny(view, to: output, overwrite: force, sourceName: path)
         }

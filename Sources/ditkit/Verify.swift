@@ -73,8 +73,10 @@ struct Verify: ParsableCommand {
         options.searchAssumed = model.heads == .auto
         let verifier = Verifier(options: options)
         let viewA = try openModel(a, open, model)
+        writeAssumptions(of: viewA)
         if let against { return try verifier.compareAny(viewA, againstTrace: against, name: a) }
         let viewB = try openModel(b!, open, model)
+        writeAssumptions(of: viewB)
         return try InputOptionGroup.naming { try verifier.compareAny(viewA, viewB, names: (a, b!)) }
     }
 }

@@ -71,7 +71,7 @@ struct InspectCLITests {
 
     @Test("--variant selects diffusers variant weights")
     func variant() throws {
-        let without = try DitkitBinary.run(["inspect", "fixtures/checkpoints/diffusers/transformer-fp16-sharded"])
+        let without = try DitkitBinary.run(["inspect", "fixtures/variants/transformer-two-variants"])
         #expect(without.status == 3)
         #expect(without.stderr.contains("--variant fp16"))
         let with = try DitkitBinary.run(["inspect", "--summary", "--variant", "fp16", "fixtures/checkpoints/diffusers/transformer-fp16-sharded"])

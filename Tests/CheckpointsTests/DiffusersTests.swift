@@ -17,13 +17,13 @@ struct DiffusersTests {
         #expect(checkpoint.tensors.contains { $0.name.hasPrefix("vae.") })
     }
 
-    @Test("variants: only variant files present means a variant is required, and names it (no CLI flag in the library)")
+    @Test("variants: several variants and no default weights means a variant is required, and names them (no CLI flag in the library)")
     func variantRequired() throws {
         #expect {
-            try Checkpoint.open(Fixtures.path("checkpoints/diffusers/transformer-fp16"))
+            try Checkpoint.open(Fixtures.path("variants/transformer-two-variants"))
         } throws: { error in
             guard case .variantNeeded(_, let variants)? = error as? CheckpointError else { return false }
-            return variants == ["fp16"] && !"\(error)".contains("--")
+            return variants == ["bf16", "fp16"] && !"\(error)".contains("--")
         }
         for folder in ["transformer-fp16", "transformer-fp16-sharded", "transformer-fp16-sharded-old"] {
             let checkpoint = try Checkpoint.open(Fixtures.path("checkpoints/diffusers/" + folder), options: OpenOptions(variant: "fp16"))

@@ -28,7 +28,8 @@ package enum DiffusersFolder {
             let component = try openComponent(root, root: root, prefix: "", options: options, requireConfig: kind == .component)
             return Checkpoint(
                 path: root, format: kind == .component ? .diffusersComponent : .safetensorsSharded, tensors: component.tensors, metadata: component.metadata,
-                configs: component.configs, files: component.files, notes: component.notes, variant: options.variant)
+                configs: component.configs, files: component.files, notes: component.notes, variant: component.variant ?? options.variant,
+                assumed: component.assumed)
         }
     }
 
@@ -38,6 +39,10 @@ package enum DiffusersFolder {
         var configs: [(String, JSONValue)] = []
         var files: [String] = []
         var notes: [String] = []
+        /// The variant read (asked for, or the only one present).
+        var variant: String?
+        /// Choices made without being asked (the only variant present, read).
+        var assumed: [String] = []
     }
 
     /// Parses the JSON file `path` inside the checkpoint folder `root` (see `FileSystem.entry`).
@@ -57,6 +62,7 @@ package enum DiffusersFolder {
         }
         var result = Component(configs: [("model_index.json", index)], files: ["model_index.json"])
         var missing: [String] = []
+        var variants: Set<String> = []
         for (name, value) in pairs where !name.hasPrefix("_") {
             // Components are [library, class]; [null, null] marks an absent optional component.
             guard case .array(let spec) = value, spec.count == 2 else { continue }
@@ -76,6 +82,8 @@ package enum DiffusersFolder {
                 result.configs += component.configs.map { ("\(name)/\($0.0)", $0.1) }
                 result.files += component.files.map { "\(name)/\($0)" }
                 result.notes += component.notes.map { "\(name): \($0)" }
+                result.assumed += component.assumed.map { "\(name): \($0)" }
+                if let variant = component.variant { variants.insert(variant) }
             } else {
                 for configName in configNames where names.contains(configName) {
                     result.configs.append(("\(name)/\(configName)", try readJSON(folder + "/" + configName, root: root)))
@@ -89,7 +97,8 @@ package enum DiffusersFolder {
         }
         return Checkpoint(
             path: root, format: .diffusersPipeline, tensors: result.tensors, metadata: result.metadata,
-            configs: result.configs, files: result.files, notes: result.notes, variant: options.variant)
+            configs: result.configs, files: result.files, notes: result.notes,
+            variant: options.variant ?? (variants.count == 1 ? variants.first : nil), assumed: result.assumed)
     }
 
     // MARK: component
@@ -110,19 +119,19 @@ package enum DiffusersFolder {
                     + "(config.json tells which model the weights belong to)"
                     + (weights.isEmpty ? "" : "; to read the weights alone, pass the file: \(folder)/\(weights[0])"))
         }
-        let variant = options.variant
-        var chosen: (file: String, isIndex: Bool)?
-        search: for base in weightBaseNames {
-            for candidate in [
-                (ShardedSafetensors.Naming.single(base, variant: variant), false),
-                (ShardedSafetensors.Naming.index(base, variant: variant), true),
-                (variant.map { "\(base).\($0).bin" } ?? "\(base).bin", false),
-                (variant.map { "\(base).bin.index.\($0).json" } ?? "\(base).bin.index.json", true),
-            ] where names.contains(candidate.0) {
-                chosen = candidate
-                break search
+        var variant = options.variant
+        var chosen = chooseWeights(names, variant: variant)
+        if chosen == nil, variant == nil {
+            // No default weights: the one variant present is what the folder holds (save_pretrained(variant=)).
+            let present = Set(names.compactMap(variantName)).sorted()
+            if present.count == 1, let only = chooseWeights(names, variant: present[0]) {
+                variant = present[0]
+                chosen = only
+                component.assumed.append(
+                    "variant \(present[0]) read: it is the only weight variant present (\(only.file)) and the folder has no default weights")
             }
         }
+        component.variant = variant
         guard let chosen else {
             let variants = Set(names.compactMap(variantName)).sorted()
             let weightFiles = names.filter(isWeightsFile)
@@ -168,8 +177,25 @@ package enum DiffusersFolder {
                     requiresGrad: $0.requiresGrad, isParameter: $0.isParameter)
             }
         }
-        if let variant { component.notes.append("variant \(variant)") }
+        if let variant, component.assumed.isEmpty { component.notes.append("variant \(variant)") }
+        component.notes += component.assumed
         return component
+    }
+
+    /// The weights file diffusers would read for `variant` among `names`: safetensors before .bin, a single file
+    /// before an index, base names in diffusers' order; nil when there is none.
+    static func chooseWeights(_ names: [String], variant: String?) -> (file: String, isIndex: Bool)? {
+        for base in weightBaseNames {
+            for candidate in [
+                (ShardedSafetensors.Naming.single(base, variant: variant), false),
+                (ShardedSafetensors.Naming.index(base, variant: variant), true),
+                (variant.map { "\(base).\($0).bin" } ?? "\(base).bin", false),
+                (variant.map { "\(base).bin.index.\($0).json" } ?? "\(base).bin.index.json", true),
+            ] where names.contains(candidate.0) {
+                return (candidate.0, candidate.1)
+            }
+        }
+        return nil
     }
 
     /// `.bin` shards behind a `*.bin.index*.json`: each shard is a torch file holding part of the state dict.

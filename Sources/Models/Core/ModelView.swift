@@ -193,13 +193,16 @@ public struct ModelView<Family: ModelFamily>: Sendable {
 
     /// Reads the model from the detected `matches` (of this family).
     static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions) throws -> ModelView {
-        var notes: [String] = []
+        var notes: [String] = checkpoint.assumed
         guard !matches.isEmpty else {
             throw ModelError.mapping(
                 path: checkpoint.path,
                 problems: ["no \(Family.summary) layout recognised (" + Family.layouts.map(\.summary).joined(separator: ", ") + ")"])
         }
         var assumptions: [Assumption] = []
+        if !checkpoint.assumed.isEmpty, let variant = checkpoint.variant {
+            assumptions.append(Assumption(field: "variant", value: variant, basis: "the only weight variant present"))
+        }
         let match = try choose(matches, key: options.key, path: checkpoint.path, notes: &notes, assumptions: &assumptions)
         let layout = Family.layout(match.layout)!
         let prefix = match.prefix
@@ -366,6 +369,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         for t in checkpoint.tensors where !expectedNames.contains(t.name) { problems.append("unmapped: \(t.name) \(t.shape)") }
         guard problems.isEmpty else { throw ModelError.mapping(path: checkpoint.path, problems: problems) }
         return ModelView(
-            checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors, notes: [], assumptions: [])
+            checkpoint: checkpoint, layout: config.sourceLayout ?? .unknown, prefix: "", config: config, tensors: tensors,
+            notes: checkpoint.assumed, assumptions: [])
     }
 }
