@@ -25,9 +25,12 @@ public protocol VerifiableFamily: RunnableFamily {
 }
 
 extension VerifiableFamily {
+    /// Default: nothing to reconcile.
     public static func reconcile(_ a: Config, assumed assumedA: [Assumption], _ b: Config, assumed assumedB: [Assumption])
         -> (a: Config, b: Config, notes: [String])
     { (a, b, []) }
+    /// Default: no alternatives to try.
     public static func alternatives(_ config: Config, assumed: [Assumption], divergedAt layer: String) -> [(config: Config, change: String)] { [] }
+    /// Default: traces carry no config the family reads.
     public static func traceConfig(_ metadata: [(String, String)], like config: Config) -> Config? { nil }
 }
