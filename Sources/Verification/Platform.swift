@@ -15,6 +15,12 @@ enum Platform {
     static func log10(_ x: Double) -> Double { libmLog10(x) }
     /// libm `pow`.
     static func pow(_ x: Double, _ y: Double) -> Double { libmPow(x, y) }
+    /// libc `memcmp` of two buffers of the same length: whether their bytes are equal.
+    static func bytesEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard a.count > 0, let x = a.baseAddress, let y = b.baseAddress else { return true }
+        return memcmp(x, y, a.count) == 0
+    }
 }
 
 // libm under names of their own, so that `Platform`'s members of the same names can call them.

@@ -178,7 +178,7 @@ extension VerificationReport {
     private func heatMap(layer: String, grid: TokenGrid, values: [Double], top: Double, left: Double,
                          f: (Double) -> String, escaped: (String) -> String) -> String {
         let finite = values.filter { $0.isFinite && $0 > 0 }
-        let low = finite.min() ?? 0, high = finite.max() ?? 0
+        let high = finite.max() ?? 0
         // A log scale over the two decades below the largest token error, white to dark red (zero white, infinite
         // black): tokens within a few percent of each other look alike, so an even map means an even error.
         let hi = high > 0 ? Platform.log10(high) : 0, lo = hi - 2

@@ -234,6 +234,38 @@ public enum WeightDiff {
         }
         let readerA = ChunkReader(a.tensor, a.output), readerB = ChunkReader(b.tensor, b.output)
         let count = a.tensor.shape.reduce(1) { Checked.saturatingMultiply($0, $1) }
+        // Same dtype: compare the bytes first (the common answer, "the same weights", needs no widening); only a
+        // tensor whose bytes differ is read again for its statistics.
+        if a.tensor.dtype == b.tensor.dtype {
+            var equal = true
+            if case .tensor(let ta) = a.tensor.source, case .tensor(let tb) = b.tensor.source {
+                // One stored tensor each: read chunk by chunk into two reused buffers (read, not mapped, so the
+                // process holds two chunks whatever the checkpoints' size) and compared with memcmp.
+                let chunkBytes = chunkElements * a.tensor.dtype.size
+                let bufferA = BufferSink(capacity: chunkBytes), bufferB = BufferSink(capacity: chunkBytes)
+                let total = count * a.tensor.dtype.size
+                var offset = 0
+                while offset < total, equal {
+                    let range = offset..<min(total, offset + chunkBytes)
+                    bufferA.reset()
+                    bufferB.reset()
+                    try ta.write(bytes: range, to: bufferA, chunk: chunkBytes)
+                    try tb.write(bytes: range, to: bufferB, chunk: chunkBytes)
+                    equal = Platform.bytesEqual(bufferA.filled, bufferB.filled)
+                    offset = range.upperBound
+                }
+            } else {
+                var start = 0
+                while start < count, equal {
+                    let end = min(count, start + chunkElements)
+                    equal = try readerA.bytes(elements: start..<end) == readerB.bytes(elements: start..<end)
+                    start = end
+                }
+            }
+            if equal {
+                return TensorDiff(name: name, status: .identical, dtypes: dtypes, shapes: shapes, elements: count, differing: 0, maxAbs: 0, relativeL2: 0)
+            }
+        }
         var stats = Statistics()
         var bytesEqual = a.tensor.dtype == b.tensor.dtype
         var start = 0
@@ -336,6 +368,28 @@ public enum WeightDiff {
             if worst.isInfinite { return .infinity }
             let norm = sumSquaredDifference.squareRoot()
             return sumSquaredA > 0 ? norm / sumSquaredA.squareRoot() : norm
+        }
+    }
+
+    /// A sink writing into one buffer it owns, reused chunk after chunk (its capacity bounds what it holds).
+    final class BufferSink: ByteSink {
+        private let storage: UnsafeMutableRawBufferPointer
+        private var count = 0
+
+        init(capacity: Int) { storage = .allocate(byteCount: max(capacity, 1), alignment: 64) }
+        deinit { storage.deallocate() }
+
+        /// The bytes written since the last `reset()`.
+        var filled: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: storage[0..<count]) }
+
+        func reset() { count = 0 }
+
+        func write(_ bytes: UnsafeRawBufferPointer) throws {
+            guard count + bytes.count <= storage.count else {
+                throw CheckpointError.malformed(path: "(diff)", location: "chunk", reason: "a tensor produced more bytes than asked")
+            }
+            if let source = bytes.baseAddress, bytes.count > 0 { (storage.baseAddress! + count).copyMemory(from: source, byteCount: bytes.count) }
+            count += bytes.count
         }
     }
 
