@@ -64,7 +64,7 @@ public enum ModelFamilies {
 
     /// The preset names closest to `name` (edit distance on the matching key), for an "unknown preset" message.
     public static func nearestPresets(to name: String, count: Int = 3) -> [String] {
-        let wanted = FamilyPreset<DiTConfig>.key(name)
+        let wanted = presetKey(name)
         func distance(_ a: String, _ b: String) -> Int {
             let a = Array(a), b = Array(b)
             var row = Array(0...b.count)
@@ -79,7 +79,7 @@ public enum ModelFamilies {
             }
             return row[b.count]
         }
-        return presets.map { ($0.name, distance(FamilyPreset<DiTConfig>.key($0.name), wanted)) }
+        return presets.map { ($0.name, distance(presetKey($0.name), wanted)) }
             .sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(count).map(\.0)
     }
 
@@ -159,12 +159,11 @@ extension AnyModelView {
     public var configSummary: String { typed.config.summary }
     /// Every canonical tensor as a producer of its bytes, in the order of `tensors` (``ModelView/canonicalOutputs()``).
     public var canonicalOutputs: [OutputTensor] { typed.canonicalOutputs() }
-    /// The frozen table this model's code recomputes for the canonical tensor `name` (a position or timestep table,
-    /// a schedule), as ``ModelFamily/recomputedTable(_:config:)`` gives it for this model's config; nil when `name`
-    /// is not such a table.
-    public func recomputedTable(canonical name: String) -> [Float]? {
-        guard let spec = Family.canonical.first(where: { $0.template == name }) else { return nil }
-        return Family.recomputedTable(spec.template, config: typed.config)
+    /// How `stored` (values of the canonical tensor `name`, kept in `dtype`) differs from the frozen table this model's
+    /// code recomputes for it (``ModelFamily/tableDifference(_:config:stored:dtype:)``); nil when `name` is no such table.
+    package func tableDifference(canonical name: String, stored: [Float], dtype: DType) throws -> (difference: TableDifference, expected: [Float])? {
+        guard Family.canonical.contains(where: { $0.template == name && !$0.perBlock }) else { return nil }
+        return try Family.tableDifference(name, config: typed.config, stored: stored, dtype: dtype)
     }
     /// Options that reopen this model's written conversions with what was known here (values the weights cannot
     /// give, such as DiT's head count).

@@ -129,7 +129,8 @@ public struct Verifier: Sendable {
         var (report, _) = run(config)
         // A divergence an assumed value may explain: try the family's alternatives and say which reproduce the trace
         // (with `searchAssumed`, the first that does is used).
-        if let first = report.firstDivergence {
+        // Only when no difference of the values read explains it (each try is a whole forward pass).
+        if let first = report.firstDivergence, report.likelyCauses.first?.hasPrefix(VerificationReport.weightsDiffer) == true {
             let alternatives = F.alternatives(config, assumed: assumed, divergedAt: first)
             var passing: [(F.Config, String)] = []
             for (candidate, change) in alternatives {

@@ -8,7 +8,7 @@ public enum TensorDiffStatus: String, Sendable, CaseIterable {
     case identical
     /// Different dtypes whose values are equal once both are widened (f16 values stored as f32, …).
     case equalWidened = "equal-widened"
-    /// Stored by one side only, and equal (max |Δ| ≤ `WeightDiff.recomputedTolerance`) to the frozen table the other
+    /// Stored by one side only, and equal (within `TableDifference.equalWithinUlps` ulps, the converter's rule) to the frozen table the other
     /// side's layout recomputes (the original DiT's `pos_embed` against a diffusers folder).
     case recomputed
     /// Same shape, values differ (max |Δ| and relative L2 say by how much).
@@ -171,10 +171,6 @@ public enum WeightDiffError: DitkitError, Equatable {
 /// `chunkElements` elements, so memory stays at a few chunks whatever the checkpoints' size (a tensor that a layout
 /// stores rearranged, such as the Cerebras ConvTranspose head, is produced whole: one small tensor).
 public enum WeightDiff {
-    /// How far a stored frozen table may be from the table the other side's layout recomputes and still count as the
-    /// same (the converter's rule for dropping a table: max |Δ| ≤ 1e-6).
-    public static let recomputedTolerance = 1e-6
-
     /// Compares `a` and `b` (models of one family) tensor by tensor; `names` name the sides in the report. Throws
     /// ``VerificationError/differentFamilies(a:b:)`` for models of two families, and read errors of either checkpoint.
     public static func compare(
@@ -194,9 +190,9 @@ public enum WeightDiff {
             case let (ea?, eb?):
                 results.append(try compare(name, ea, eb, chunkElements: max(1, chunkElements)))
             case let (ea?, nil):
-                results.append(try onlyOne(name, present: ea, recomputedBy: b, aSide: true, chunkElements: chunkElements))
+                results.append(try onlyOne(name, present: ea, recomputedBy: b, aSide: true))
             case let (nil, eb?):
-                results.append(try onlyOne(name, present: eb, recomputedBy: a, aSide: false, chunkElements: chunkElements))
+                results.append(try onlyOne(name, present: eb, recomputedBy: a, aSide: false))
             case (nil, nil):
                 continue
             }
@@ -286,29 +282,23 @@ public enum WeightDiff {
     /// family recomputes one of that name; otherwise missing on the other side.
     static func onlyOne(
         _ name: String, present: (tensor: CanonicalTensor, output: OutputTensor), recomputedBy other: any AnyModelView,
-        aSide: Bool, chunkElements: Int
+        aSide: Bool
     ) throws -> TensorDiff {
         let dtype = present.tensor.dtype, shape = present.tensor.shape
         let dtypes = aSide ? (a: Optional(dtype), b: DType?.none) : (a: DType?.none, b: Optional(dtype))
         let shapes = aSide ? (a: Optional(shape), b: [Int]?.none) : (a: [Int]?.none, b: Optional(shape))
         let count = shape.reduce(1) { Checked.saturatingMultiply($0, $1) }
-        if let table = other.recomputedTable(canonical: name), table.count == count {
-            let reader = ChunkReader(present.tensor, present.output)
+        // Only a tensor the size of a frozen table (recomputed tables hold at most 2^24 numbers) is read, whole, and
+        // compared with the one comparison the converter uses (`ModelFamily.tableDifference`).
+        if count <= 1 << 24, let stored = try? present.output.float32(),
+            let (difference, table) = try other.tableDifference(canonical: name, stored: stored, dtype: dtype),
+            difference.ulps <= TableDifference.equalWithinUlps
+        {
             var stats = Statistics()
-            var start = 0
-            while start < count {
-                let end = min(count, start + chunkElements)
-                let stored = try widen(try reader.bytes(elements: start..<end), dtype)
-                let recomputed = table[start..<end].map(Double.init)
-                // The stored side is "a" of the statistics: the error is relative to what the file holds.
-                stats.add(stored, recomputed)
-                start = end
-            }
-            if let worst = stats.maxAbs, worst <= recomputedTolerance {
-                return TensorDiff(
-                    name: name, status: .recomputed, dtypes: dtypes, shapes: shapes, elements: count, differing: stats.differing,
-                    maxAbs: stats.maxAbs, relativeL2: stats.relativeL2)
-            }
+            stats.add(stored.map(Double.init), table.map(Double.init))  // the stored side is "a": errors relative to the file
+            return TensorDiff(
+                name: name, status: .recomputed, dtypes: dtypes, shapes: shapes, elements: count, differing: stats.differing,
+                maxAbs: stats.maxAbs, relativeL2: stats.relativeL2)
         }
         return TensorDiff(
             name: name, status: aSide ? .onlyA : .onlyB, dtypes: dtypes, shapes: shapes, elements: 0, differing: 0, maxAbs: nil, relativeL2: nil)

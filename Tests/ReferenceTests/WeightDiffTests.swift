@@ -28,7 +28,7 @@ struct WeightDiffTests {
         #expect(report.same)
         #expect(report.count(.identical) == 31 && report.count(.recomputed) == 1)
         let pos = try #require(report.tensors.first { $0.name == "pos_embed" })
-        #expect(pos.status == .recomputed && pos.dtypes.b == nil && (pos.maxAbs ?? 1) <= WeightDiff.recomputedTolerance)
+        #expect(pos.status == .recomputed && pos.dtypes.b == nil && (pos.maxAbs ?? 1) <= 1e-6)
         #expect(try report.requireSame() == ())
     }
 

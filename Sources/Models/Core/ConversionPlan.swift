@@ -158,11 +158,10 @@ extension ConversionPlan {
     /// apart, `ModelError.cannotHold` for a tensor that is no recomputed table.
     static func checkDroppable(_ name: String, _ template: String, _ tensor: OutputTensor, target: Layout, config: Family.Config, options: ConversionOptions) throws -> String {
         if options.drop.contains(name) { return "dropped \(name) (allowed to drop)" }
-        if var expected = Family.recomputedTable(template, config: config), let actual = try? tensor.float32(), actual.count == expected.count {
-            // A table stored in a narrower dtype is compared with the recomputed one rounded the same way.
-            if tensor.dtype != .f32, tensor.dtype.isFloatingPoint { expected = try rounded(expected, to: tensor.dtype) }
+        if let actual = try? tensor.float32(),
+            let (difference, _) = try Family.tableDifference(template, config: config, stored: actual, dtype: tensor.dtype)
+        {
             let angles = Family.recomputedTableAngles(template, config: config)
-            let difference = TableDifference(actual, expected, dtype: tensor.dtype, angles: angles)
             let unit = tensor.dtype == .f64 ? "f32" : tensor.dtype.rawValue
             let lead = "\(name) is not stored by the \(target) layout; it equals the table that layout recomputes"
             if difference.ulps == 0 {

@@ -160,8 +160,8 @@ extension ModelFamily {
 
     /// The preset named `name`, matched leniently (case, `_`/`-`, `/`/`-`, a leading family prefix).
     public static func preset(named name: String) -> FamilyPreset<Config>? {
-        let wanted = FamilyPreset<Config>.key(name)
-        return presets.first { FamilyPreset<Config>.key($0.name) == wanted || $0.aliases.contains { FamilyPreset<Config>.key($0) == wanted } }
+        let wanted = presetKey(name)
+        return presets.first { presetKey($0.name) == wanted || $0.aliases.contains { presetKey($0) == wanted } }
     }
 }
 
@@ -184,10 +184,6 @@ public struct FamilyPreset<Config: FamilyConfig>: Sendable {
         self.aliases = aliases
     }
 
-    /// The matching key of a name: lowercased, `_` and `/` read as `-`.
-    static func key(_ s: String) -> String {
-        String(s.lowercased().map { $0 == "_" || $0 == "/" ? "-" : $0 })
-    }
 }
 
 /// Options for reading a model out of a checkpoint. `key` applies to every family; the others are DiT's sizes that
@@ -229,4 +225,9 @@ public struct ModelOptions: Sendable {
 extension ModelFamily {
     /// No table's differences are counted in ulps of its angles unless the family says so.
     public static func recomputedTableAngles(_ template: String, config: Config) -> [Float]? { nil }
+}
+
+/// The matching key of a preset name: lowercased, `_` and `/` read as `-` (`DiT-XL/2` → `dit-xl-2`).
+func presetKey(_ s: String) -> String {
+    String(s.lowercased().map { $0 == "_" || $0 == "/" ? "-" : $0 })
 }

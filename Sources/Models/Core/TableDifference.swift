@@ -42,3 +42,18 @@ package struct TableDifference: Sendable, Equatable {
     /// (libm and PyTorch's vectorised functions each round to within 1–2 ulps).
     package static var equalWithinUlps: Int { 4 }
 }
+
+extension ModelFamily {
+    /// How `stored` (the values of a canonical tensor kept in `dtype`) differs from the frozen table this family
+    /// recomputes for `template` — the table rounded to `dtype` first, ulps counted at each angle where the family
+    /// gives them — with that rounded table; nil when `template` is no recomputed table or the counts differ. The one
+    /// comparison conversion (`ConversionPlan.checkDroppable`) and `WeightDiff` both use: equal within
+    /// `TableDifference.equalWithinUlps`.
+    package static func tableDifference(_ template: String, config: Config, stored: [Float], dtype: DType) throws
+        -> (difference: TableDifference, expected: [Float])?
+    {
+        guard var expected = recomputedTable(template, config: config), expected.count == stored.count else { return nil }
+        if dtype != .f32, dtype.isFloatingPoint { expected = try ConversionPlan<Self>.rounded(expected, to: dtype) }
+        return (TableDifference(stored, expected, dtype: dtype, angles: recomputedTableAngles(template, config: config)), expected)
+    }
+}
