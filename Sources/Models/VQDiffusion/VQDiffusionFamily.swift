@@ -1,0 +1,74 @@
+import Checkpoints
+import Tensors
+
+/// The VQ-Diffusion transformer (Gu et al.): microsoft/VQ-Diffusion's `Text2ImageTransformer` and diffusers'
+/// `Transformer2DModel` with vectorized (discrete-token) input. Its canonical names are in
+/// `schemas/canonical-names.md`, its config in `schemas/model-config.schema.json` (family `vq-diffusion`).
+public enum VQDiffusionFamily: ModelFamily {
+    /// The transformer's config.
+    public typealias Config = VQDiffusionConfig
+
+    /// The family name in configs and on the command line.
+    public static let name = "vq-diffusion"
+    /// The family, for reports.
+    public static let summary = "VQ-Diffusion transformer"
+
+    /// The canonical VQ-Diffusion transformer scheme, in file order.
+    public static let canonical: [CanonicalSpec<VQDiffusionConfig>] = {
+        typealias Spec = CanonicalSpec<VQDiffusionConfig>
+        func linear(_ name: String, _ rows: @escaping @Sendable (VQDiffusionConfig) -> Int, _ columns: @escaping @Sendable (VQDiffusionConfig) -> Int) -> [Spec] {
+            [Spec(name + ".weight") { [rows($0), columns($0)] }, Spec(name + ".bias") { [rows($0)] }]
+        }
+        let d: @Sendable (VQDiffusionConfig) -> Int = { $0.hiddenSize }
+        var specs: [Spec] = [
+            Spec("latent_embed.tokens") { [$0.vectorEmbeds, $0.hiddenSize] },
+            Spec("latent_embed.height") { [$0.height, $0.hiddenSize] },
+            Spec("latent_embed.width") { [$0.width, $0.hiddenSize] },
+        ]
+        specs.append(Spec("blocks.{i}.norm1.table") { [$0.diffusionSteps, $0.hiddenSize] })
+        specs += linear("blocks.{i}.norm1.linear", { 2 * $0.hiddenSize }, d)
+        for p in ["q", "k", "v", "out"] { specs += linear("blocks.{i}.self_attn.\(p)", d, d) }
+        specs.append(Spec("blocks.{i}.norm2.table") { [$0.diffusionSteps, $0.hiddenSize] })
+        specs += linear("blocks.{i}.norm2.linear", { 2 * $0.hiddenSize }, d)
+        specs += linear("blocks.{i}.cross_attn.q", d, d)
+        specs += linear("blocks.{i}.cross_attn.k", d, { $0.contextDim })
+        specs += linear("blocks.{i}.cross_attn.v", d, { $0.contextDim })
+        specs += linear("blocks.{i}.cross_attn.out", d, d)
+        specs += [Spec("blocks.{i}.norm3.weight") { [$0.hiddenSize] }, Spec("blocks.{i}.norm3.bias") { [$0.hiddenSize] }]
+        specs += linear("blocks.{i}.mlp.fc1", { $0.mlpHidden }, d)
+        specs += linear("blocks.{i}.mlp.fc2", d, { $0.mlpHidden })
+        specs += [Spec("norm_out.weight") { [$0.hiddenSize] }, Spec("norm_out.bias") { [$0.hiddenSize] }]
+        specs += linear("out", { $0.codes }, d)
+        return specs
+    }()
+
+    /// The source layouts (filled in by the layouts work).
+    public static let layouts: [SourceLayout<VQDiffusionConfig>] = []
+    /// Named configurations.
+    public static let presets: [FamilyPreset<VQDiffusionConfig>] = []
+
+    /// Infers the config from the weights and config files.
+    public static func inferConfig(_ context: inout InferenceContext<VQDiffusionFamily>) throws -> VQDiffusionConfig {
+        throw ModelError.mapping(path: context.checkpoint.path, problems: ["VQ-Diffusion layouts are not read yet"])
+    }
+
+    /// No frozen tables yet.
+    public static func recomputedTable(_ template: String, config: VQDiffusionConfig) -> [Float]? { nil }
+
+    /// Multiply-adds of one forward pass for one sample.
+    public static func multiplyAdds(_ c: VQDiffusionConfig) -> Int {
+        let l = c.tokens, d = c.hiddenSize, m = c.contextLength
+        let perBlock = l * d * d * 4 + 2 * l * l * d          // self-attention projections, scores and values
+            + l * d * d * 2 + m * c.contextDim * d * 2 + 2 * l * m * d  // cross-attention
+            + 2 * l * d * c.mlpHidden                          // MLP
+            + 2 * 2 * d * d                                    // two adaptive-norm linears (one timestep)
+        return c.depth * perBlock + l * d * c.codes
+    }
+
+    /// `embeddings`, `blocks.N`, `head`.
+    public static func parameterGroup(_ canonicalName: String) -> String {
+        if canonicalName.hasPrefix("latent_embed.") { return "embeddings" }
+        if canonicalName.hasPrefix("blocks.") { return canonicalName.split(separator: ".").prefix(2).joined(separator: ".") }
+        return "head"
+    }
+}
