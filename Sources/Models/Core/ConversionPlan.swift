@@ -91,14 +91,15 @@ extension ConversionPlan {
             notes += prepared
             var dropped: [String] = []
             for (name, spec) in Family.allCanonicalTensors(config) {
-                let block = spec.perBlock ? Int(name.split(separator: ".")[1]) : nil
-                func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+                func resolve(_ s: String) -> String {
+                    layout.resolve(s, template: spec.template, block: spec.block, inner: spec.inner, depth: targetConfig.depth)
+                }
                 let have = canonical[name]
                 switch layout.form(spec.template) {
                 case .absent:
                     if let have { dropped.append(try checkDroppable(name, spec.template, have, target: target, config: config, options: options)) }
                 case .same(let targetName):
-                    let shape = layout.storedShapes[spec.template]?(targetConfig) ?? spec.shape(targetConfig)
+                    let shape = layout.storedShape(spec.template, canonical: spec.shape(targetConfig), config: targetConfig)
                     if let have {
                         outputs.append(have.renamed(resolve(targetName), shape: shape))
                     } else {
