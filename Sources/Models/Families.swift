@@ -7,6 +7,7 @@ public enum ModelFamilies {
     /// Every family, in detection order.
     public static let all: [any ModelFamily.Type] = [
         DiTFamily.self,
+        VQVAEFamily.self,
     ]
 
     /// What every known layout is, for messages.
