@@ -153,7 +153,7 @@ public struct VQVAEConfig: FamilyConfig {
         midAttention = try r.bool("mid_attention", default: true)
         normGroups = try r.int("norm_groups", default: 32)
         normEps = try r.number("norm_eps", default: 1e-6)
-        sourceLayout = try r.sourceLayout(allowed: ["original", "diffusers", "unknown"])
+        sourceLayout = try r.sourceLayout(allowed: ["original", "original-codec", "diffusers", "unknown"])
         try validate(origin: origin)
     }
 }

@@ -94,8 +94,8 @@ public enum VQVAEFamily: ModelFamily {
         return specs
     }()
 
-    /// original (`PatchVQGAN`), diffusers (`VQModel`), in detection order.
-    public static let layouts: [SourceLayout<VQVAEConfig>] = [VQVAELayouts.original, VQVAELayouts.diffusers]
+    /// original (`PatchVQGAN`), the original inside a solver checkpoint (`PatchVQVAE`), diffusers (`VQModel`), in detection order.
+    public static let layouts: [SourceLayout<VQVAEConfig>] = [VQVAELayouts.original, VQVAELayouts.originalCodec, VQVAELayouts.diffusers]
 
     /// ITHQ's VQ-VAE (published as `ithq_vqvae.pth`, original layout) and a tiny one matching the fixtures.
     public static let presets: [FamilyPreset<VQVAEConfig>] = [

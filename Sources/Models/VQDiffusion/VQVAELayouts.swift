@@ -86,3 +86,59 @@ enum VQVAELayouts {
         ])
     }
 }
+
+/// The PatchVQVAE wrapper's shared quantizer: one canonical tensor stored twice, as `enc.quantize.X` and
+/// `dec.quantize.X` (the encoder and decoder wrappers hold the same module, and a state dict lists it under both).
+/// Read: the two copies must be bit-identical (checked when the tensor is read); write: the tensor twice.
+struct SharedQuantizer: TensorTransform {
+    /// The stored copies.
+    let sourceNames: [String]
+
+    /// The quantizer tensor `name` (`quantize.embedding`) as the encoder's and the decoder's copy.
+    init(_ name: String) { sourceNames = ["enc." + name, "dec." + name] }
+
+    func sourceShapes(canonicalShape: [Int], config: any FamilyConfig) -> [[Int]] { [canonicalShape, canonicalShape] }
+
+    func canonicalShape(sourceShapes: [[Int]]) -> [Int]? {
+        sourceShapes.count == 2 && sourceShapes[0] == sourceShapes[1] ? sourceShapes[0] : nil
+    }
+
+    func canonical(from sources: [TensorInfo], name: String, shape: [Int], dtype: DType) -> OutputTensor {
+        let names = sourceNames
+        return OutputTensor(name: name, dtype: dtype, shape: shape) { sink in
+            let same = try sources[0].withContiguousBytes { a in try sources[1].withContiguousBytes { b in a.count == b.count && a.elementsEqual(b) } }
+            guard same else {
+                throw ModelError.lossy("the shared quantizer's copies \(names[0]) and \(names[1]) differ; the original shares one module, so they must be equal")
+            }
+            try sources[0].write(to: sink)
+        }
+    }
+
+    func sources(from canonical: OutputTensor, config: any FamilyConfig) throws -> [OutputTensor] {
+        sourceNames.map { canonical.renamed($0) }
+    }
+}
+
+extension VQVAELayouts {
+    /// The codec of a microsoft/VQ-Diffusion solver checkpoint (`model.content_codec.` of a DALLE): the `PatchVQVAE`
+    /// wrapper stores the `PatchVQGAN`'s encoder and quant conv under `enc.`, its decoder and post-quant conv under
+    /// `dec.`, and the one quantizer under both.
+    static let originalCodec: SourceLayout<VQVAEConfig> = {
+        var forms: [String: SourceForm] = [:]
+        for spec in VQVAEFamily.canonical {
+            let name = originalName(spec.template)
+            if name.hasPrefix("quantize.") {
+                forms[spec.template] = .transformed(SharedQuantizer(name))
+            } else if name.hasPrefix("encoder.") || name.hasPrefix("quant_conv.") {
+                forms[spec.template] = .same("enc." + name)
+            } else {
+                forms[spec.template] = .same("dec." + name)
+            }
+        }
+        return SourceLayout<VQVAEConfig>(
+            id: Layout("original-codec"), summary: "original VQ-Diffusion PatchVQVAE (a solver checkpoint's content_codec)",
+            forms: forms, signature: signature, depthProbe: signature[0],
+            writer: .stateDict(nestedUnder: ["model"], namePrefix: "content_codec.", safetensors: false),
+            prepare: original.prepare, storedReshapes: original.storedReshapes, storedBlock: original.storedBlock)
+    }()
+}
