@@ -306,3 +306,26 @@ struct VQVAEFixtureTests {
         #expect(try VQ.tensors(dir.file("codec.pth")) == VQ.tensors(VQ.fixtures + "/original/vqvae.pth"))
     }
 }
+
+@Suite("VQ-VAE: config schema")
+struct VQVAESchemaTests {
+    @Test("preset and inferred configs validate against schemas/model-config.schema.json #/$defs/vq-vae")
+    func schema() throws {
+        let text = try #require(FileManager.default.contents(atPath: Fixtures.packageRoot + "/schemas/model-config.schema.json"))
+        let root = try JSONParser.parse([UInt8](text))
+        let defs = try #require(root["$defs"])
+        let validator = SchemaValidator(schema: .object([("$defs", defs), ("$ref", .string("#/$defs/vq-vae"))]))
+        for preset in VQVAEFamily.presets {
+            #expect(validator.validate(preset.config.json).isEmpty, "\(preset.name): \(validator.validate(preset.config.json))")
+        }
+        var config = VQ.config
+        config.sourceLayout = Layout("original-codec")
+        #expect(validator.validate(config.json).isEmpty)
+        var wrong = VQ.config.json
+        if case .object(var pairs) = wrong {
+            pairs.append(("heads", .int(2)))
+            wrong = .object(pairs)
+        }
+        #expect(!validator.validate(wrong).isEmpty)
+    }
+}
