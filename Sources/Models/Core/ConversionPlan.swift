@@ -102,12 +102,14 @@ extension ConversionPlan {
                     let shape = layout.storedShape(spec.template, canonical: spec.shape(targetConfig), config: targetConfig)
                     if let have {
                         outputs.append(have.renamed(resolve(targetName), shape: shape))
-                    } else if spec.optional && Family.recomputedTable(spec.template, config: config) == nil {
-                        // Optional state the source lacks and no code recomputes (training state): not written.
-                        notes.append("\(resolve(targetName)) not written: the source does not have it and it is no table ditkit recomputes (optional in the \(target) layout)")
                     } else {
                         let dtype = canonicalList.first { $0.dtype.isFloatingPoint }?.dtype ?? .f32
-                        outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
+                        do {
+                            outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
+                        } catch ModelError.lossy where spec.optional {
+                            // Optional state the source lacks and no code recomputes (training state): not written.
+                            notes.append("\(resolve(targetName)) not written: the source does not have it and it is no table ditkit recomputes (optional in the \(target) layout)")
+                        }
                     }
                 case .rows(let names):
                     guard let have else { continue }

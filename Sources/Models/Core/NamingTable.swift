@@ -204,17 +204,20 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
     /// The current stored name for a name an older writer of this layout used (diffusers' `query` for `to_q`), or nil:
     /// such names are read as the current ones (and never written).
     public let legacyName: @Sendable (String) -> String?
+    /// Whether conversions offer the layout as a target (``ModelFamily/targets``); false for a layout that is only
+    /// another container of a listed one (the original VQ-VAE inside a solver checkpoint). The library still writes it.
+    public let isTarget: Bool
 
     /// A layout from its naming table (`forms`), recognition (`signature`, `depthProbe`), stored shapes that differ,
     /// writer and `prepare` hook (by default, writes any config unchanged); `storedReshapes`, `storedBlock` and
-    /// `legacyName` default to none, the canonical block order and no older names.
+    /// `legacyName` default to none, the canonical block order and no older names; a layout is a target by default.
     public init(
         id: Layout, summary: String, forms: [String: SourceForm], signature: [String], depthProbe: String,
         storedShapes: [String: @Sendable (Config) -> [Int]] = [:], writer: LayoutWriter<Config>,
         prepare: @escaping @Sendable (Config, ConversionOptions) throws -> (Config, [String]) = { config, _ in (config, []) },
         storedReshapes: [String: @Sendable ([Int]) -> [Int]] = [:],
         storedBlock: @escaping @Sendable (_ template: String, _ block: Int, _ depth: Int) -> Int = { _, block, _ in block },
-        legacyName: @escaping @Sendable (String) -> String? = { _ in nil }
+        legacyName: @escaping @Sendable (String) -> String? = { _ in nil }, isTarget: Bool = true
     ) {
         self.id = id
         self.summary = summary
@@ -227,6 +230,7 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
         self.storedReshapes = storedReshapes
         self.storedBlock = storedBlock
         self.legacyName = legacyName
+        self.isTarget = isTarget
     }
 
     /// The stored name of `sourceName` (a name of this layout's form for `template`, `{i}`/`{j}` unexpanded) at the

@@ -139,6 +139,6 @@ extension VQVAELayouts {
             id: Layout("original-codec"), summary: "original VQ-Diffusion PatchVQVAE (a solver checkpoint's content_codec)",
             forms: forms, signature: signature, depthProbe: signature[0],
             writer: .stateDict(nestedUnder: ["model"], namePrefix: "content_codec.", safetensors: false),
-            prepare: original.prepare, storedReshapes: original.storedReshapes, storedBlock: original.storedBlock)
+            prepare: original.prepare, storedReshapes: original.storedReshapes, storedBlock: original.storedBlock, isTarget: false)
     }()
 }
