@@ -290,6 +290,17 @@ struct VQVAEFixtureTests {
         #expect(codec.tensors.count == 153)
     }
 
+    @Test("the written config.json has every key and value diffusers wrote for the same model (sample_size: ours)")
+    func configJSON() throws {
+        let dir = TemporaryDirectory()
+        try VQ.synth(.diffusers, dir.file("d"), ema: false, config: Self.config)
+        func read(_ path: String) throws -> [String: JSONValue] {
+            guard case .object(let pairs) = try JSONParser.parse([UInt8](try #require(FileManager.default.contents(atPath: path)))) else { return [:] }
+            return Dictionary(pairs.filter { $0.0 != "_name_or_path" && $0.0 != "sample_size" }, uniquingKeysWith: { a, _ in a })
+        }
+        #expect(try read(dir.file("d/config.json")) == read(VQ.fixtures + "/diffusers/vqvae/config.json"))
+    }
+
     @Test("fixtures: original → canonical → original bit-identical; original → diffusers equals diffusers' own conversion; old names → new")
     func fixtureRoundTrips() throws {
         let dir = TemporaryDirectory()
