@@ -84,6 +84,12 @@ struct VQVAESchemeTests {
         #expect(ParameterCount(config: tiny.config, layout: .original).total == 247_659)
     }
 
+    @Test("targets: canonical, original, diffusers (the solver's codec is read, not offered)")
+    func targets() {
+        #expect(VQVAEFamily.targets == [.canonical, .original, .diffusers])
+        #expect(VQVAEFamily.layout(Layout("original-codec")) != nil)
+    }
+
     @Test("per-level shapes and presence: shortcuts where channels change, attention where the level has it, no resampler at the last level")
     func presence() {
         let names = Dictionary(VQVAEFamily.canonicalTensors(VQ.config).map { ($0.name, $0.spec.shape(VQ.config)) }, uniquingKeysWith: { a, _ in a })
