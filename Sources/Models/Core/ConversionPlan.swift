@@ -91,19 +91,25 @@ extension ConversionPlan {
             notes += prepared
             var dropped: [String] = []
             for (name, spec) in Family.allCanonicalTensors(config) {
-                let block = spec.perBlock ? Int(name.split(separator: ".")[1]) : nil
-                func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+                func resolve(_ s: String) -> String {
+                    layout.resolve(s, template: spec.template, block: spec.block, inner: spec.inner, depth: targetConfig.depth)
+                }
                 let have = canonical[name]
                 switch layout.form(spec.template) {
                 case .absent:
                     if let have { dropped.append(try checkDroppable(name, spec.template, have, target: target, config: config, options: options)) }
                 case .same(let targetName):
-                    let shape = layout.storedShapes[spec.template]?(targetConfig) ?? spec.shape(targetConfig)
+                    let shape = layout.storedShape(spec.template, canonical: spec.shape(targetConfig), config: targetConfig)
                     if let have {
                         outputs.append(have.renamed(resolve(targetName), shape: shape))
                     } else {
                         let dtype = canonicalList.first { $0.dtype.isFloatingPoint }?.dtype ?? .f32
-                        outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
+                        do {
+                            outputs.append(try recomputed(spec.template, name: resolve(targetName), shape: shape, config: config, dtype: dtype, notes: &notes))
+                        } catch ModelError.lossy where spec.optional {
+                            // Optional state the source lacks and no code recomputes (training state): not written.
+                            notes.append("\(resolve(targetName)) not written: the source does not have it and it is no table ditkit recomputes (optional in the \(target) layout)")
+                        }
                     }
                 case .rows(let names):
                     guard let have else { continue }

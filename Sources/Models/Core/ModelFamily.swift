@@ -155,8 +155,8 @@ extension ModelFamily {
     /// The source layout named `layout`, if this family has it.
     public static func layout(_ layout: Layout) -> SourceLayout<Config>? { layouts.first { $0.id == layout } }
 
-    /// The layouts a conversion of this family can write: `canonical` and every source layout.
-    public static var targets: [Layout] { [.canonical] + layouts.map(\.id) }
+    /// The layouts a conversion of this family offers to write: `canonical` and every source layout that is a target.
+    public static var targets: [Layout] { [.canonical] + layouts.filter(\.isTarget).map(\.id) }
 
     /// The preset named `name`, matched leniently (case, `_`/`-`, `/`/`-`, a leading family prefix).
     public static func preset(named name: String) -> FamilyPreset<Config>? {

@@ -83,21 +83,37 @@ public struct InferenceContext<Family: ModelFamily> {
     public var origins: [String: String] = [:]
     let stored: [String: TensorInfo]
 
+    /// The stored names of a canonical template's form at canonical block `block` and inner index `inner` (copy 0).
+    func storedNames(_ template: String, block: Int, inner: Int) -> [String] {
+        layout.form(template).names.map {
+            layout.resolve($0, template: template, block: block, inner: inner, depth: depth).replacingPlaceholder("{j}", with: "0")
+        }
+    }
+
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
-    public func storedName(_ template: String) -> String {
-        layout.probeName(template)?.replacingBlock(0) ?? template
+    public func storedName(_ template: String) -> String { storedName(template, block: 0, inner: 0) }
+
+    /// The stored name of a canonical tensor at canonical block `block` and inner index `inner`, for messages.
+    public func storedName(_ template: String, block: Int, inner: Int = 0) -> String {
+        storedNames(template, block: block, inner: inner).first ?? template
     }
 
     /// Whether the checkpoint stores the canonical tensor `template` (block 0, copy 0).
-    public func has(_ template: String) -> Bool {
-        layout.form(template).names.allSatisfy { stored[$0.replacingPlaceholder("{j}", with: "0").replacingBlock(0)] != nil }
-            && !layout.form(template).names.isEmpty
+    public func has(_ template: String) -> Bool { has(template, block: 0, inner: 0) }
+
+    /// Whether the checkpoint stores the canonical tensor `template` at canonical block `block` and inner index `inner`.
+    public func has(_ template: String, block: Int, inner: Int = 0) -> Bool {
+        let names = storedNames(template, block: block, inner: inner)
+        return !names.isEmpty && names.allSatisfy { stored[$0] != nil }
     }
 
     /// The canonical shape of `template` (block 0, copy 0) as the stored tensors give it: a stored tensor of the
     /// same elements keeps its stored shape; concatenated rows add up; a transform maps its stored shapes.
-    public func shape(_ template: String) throws -> [Int] {
-        let names = layout.form(template).names.map { $0.replacingPlaceholder("{j}", with: "0").replacingBlock(0) }
+    public func shape(_ template: String) throws -> [Int] { try shape(template, block: 0, inner: 0) }
+
+    /// The canonical shape of `template` at canonical block `block` and inner index `inner`, as ``shape(_:)`` reads it.
+    public func shape(_ template: String, block: Int, inner: Int = 0) throws -> [Int] {
+        let names = storedNames(template, block: block, inner: inner)
         guard !names.isEmpty else { throw ModelError.config("cannot infer the config: the \(layout.id) layout does not store \(template)") }
         var shapes: [[Int]] = []
         for name in names {
@@ -213,11 +229,17 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         }
         var byName: [String: TensorInfo] = [:]
         var duplicates: [String] = []
+        var legacy = 0
         for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) {
-            let key = String(tensor.name.dropFirst(prefix.count))
+            var key = String(tensor.name.dropFirst(prefix.count))
+            if let current = layout.legacyName(key) {
+                key = current
+                legacy += 1
+            }
             if byName[key] != nil { duplicates.append(key) }
             byName[key] = tensor
         }
+        if legacy > 0 { notes.append("\(legacy) tensors stored under older names of the \(layout.id) layout, read as the current ones") }
         var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
         var config = try Family.inferConfig(&context)
         notes += context.notes
@@ -244,8 +266,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
 
         var tensors: [CanonicalTensor] = []
         for (name, spec) in Family.allCanonicalTensors(config) {
-            let block = spec.perBlock ? Int(name.split(separator: ".")[1]) : nil
-            func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+            func resolve(_ s: String) -> String {
+                layout.resolve(s, template: spec.template, block: spec.block, inner: spec.inner, depth: config.depth)
+            }
             let shape = spec.shape(config)
             let source: CanonicalSource
             switch layout.form(spec.template) {

@@ -2,15 +2,30 @@ import Checkpoints
 import Tensors
 
 /// One tensor of a family's canonical scheme (`schemas/canonical-names.md`).
+///
+/// A per-block tensor (`{i}` in its template) may also have a second, inner index `{j}` (the ResNets of a resolution
+/// level), a shape that depends on the block (`indexedShape`) and exist only at some positions (`present`). The
+/// family's ``ModelFamily/canonicalTensors(_:includeOptional:)`` expands the scheme into instances, each with its block
+/// and inner index and the shape at that position; every generic path works on instances.
 public struct CanonicalSpec<Config: FamilyConfig>: Sendable {
-    /// Name, with `{i}` for the block index.
+    /// Name, with `{i}` for the block index (and `{j}` for the inner index).
     public let template: String
-    /// The canonical shape for a config.
+    /// The canonical shape for a config (of an instance: the shape at its block and inner index).
     public let shape: @Sendable (Config) -> [Int]
     /// Frozen buffers (position tables, schedules) are not trained.
     public let trainable: Bool
     /// Absent from some layouts (recomputable, or only one layout stores it).
     public let optional: Bool
+    /// How many inner indices `{j}` block `i` has (nil: the template has no `{j}`).
+    public let innerCount: (@Sendable (Config, Int) -> Int)?
+    /// Whether the tensor exists for a config at a block and inner index (nil for a non-block tensor); all by default.
+    public let present: @Sendable (Config, Int?, Int?) -> Bool
+    /// The shape at a block and inner index (nil when every block has the same shape, `shape`).
+    public let indexedShape: (@Sendable (Config, Int?, Int?) -> [Int])?
+    /// The block index of an instance (nil for a template or a non-block tensor).
+    public let block: Int?
+    /// The inner index of an instance (nil for a template or a tensor without `{j}`).
+    public let inner: Int?
 
     /// A canonical tensor named `template` (`{i}` for per-block ones) whose shape `shape` computes from a config.
     public init(_ template: String, trainable: Bool = true, optional: Bool = false, shape: @escaping @Sendable (Config) -> [Int]) {
@@ -18,12 +33,62 @@ public struct CanonicalSpec<Config: FamilyConfig>: Sendable {
         self.shape = shape
         self.trainable = trainable
         self.optional = optional
+        innerCount = nil
+        present = { _, _, _ in true }
+        indexedShape = nil
+        block = nil
+        inner = nil
+    }
+
+    /// A canonical tensor whose shape depends on its block `i` and inner index `j` (`indexedShape(config, i, j)`, nil
+    /// indices for a non-block tensor), with `innerCount(config, i)` inner indices when the template has `{j}`, present
+    /// only where `present(config, i, j)` holds.
+    public init(
+        _ template: String, trainable: Bool = true, optional: Bool = false, innerCount: (@Sendable (Config, Int) -> Int)? = nil,
+        present: @escaping @Sendable (Config, Int?, Int?) -> Bool = { _, _, _ in true },
+        indexedShape: @escaping @Sendable (Config, Int?, Int?) -> [Int]
+    ) {
+        self.template = template
+        self.shape = { indexedShape($0, nil, nil) }
+        self.trainable = trainable
+        self.optional = optional
+        self.innerCount = innerCount
+        self.present = present
+        self.indexedShape = indexedShape
+        block = nil
+        inner = nil
+    }
+
+    private init(instanceOf spec: CanonicalSpec, block: Int?, inner: Int?) {
+        template = spec.template
+        if let indexed = spec.indexedShape { shape = { indexed($0, block, inner) } } else { shape = spec.shape }
+        trainable = spec.trainable
+        optional = spec.optional
+        innerCount = spec.innerCount
+        present = spec.present
+        indexedShape = spec.indexedShape
+        self.block = block
+        self.inner = inner
     }
 
     /// Whether the tensor repeats in every block (its template has `{i}`).
     public var perBlock: Bool { template.contains("{i}") }
     /// The name in block `i` (the template with `{i}` replaced).
     public func name(block i: Int) -> String { template.replacingBlock(i) }
+    /// The name of the instance at block `i` and inner index `j`.
+    public func name(block i: Int?, inner j: Int?) -> String {
+        var out = i.map { template.replacingBlock($0) } ?? template
+        if let j { out = out.replacingPlaceholder("{j}", with: String(j)) }
+        return out
+    }
+
+    /// The instances of this spec present for `config` in block `i` (nil for a non-block tensor): one per inner index.
+    public func instances(_ config: Config, block i: Int?) -> [(name: String, spec: CanonicalSpec)] {
+        let inners: [Int?] = i.flatMap { block in innerCount.map { count in (0..<max(count(config, block), 0)).map { $0 } } } ?? [nil]
+        return inners.compactMap { j in
+            present(config, i, j) ? (name(block: i, inner: j), CanonicalSpec(instanceOf: self, block: i, inner: j)) : nil
+        }
+    }
 }
 
 /// How a layout stores one canonical tensor.
@@ -130,13 +195,29 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
     /// Checks (and adapts) a model's config before writing it in this layout: returns the config written and notes;
     /// throws ``ModelError/lossy(_:)`` when the layout cannot hold the model.
     public let prepare: @Sendable (Config, ConversionOptions) throws -> (Config, [String])
+    /// Stored shapes that differ from the canonical shape of each instance (same elements): template → the stored
+    /// shape from the instance's canonical shape (a 1×1 convolution stored for a (C, C) linear: `{ $0 + [1, 1] }`).
+    public let storedReshapes: [String: @Sendable ([Int]) -> [Int]]
+    /// The stored block index of a canonical template's block `i` in a model of `depth` blocks (a layout that numbers
+    /// some blocks in another order: decoder levels by resolution rather than execution); `i` by default.
+    public let storedBlock: @Sendable (_ template: String, _ block: Int, _ depth: Int) -> Int
+    /// The current stored name for a name an older writer of this layout used (diffusers' `query` for `to_q`), or nil:
+    /// such names are read as the current ones (and never written).
+    public let legacyName: @Sendable (String) -> String?
+    /// Whether conversions offer the layout as a target (``ModelFamily/targets``); false for a layout that is only
+    /// another container of a listed one (the original VQ-VAE inside a solver checkpoint). The library still writes it.
+    public let isTarget: Bool
 
     /// A layout from its naming table (`forms`), recognition (`signature`, `depthProbe`), stored shapes that differ,
-    /// writer and `prepare` hook (by default, writes any config unchanged).
+    /// writer and `prepare` hook (by default, writes any config unchanged); `storedReshapes`, `storedBlock` and
+    /// `legacyName` default to none, the canonical block order and no older names; a layout is a target by default.
     public init(
         id: Layout, summary: String, forms: [String: SourceForm], signature: [String], depthProbe: String,
         storedShapes: [String: @Sendable (Config) -> [Int]] = [:], writer: LayoutWriter<Config>,
-        prepare: @escaping @Sendable (Config, ConversionOptions) throws -> (Config, [String]) = { config, _ in (config, []) }
+        prepare: @escaping @Sendable (Config, ConversionOptions) throws -> (Config, [String]) = { config, _ in (config, []) },
+        storedReshapes: [String: @Sendable ([Int]) -> [Int]] = [:],
+        storedBlock: @escaping @Sendable (_ template: String, _ block: Int, _ depth: Int) -> Int = { _, block, _ in block },
+        legacyName: @escaping @Sendable (String) -> String? = { _ in nil }, isTarget: Bool = true
     ) {
         self.id = id
         self.summary = summary
@@ -146,6 +227,23 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
         self.storedShapes = storedShapes
         self.writer = writer
         self.prepare = prepare
+        self.storedReshapes = storedReshapes
+        self.storedBlock = storedBlock
+        self.legacyName = legacyName
+        self.isTarget = isTarget
+    }
+
+    /// The stored name of `sourceName` (a name of this layout's form for `template`, `{i}`/`{j}` unexpanded) at the
+    /// canonical block `block` and inner index `inner` of a model of `depth` blocks.
+    public func resolve(_ sourceName: String, template: String, block: Int?, inner: Int?, depth: Int) -> String {
+        var out = block.map { sourceName.replacingBlock(storedBlock(template, $0, depth)) } ?? sourceName
+        if let inner { out = out.replacingPlaceholder("{j}", with: String(inner)) }
+        return out
+    }
+
+    /// The stored shape of an instance whose canonical shape is `shape`.
+    func storedShape(_ template: String, canonical shape: [Int], config: Config) -> [Int] {
+        storedShapes[template]?(config) ?? storedReshapes[template]?(shape) ?? shape
     }
 
     /// How this layout stores the canonical template (`.absent` when the table does not name it).
@@ -204,16 +302,21 @@ public struct SourceTensor: Sendable, Equatable {
 }
 
 extension ModelFamily {
-    /// The canonical specs before the first per-block one (embedders), the per-block ones, and the rest (heads, tables).
-    static var canonicalParts: (head: [CanonicalSpec<Config>], blocks: [CanonicalSpec<Config>], tail: [CanonicalSpec<Config>]) {
-        let firstBlock = canonical.firstIndex { $0.perBlock } ?? canonical.count
-        return (Array(canonical[..<firstBlock]), canonical.filter(\.perBlock),
-                Array(canonical[firstBlock...].filter { !$0.perBlock }))
+    /// The canonical scheme in runs: each non-block spec alone, each run of consecutive per-block specs together (a
+    /// run is expanded block by block: block 0's tensors of the run, then block 1's, …). A scheme with one run (DiT)
+    /// is head, blocks, tail.
+    static var canonicalRuns: [[CanonicalSpec<Config>]] {
+        var runs: [[CanonicalSpec<Config>]] = []
+        for spec in canonical {
+            if spec.perBlock, let last = runs.last, last.first?.perBlock == true { runs[runs.count - 1].append(spec) } else { runs.append([spec]) }
+        }
+        return runs
     }
 
     /// Every tensor `layout` stores for `config`, in that layout's conventional order, without prefix. Optional
     /// canonical tensors are included when the layout stores them. Per-block copies of a non-block tensor (`{j}`) are
-    /// stored inside each block (before the block's own tensors when they precede the blocks in canonical order, after them otherwise).
+    /// stored inside each block of the first run of per-block tensors (before the block's own tensors when they precede
+    /// that run in canonical order, after them otherwise).
     public static func sourceTensors(_ layoutID: Layout, config: Config) -> [SourceTensor] {
         guard let layout = layout(layoutID) else { return [] }
         var out: [SourceTensor] = []
@@ -221,13 +324,15 @@ extension ModelFamily {
         func add(_ name: String, _ shape: [Int], _ trainable: Bool) {
             if seen.insert(name).inserted { out.append(SourceTensor(name: name, shape: shape, trainable: trainable)) }
         }
-        func emit(_ spec: CanonicalSpec<Config>, block: Int?) {
+        func emit(_ spec: CanonicalSpec<Config>) {
             let shape = spec.shape(config)
-            func resolve(_ s: String) -> String { block.map { s.replacingBlock($0) } ?? s }
+            func resolve(_ s: String) -> String {
+                layout.resolve(s, template: spec.template, block: spec.block, inner: spec.inner, depth: config.depth)
+            }
             switch layout.form(spec.template) {
             case .absent, .copies: break
             case .same(let name):
-                add(resolve(name), layout.storedShapes[spec.template]?(config) ?? shape, spec.trainable)
+                add(resolve(name), layout.storedShape(spec.template, canonical: shape, config: config), spec.trainable)
             case .rows(let names):
                 var part = shape
                 part[0] /= names.count
@@ -238,29 +343,39 @@ extension ModelFamily {
                 }
             }
         }
-        let parts = canonicalParts
-        for spec in parts.head { emit(spec, block: nil) }
-        for i in 0..<config.depth {
-            func copies(_ specs: [CanonicalSpec<Config>]) {
-                for spec in specs {
-                    if case .copies(let name) = layout.form(spec.template) { add(name.replacingCopy(i), spec.shape(config), spec.trainable) }
-                }
+        let runs = canonicalRuns
+        let firstRun = runs.firstIndex { $0.first?.perBlock == true }
+        for (r, run) in runs.enumerated() {
+            guard run.first?.perBlock == true else {
+                for (_, spec) in run[0].instances(config, block: nil) { emit(spec) }
+                continue
             }
-            copies(parts.head)
-            for spec in parts.blocks { emit(spec, block: i) }
-            copies(parts.tail)
+            for i in 0..<config.depth {
+                func copies(_ specs: ArraySlice<[CanonicalSpec<Config>]>) {
+                    for spec in specs.joined() {
+                        if case .copies(let name) = layout.form(spec.template) { add(name.replacingCopy(i), spec.shape(config), spec.trainable) }
+                    }
+                }
+                if r == firstRun { copies(runs[..<r]) }
+                for spec in run { for (_, instance) in spec.instances(config, block: i) { emit(instance) } }
+                if r == firstRun { copies(runs[(r + 1)...]) }
+            }
         }
-        for spec in parts.tail { emit(spec, block: nil) }
         return out
     }
 
-    /// The canonical tensors of `config` (per-block templates expanded), with the optional ones named in `includeOptional`.
+    /// The canonical tensors of `config` (per-block templates expanded into instances at each block and inner index
+    /// present), with the optional ones named in `includeOptional`.
     public static func canonicalTensors(_ config: Config, includeOptional: Set<String> = []) -> [(name: String, spec: CanonicalSpec<Config>)] {
-        var out: [(String, CanonicalSpec<Config>)] = []
-        let parts = canonicalParts
-        for spec in parts.head where !spec.optional || includeOptional.contains(spec.template) { out.append((spec.template, spec)) }
-        for i in 0..<config.depth { for spec in parts.blocks { out.append((spec.name(block: i), spec)) } }
-        for spec in parts.tail where !spec.optional || includeOptional.contains(spec.template) { out.append((spec.template, spec)) }
+        var out: [(name: String, spec: CanonicalSpec<Config>)] = []
+        for run in canonicalRuns {
+            guard run.first?.perBlock == true else {
+                let spec = run[0]
+                if !spec.optional || includeOptional.contains(spec.template) { out += spec.instances(config, block: nil) }
+                continue
+            }
+            for i in 0..<config.depth { for spec in run { out += spec.instances(config, block: i) } }
+        }
         return out
     }
 

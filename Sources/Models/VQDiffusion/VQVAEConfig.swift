@@ -55,6 +55,22 @@ public struct VQVAEConfig: FamilyConfig {
 
     /// Resolution levels: the range of `{i}` in per-level tensor names.
     public var depth: Int { blockOutChannels.count }
+    /// Channels of encoder level `i` (clamped to the levels, so a template's shape can be asked without a level).
+    public func channels(level i: Int?) -> Int {
+        blockOutChannels.isEmpty ? 0 : blockOutChannels[min(max(i ?? 0, 0), blockOutChannels.count - 1)]
+    }
+    /// The encoder level of decoder up-block `k` (execution order): levels run from the lowest resolution up.
+    public func decoderLevel(_ k: Int?) -> Int { depth - 1 - (k ?? 0) }
+    /// Input channels of ResNet `j` of encoder level `i`: the previous level's channels for the first ResNet.
+    public func encoderResnetInput(level i: Int?, resnet j: Int?) -> Int {
+        (j ?? 0) > 0 ? channels(level: i) : channels(level: max((i ?? 0) - 1, 0))
+    }
+    /// Input channels of ResNet `j` of decoder up-block `k`: the previous up-block's channels for the first ResNet.
+    public func decoderResnetInput(upBlock k: Int?, resnet j: Int?) -> Int {
+        (j ?? 0) > 0 ? channels(level: decoderLevel(k)) : channels(level: min(decoderLevel(k) + 1, depth - 1))
+    }
+    /// The widest channels: the lowest resolution's (the middle blocks').
+    public var innerChannels: Int { blockOutChannels.last ?? 0 }
     /// The latent grid side: the image side halved at every level but the last.
     public var latentSize: Int { sampleSize >> max(depth - 1, 0) }
     /// Sizes in one line.
@@ -137,38 +153,7 @@ public struct VQVAEConfig: FamilyConfig {
         midAttention = try r.bool("mid_attention", default: true)
         normGroups = try r.int("norm_groups", default: 32)
         normEps = try r.number("norm_eps", default: 1e-6)
-        sourceLayout = try r.sourceLayout(allowed: ["original", "diffusers", "unknown"])
+        sourceLayout = try r.sourceLayout(allowed: ["original", "original-codec", "diffusers", "unknown"])
         try validate(origin: origin)
-    }
-}
-
-/// VQ-Diffusion's VQ-VAE (the original's `PatchVQGAN`, diffusers' `VQModel`). Skeleton: its canonical names and
-/// layouts are filled in by the VQ-VAE layouts work.
-public enum VQVAEFamily: ModelFamily {
-    /// The VQ-VAE's config.
-    public typealias Config = VQVAEConfig
-    /// The family name in configs and on the command line.
-    public static let name = "vq-vae"
-    /// The family, for reports.
-    public static let summary = "VQ-Diffusion VQ-VAE"
-    /// The canonical scheme (filled in by the layouts work).
-    public static let canonical: [CanonicalSpec<VQVAEConfig>] = []
-    /// The source layouts (filled in by the layouts work).
-    public static let layouts: [SourceLayout<VQVAEConfig>] = []
-    /// Named configurations.
-    public static let presets: [FamilyPreset<VQVAEConfig>] = []
-    /// Infers the config from the weights.
-    public static func inferConfig(_ context: inout InferenceContext<VQVAEFamily>) throws -> VQVAEConfig {
-        throw ModelError.mapping(path: context.checkpoint.path, problems: ["VQ-VAE layouts are not read yet"])
-    }
-    /// No frozen tables.
-    public static func recomputedTable(_ template: String, config: VQVAEConfig) -> [Float]? { nil }
-    /// Multiply-adds (filled in with the forward).
-    public static func multiplyAdds(_ config: VQVAEConfig) -> Int { 0 }
-    /// `encoder`, `decoder`, `quantizer`.
-    public static func parameterGroup(_ canonicalName: String) -> String {
-        if canonicalName.hasPrefix("encoder.") || canonicalName.hasPrefix("quant_conv.") { return "encoder" }
-        if canonicalName.hasPrefix("decoder.") || canonicalName.hasPrefix("post_quant_conv.") { return "decoder" }
-        return "quantizer"
     }
 }
