@@ -103,7 +103,7 @@ struct VQDiffusionTests {
         for (path, layout, prefix) in cases {
             let view = try VQSynth.open(path)
             #expect(view.layout == layout && view.prefix == prefix, "\(path): \(view.layout) under \(view.prefix)")
-            #expect(view.config.depth == 2 && view.config.hiddenSize == 32 && view.config.codes == 31 && view.config.contextDim == 16)
+            #expect(view.config.depth == 2 && view.config.hiddenSize == 32 && view.config.codes == 32 && view.config.contextDim == 512)
             // Through the registry: the transformer is chosen in a file that holds several families.
             let any = try ModelFamilies.open(try Checkpoint.open(path))
             #expect(any.familyName == "vq-diffusion", "\(path): \(any.familyName)")
@@ -206,10 +206,10 @@ struct VQDiffusionTests {
         var expected = VQSynth.tiny.config
         expected.sourceLayout = .original
         #expect(original.config == expected)
-        #expect(original.assumptions.contains { $0.field == "num_heads" && $0.value == "2" })
+        #expect(original.assumptions.contains { $0.field == "num_heads" && $0.value == "4" })
         #expect(original.assumptions.contains { $0.field == "context_length" })
-        let heads = try VQSynth.open(dir.file("o.pt"), VQDiffusionFamily.self, ModelOptions(heads: 4))
-        #expect(heads.config.numHeads == 4 && !heads.assumptions.contains { $0.field == "num_heads" })
+        let heads = try VQSynth.open(dir.file("o.pt"), VQDiffusionFamily.self, ModelOptions(heads: 8))
+        #expect(heads.config.numHeads == 8 && !heads.assumptions.contains { $0.field == "num_heads" })
 
         let diffusers = try VQSynth.open(try VQSynth.write(.diffusers, dir.file("d"), componentOnly: true))
         #expect(diffusers.config.output == .logProbs && diffusers.config.lateTimesteps == .refuse && diffusers.config.activation == .sigmoidGELU)
