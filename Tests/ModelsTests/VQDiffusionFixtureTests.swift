@@ -95,4 +95,22 @@ struct VQDiffusionFixtureTests {
         let diffusers = try ModelView<VQEmbeddingsFamily>.open(try Checkpoint.open(Fixtures.path(Self.embeddings)))
         #expect(diffusers.layout == .diffusers && diffusers.config.length == 77)
     }
+
+    @Test("the CLI: inspect, params, convert and synth reach the families through the registry", .enabled(if: exists(solver)))
+    func cli() throws {
+        let dir = TemporaryDirectory()
+        let inspect = try DitkitBinary.run(["inspect", "fixtures/" + Self.solver, "--summary"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("original VQ-Diffusion transformer") && inspect.stdout.contains("under \"ema.transformer.\""))
+        let params = try DitkitBinary.run(["params", "ITHQ", "fixtures/" + Self.solver, "--json"])
+        #expect(params.status == 0, "\(params.stderr)")
+        let json = try JSONParser.parse(params.stdout)
+        #expect(json["presets"]?.arrayValue?.first?["total"] == .int(1_397_023_360) && json["presets"]?.arrayValue?.first?["diffusers_total"] == .int(1_359_274_624))
+        #expect(json["checkpoints"]?.arrayValue?.first?["total"] == .int(107_584) && json["checkpoints"]?.arrayValue?.first?["prefix"] == .string("ema.transformer."))
+        let convert = try DitkitBinary.run(["convert", "fixtures/" + Self.solver, "--key", "model", "--heads", "4", "--to", "diffusers", "-o", dir.file("d")])
+        #expect(convert.status == 0 && (convert.stdout + convert.stderr).contains("cross_attn.mask is not stored"), "\(convert.stderr)")
+        let synth = try DitkitBinary.run(["synth", "vq-diffusion-tiny", "--to", "original", "-o", dir.file("s.pt")])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let back = try DitkitBinary.run(["convert", dir.file("s.pt"), "--to", "canonical", "-o", dir.file("c.safetensors")])
+        #expect(back.status == 0, "\(back.stderr)")
+    }
 }

@@ -126,7 +126,7 @@ extension VQDiffusionFamily {
                 out.append("diffusers' Transformer2DModel returns log-probabilities over the \(c.codes) codes only: no mask row of −70 and no clamp to [−70, 0] (the original's predict_start adds both)")
             }
             if c.lateTimesteps == .meanEmbedding {
-                out.append("diffusers refuses timesteps ≥ \(c.diffusionSteps) (it indexes its tables); the original uses the mean of each norm's table for them")
+                out.append("diffusers refuses timesteps ≥ \(c.diffusionSteps) (it indexes its tables); the original uses the mean of each norm's table for the whole batch when its first timestep is one")
             }
             if c.output == .logProbsMaskRow || c.lateTimesteps == .meanEmbedding {
                 out.append("diffusers takes one timestep for the whole batch (a per-sample timestep fails in its AdaLayerNorm); the original takes one per sample")
@@ -138,7 +138,7 @@ extension VQDiffusionFamily {
                 out.append("the original's predict_start appends a row of −70 for the mask class and clamps to [−70, 0]; diffusers' output has neither")
             }
             if c.lateTimesteps == .refuse {
-                out.append("the original uses the mean of each adaptive norm's table for timesteps ≥ \(c.diffusionSteps), which diffusers refuses")
+                out.append("the original uses the mean of each adaptive norm's table for the whole batch when its first timestep is ≥ \(c.diffusionSteps), which diffusers refuses")
             }
             if c.activation != .sigmoidGELU { out.append("the original's MLP activation is x·sigmoid(1.702x) (GELU2), this model used \(c.activation.rawValue)") }
             for (what, eps) in [("adaptive norms", c.adaNormEps), ("MLP norm (ln2)", c.ffNormEps), ("output norm", c.outNormEps)] where eps != 1e-5 {
