@@ -304,6 +304,20 @@ struct VQDiffusionTests {
         #expect(cast.outputs[0].dtype == .f32 && cast.casts == ["embeddings: f64 → f32"])
         // A component folder of the embeddings is detected through the registry too.
         #expect(try ModelFamilies.open(try Checkpoint.open(dir.file("d"))).familyName == "vq-diffusion-embeddings")
+        // In a pipeline folder, the component's own config.json is read (not the transformer's).
+        try VQSynth.convert(diffusers, to: .diffusers, dir.file("p"))
+        try VQSynth.write(.diffusers, dir.file("t"), componentOnly: true)
+        try FileManager.default.copyItem(atPath: dir.file("t"), toPath: dir.file("p/transformer"))
+        try #"{"_class_name": "VQDiffusionPipeline", "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"], "transformer": ["diffusers", "Transformer2DModel"]}"#
+            .write(toFile: dir.file("p/model_index.json"), atomically: true, encoding: .utf8)
+        let pipeline = try VQSynth.open(dir.file("p"), VQEmbeddingsFamily.self)
+        #expect(pipeline.prefix == "learned_classifier_free_sampling_embeddings." && pipeline.config.length == 77)
+        try #"{"_class_name": "LearnedClassifierFreeSamplingEmbeddings", "learnable": true, "hidden_size": 16, "length": 5}"#
+            .write(toFile: dir.file("p/learned_classifier_free_sampling_embeddings/config.json"), atomically: true, encoding: .utf8)
+        #expect { try VQSynth.open(dir.file("p"), VQEmbeddingsFamily.self) } throws: {
+            "\($0)".contains("learned_classifier_free_sampling_embeddings/config.json") && "\($0)".contains("length = 5")
+        }
+        #expect(try VQSynth.open(dir.file("p")).config.depth == 2)
     }
 
     @Test("the config JSON round-trips, validates, and matches its branch of model-config.schema.json (and no other)")

@@ -82,6 +82,9 @@ public struct InferenceContext<Family: ModelFamily> {
     /// user can fix.
     public var origins: [String: String] = [:]
     let stored: [String: TensorInfo]
+    /// The key prefix the layout's names sit under (`transformer.` in a pipeline folder): which component's
+    /// `config.json` is the model's.
+    var prefix = ""
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
     public func storedName(_ template: String) -> String {
@@ -137,7 +140,11 @@ public struct InferenceContext<Family: ModelFamily> {
 
     /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from.
     public var componentConfig: (json: JSONValue, file: String)? {
-        guard let entry = checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }) else { return nil }
+        // In a pipeline folder, the config of the component the names sit under (`transformer/` for `transformer.`).
+        let component = prefix.hasSuffix(".") ? String(prefix.dropLast()) + "/config.json" : nil
+        guard let entry = checkpoint.configs.first(where: { $0.0 == component })
+            ?? checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") })
+        else { return nil }
         return (entry.1, checkpoint.path + "/" + entry.0)
     }
 
@@ -218,7 +225,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             if byName[key] != nil { duplicates.append(key) }
             byName[key] = tensor
         }
-        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
+        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName, prefix: prefix)
         var config = try Family.inferConfig(&context)
         notes += context.notes
         assumptions += context.assumptions
