@@ -126,7 +126,7 @@ extension VQDiffusionFamily {
                 out.append("diffusers' Transformer2DModel returns log-probabilities over the \(c.codes) codes only: no mask row of −70 and no clamp to [−70, 0] (the original's predict_start adds both)")
             }
             if c.lateTimesteps == .meanEmbedding {
-                out.append("diffusers refuses timesteps ≥ \(c.diffusionSteps) (it indexes its tables); the original uses the mean of each norm's table for the whole batch when its first timestep is one")
+                out.append("diffusers refuses timesteps ≥ \(c.diffusionSteps) (it indexes its tables); when a batch's first timestep is ≥ \(c.diffusionSteps), the original uses the mean of each norm's table for the whole batch")
             }
             if c.output == .logProbsMaskRow || c.lateTimesteps == .meanEmbedding {
                 out.append("diffusers takes one timestep for the whole batch (a per-sample timestep fails in its AdaLayerNorm); the original takes one per sample")

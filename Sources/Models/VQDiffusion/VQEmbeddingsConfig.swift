@@ -116,7 +116,7 @@ public enum VQEmbeddingsFamily: ModelFamily {
             }
             guard problems.isEmpty else { throw ModelError.invalidConfig(origin: file, problems: problems) }
         }
-        if let dtype = context.checkpoint.tensors.first(where: { $0.name.hasSuffix(context.storedName("embeddings")) })?.dtype, dtype == .f64 {
+        if context.stored[name]?.dtype == .f64 {
             context.notes.append("\(name) is float64 (the original's dtype); conversions keep it unless a dtype is asked for")
         }
         try config.validate(origin: context.checkpoint.path, names: context.origins)
