@@ -199,6 +199,27 @@ struct VQDiffusionTests {
         }
     }
 
+    @Test("an original file without masks opens (they are optional) and gets them recomputed; masks in only some blocks are named")
+    func missingMasks() throws {
+        let dir = TemporaryDirectory()
+        let checkpoint = try Checkpoint.open(try VQSynth.write(.original, dir.file("o.pt")))
+        func without(_ drop: (String) -> Bool, _ name: String) throws -> String {
+            try SafetensorsWriter.write(checkpoint.tensors.filter { !drop($0.name) }.map { OutputTensor(name: $0.name, tensor: $0) }, to: dir.file(name))
+            return dir.file(name)
+        }
+        let none = try VQSynth.open(try without({ $0.hasSuffix("attn2.mask") }, "none.safetensors"))
+        #expect(!none.tensors.contains { $0.name == "cross_attn.mask" })
+        let plan = try none.plan(to: .original)
+        #expect(plan.notes.contains("cross_attn.mask recomputed (the source does not store it)"))
+        let masks = plan.outputs.filter { $0.name.hasSuffix("attn2.mask") }
+        #expect(masks.map(\.name) == ["transformer.transformer.blocks.0.attn2.mask", "transformer.transformer.blocks.1.attn2.mask"])
+        let original = try #require(checkpoint.tensors.first { $0.name.hasSuffix("blocks.1.attn2.mask") }).contiguousBytes()
+        #expect(try masks.allSatisfy { try $0.contiguousBytes() == original })
+        #expect { try VQSynth.open(try without({ $0.hasSuffix("blocks.1.attn2.mask") }, "some.safetensors")) } throws: {
+            "\($0)".contains("missing: blocks.1.attn2.mask")
+        }
+    }
+
     @Test("config inference: heads from config.json, assumed from a preset or a head dimension, or --heads; diffusers numerics")
     func inference() throws {
         let dir = TemporaryDirectory()
