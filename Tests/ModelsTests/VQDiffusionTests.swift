@@ -229,6 +229,15 @@ struct VQDiffusionTests {
         #expect(original.config == expected)
         #expect(original.assumptions.contains { $0.field == "num_heads" && $0.value == "4" })
         #expect(original.assumptions.contains { $0.field == "context_length" })
+        // No preset of this D: a head dimension of 64, else 88, assumed and said.
+        for (hidden, heads, dim) in [(128, 2, 64), (176, 2, 88)] {
+            var config = VQSynth.tiny.config
+            config.hiddenSize = hidden
+            config.mlpHidden = 4 * hidden
+            try Exporter.write(try VQSynth.plan(.original, config: config), to: dir.file("h\(hidden).pt"))
+            let view = try VQSynth.open(dir.file("h\(hidden).pt"))
+            #expect(view.config.numHeads == heads && view.assumptions.contains { $0.field == "num_heads" && $0.basis == "head dimension \(dim)" })
+        }
         let heads = try VQSynth.open(dir.file("o.pt"), VQDiffusionFamily.self, ModelOptions(heads: 8))
         #expect(heads.config.numHeads == 8 && !heads.assumptions.contains { $0.field == "num_heads" })
 
