@@ -91,7 +91,7 @@ public struct VQVAEConfig: FamilyConfig {
             R("num_codes", 1, size) { Double($0.numCodes) },
             R("embed_dim", 1, size) { Double($0.embedDim) },
             R("norm_groups", 1, size) { Double($0.normGroups) },
-            R("norm_eps", 0, 1, exclusive: true) { $0.normEps },
+            R("group_norm_eps", 0, 1, exclusive: true) { $0.normEps },
             R("sample_size", 1, size) { Double($0.sampleSize) },
         ]
     }()
@@ -132,7 +132,7 @@ public struct VQVAEConfig: FamilyConfig {
             ("block_out_channels", .array(blockOutChannels.map { .int($0) })),
             ("level_attention", .array(levelAttention.map { .bool($0) })), ("layers_per_block", .int(layersPerBlock)),
             ("mid_attention", .bool(midAttention)), ("latent_channels", .int(latentChannels)), ("num_codes", .int(numCodes)),
-            ("embed_dim", .int(embedDim)), ("norm_groups", .int(normGroups)), ("norm_eps", .double(normEps)),
+            ("embed_dim", .int(embedDim)), ("norm_groups", .int(normGroups)), ("group_norm_eps", .double(normEps)),
             ("sample_size", .int(sampleSize)),
         ]
         if let sourceLayout { pairs.append(("source_layout", .string(sourceLayout.rawValue))) }
@@ -143,7 +143,7 @@ public struct VQVAEConfig: FamilyConfig {
     public init(json: JSONValue, origin: String = "ditkit.config") throws {
         let r = try ConfigJSONReader(json, origin: origin, family: "vq-vae", known: [
             "in_channels", "out_channels", "block_out_channels", "level_attention", "layers_per_block", "mid_attention",
-            "latent_channels", "num_codes", "embed_dim", "norm_groups", "norm_eps", "sample_size",
+            "latent_channels", "num_codes", "embed_dim", "norm_groups", "group_norm_eps", "sample_size",
         ])
         self.init(
             inChannels: try r.int("in_channels"), outChannels: try r.int("out_channels"), blockOutChannels: try r.ints("block_out_channels"),
@@ -152,7 +152,7 @@ public struct VQVAEConfig: FamilyConfig {
             sampleSize: try r.int("sample_size"))
         midAttention = try r.bool("mid_attention", default: true)
         normGroups = try r.int("norm_groups", default: 32)
-        normEps = try r.number("norm_eps", default: 1e-6)
+        normEps = try r.number("group_norm_eps", default: 1e-6)
         sourceLayout = try r.sourceLayout(allowed: ["original", "original-codec", "diffusers", "unknown"])
         try validate(origin: origin)
     }
