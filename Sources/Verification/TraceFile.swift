@@ -70,9 +70,10 @@ public enum TraceFile {
         guard F.traceInputLayers.allSatisfy({ checkpoint.tensor(named: $0) != nil }) else {
             throw fail(["it has no " + F.traceInputLayers.joined(separator: ", ") + " to run on"])
         }
-        // The batch is the length of the per-sample input layer (DiT: input.t, one timestep per sample).
+        // The batch is the first axis of the per-sample input layer (DiT: input.t, one timestep per sample; the
+        // VQ-VAE: input.tokens, (N, h, w)).
         let probe = checkpoint.tensor(named: F.traceBatchLayer)!
-        guard probe.shape.count == 1, probe.shape[0] >= 1 else { throw fail(["\(probe.name) has shape \(probe.shape), expected (N) with N ≥ 1"]) }
+        guard probe.shape.count >= 1, probe.shape[0] >= 1 else { throw fail(["\(probe.name) has shape \(probe.shape), expected (N, …) with N ≥ 1"]) }
         let n = probe.shape[0]
         var problems: [String] = []
         for tensor in checkpoint.tensors {
