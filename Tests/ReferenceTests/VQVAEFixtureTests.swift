@@ -80,6 +80,31 @@ struct VQVAEFixtureTests {
         }
     }
 
+    @Test("a VQ-VAE trace written and read back through TraceFile: the batch from input.tokens' first axis, inputs and shapes checked")
+    func traceFile() throws {
+        let config = VQVAEForwardTests.tiny(), tensors = VQVAEForwardTests.weights(config, seed: 5)
+        let inputs = VQVAEFamily.makeInputs(InputSpec(batch: 3, seed: 4), config: config)
+        let trace = Trace()
+        _ = VQVAEFamily.run(try VQVAEWeights(config: config) { tensors[$0] }, semantics: config, inputs: inputs, kernels: .automatic, trace: trace)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ditkit-vqvae-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/trace.safetensors"
+        try TraceFile.write(trace, to: path, metadata: [("format", "pt"), ("ditkit.config", config.json.serialized())], overwrite: false)
+        let (read, metadata, readInputs) = try TraceFile.load(path, for: config)
+        #expect(read.layers.map(\.name) == trace.layers.map(\.name))
+        #expect(readInputs.batch == 3 && readInputs.tokens == inputs.tokens && readInputs.image == inputs.image)
+        #expect(VQVAEFamily.traceConfig(metadata, like: config)?.json == config.json)
+        // A token grid of the wrong rank is refused by name.
+        let flat = Trace()
+        for layer in trace.layers { flat.append(layer.name, layer.name == "input.tokens" ? [3, 64] : layer.shape, layer.values) }
+        try TraceFile.write(flat, to: directory + "/flat.safetensors", metadata: [("format", "pt")], overwrite: false)
+        #expect(throws: ModelError.self) { try TraceFile.load(directory + "/flat.safetensors", for: config) }
+        do { _ = try TraceFile.load(directory + "/flat.safetensors", for: config) } catch {
+            #expect("\(error)".contains("input.tokens has shape [3, 64], expected (N, …) of rank 3"))
+        }
+    }
+
     @Test("verification: swapped decoder ResNets are caught at their first layer and blamed on the weights; GroupNorm eps and groups are named")
     func corrupted() throws {
         let config = VQVAEForwardTests.tiny(), tensors = VQVAEForwardTests.weights(config, seed: 21)

@@ -62,16 +62,23 @@ public struct VQVAEForward: Sendable {
     /// returns the decoded image (N, out_channels, H, W), before any clamp. `inputs` must fit the config
     /// (`VQVAEInputs.problems(for:)` empty).
     public func run(_ inputs: VQVAEInputs, trace: Trace? = nil, workspace: VQVAEWorkspace = VQVAEWorkspace()) -> [Float] {
-        let output = decode(inputs, trace: trace, workspace: workspace)
-        encode(inputs, trace: trace, workspace: workspace)
+        // Inputs first, as `traceOrder` puts them.
+        trace?.append("input.tokens", [inputs.batch, inputs.tokenHeight, inputs.tokenWidth], inputs.tokens.map(Float.init))
+        trace?.append("input.image", [inputs.batch, weights.config.inChannels, inputs.imageHeight, inputs.imageWidth], inputs.image)
+        let output = decode(inputs, trace: trace, workspace: workspace, recordInputs: false)
+        encode(inputs, trace: trace, workspace: workspace, recordInputs: false)
         return output
     }
 
     /// The decoder alone: tokens → codebook rows → `post_quant_conv` → decoder; returns (N, out_channels, H, W).
     public func decode(_ inputs: VQVAEInputs, trace: Trace? = nil, workspace: VQVAEWorkspace = VQVAEWorkspace()) -> [Float] {
+        decode(inputs, trace: trace, workspace: workspace, recordInputs: true)
+    }
+
+    func decode(_ inputs: VQVAEInputs, trace: Trace?, workspace: VQVAEWorkspace, recordInputs: Bool) -> [Float] {
         let c = weights.config, n = inputs.batch, h = inputs.tokenHeight, w = inputs.tokenWidth, e = c.embedDim
         let pass = Pass(forward: self, batch: n, workspace: workspace)
-        trace?.append("input.tokens", [n, h, w], inputs.tokens.map(Float.init))
+        if recordInputs { trace?.append("input.tokens", [n, h, w], inputs.tokens.map(Float.init)) }
         // Codebook rows as (N, embed_dim, h, w).
         let quantized = pass.allocate(c: e, h: h, w: w)
         let book = weights.codebook.base
@@ -110,11 +117,16 @@ public struct VQVAEForward: Sendable {
     /// The encoder alone: image → encoder → `quant_conv`; returns (N, embed_dim, h, w).
     @discardableResult
     public func encode(_ inputs: VQVAEInputs, trace: Trace? = nil, workspace: VQVAEWorkspace = VQVAEWorkspace()) -> [Float] {
+        encode(inputs, trace: trace, workspace: workspace, recordInputs: true)
+    }
+
+    @discardableResult
+    func encode(_ inputs: VQVAEInputs, trace: Trace?, workspace: VQVAEWorkspace, recordInputs: Bool) -> [Float] {
         let c = weights.config, n = inputs.batch
         let pass = Pass(forward: self, batch: n, workspace: workspace)
         let image = pass.allocate(c: c.inChannels, h: inputs.imageHeight, w: inputs.imageWidth)
         inputs.image.withUnsafeBufferPointer { image.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        pass.record(trace, "input.image", image)
+        if recordInputs { pass.record(trace, "input.image", image) }
         var x = pass.conv(image, weights.encoderConvIn, release: true)
         pass.record(trace, "encoder.conv_in", x)
         for (i, level) in weights.encoderLevels.enumerated() {
