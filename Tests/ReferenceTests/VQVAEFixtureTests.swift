@@ -126,6 +126,27 @@ struct VQVAEFixtureTests {
         #expect(report.likelyCauses.first?.hasPrefix(VerificationReport.weightsDiffer) == true)
         #expect(report.layers.first { $0.name == "decoder.mid" }?.passed == true)
         #expect(report.layers.first { $0.name == "encoder.down.0" }?.passed == true)  // the encoder chain is untouched
+        // Up blocks 0 and last swapped where the shapes allow (two levels of the same width): a reversed index mapping.
+        var same = config
+        same.blockOutChannels = [16, 16]
+        same.levelAttention = [true, true]
+        let sameTensors = VQVAEForwardTests.weights(same, seed: 22)
+        var reversed = sameTensors
+        for (name, value) in sameTensors where name.hasPrefix("decoder.up_blocks.0.") && !name.contains("upsamplers") {
+            let other = name.replacingOccurrences(of: "up_blocks.0.", with: "up_blocks.1.")
+            reversed[name] = sameTensors[other]
+            reversed[other] = value
+        }
+        #expect(reversed.count == sameTensors.count && reversed.keys.contains("decoder.up_blocks.1.attentions.1.to_q.weight"))
+        let sameInputs = VQVAEFamily.makeInputs(InputSpec(batch: 1, seed: 3), config: same)
+        let straight = Trace(), swappedLevels = Trace()
+        _ = VQVAEFamily.run(try VQVAEWeights(config: same) { sameTensors[$0] }, semantics: same, inputs: sameInputs, kernels: .automatic, trace: straight)
+        _ = VQVAEFamily.run(try VQVAEWeights(config: same) { reversed[$0] }, semantics: same, inputs: sameInputs, kernels: .automatic, trace: swappedLevels)
+        let levels = VerificationReport.compare(
+            straight, swappedLevels, tolerance: Tolerance(rtol: 1e-5, atol: 0), family: VQVAEFamily.self, configA: same, configB: same,
+            semanticsA: same, semanticsB: same, labelA: "a", labelB: "b")
+        #expect(levels.firstDivergence == "decoder.up.0")
+        #expect(levels.likelyCauses.first?.contains("the weights themselves differ at decoder.up.0") == true)
         // Different numerics are named where the first GroupNorm runs.
         var other = config
         other.normEps = 1e-5
