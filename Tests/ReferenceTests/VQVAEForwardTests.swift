@@ -76,6 +76,7 @@ struct VQVAEForwardTests {
                 } } }
                 expected[((b * g.outChannels + o) * ho + r) * wo + cc] = sum
             } } } }
+            var bits: [[UInt32]] = []
             for level in Self.levels {
                 var out = [Float](repeating: .nan, count: residual.count), summed = residual
                 var scratch = [Float](repeating: 0, count: max(1, Convolution.scratchCount(g, height: h, width: w)))
@@ -84,7 +85,9 @@ struct VQVAEForwardTests {
                                 scratch: &scratch, level: level)
                 #expect(Self.relativeL2(out, expected) < 1e-6, "\(g) at \(level)")
                 #expect(Self.relativeL2(summed, zip(expected, residual).map { $0 + Double($1) }) < 1e-6, "\(g) accumulated at \(level)")
+                bits.append(out.map(\.bitPattern) + summed.map(\.bitPattern))
             }
+            #expect(Set(bits).count == 1, "\(g) differs across levels")
         }
     }
 
