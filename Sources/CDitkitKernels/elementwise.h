@@ -167,6 +167,138 @@ ATTR static void NAME(bias_gelu_tanh)(float *x, long r0, long r1, long dim, cons
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Convolution-network kernels (GroupNorm, swish, nearest ×2, im2col with padding, per-channel bias). The reductions
+// run in a fixed order that does not depend on LANES (16 float lanes, flushed into 16 double lanes every 1024
+// values), so every level gives the same bits.
+
+/// Σ x[i] and, with `center` non-NULL, Σ (x[i] − *center)², in float64: 16 interleaved float32 lanes (lane l takes
+/// the values i ≡ l mod 16) flushed into 16 float64 lanes every 1024 values, the last count mod 16 values added in
+/// float64 directly, then the lanes summed in order.
+ATTR static double NAME(fixed_sum)(const float *x, long count, const float *center) {
+    enum { VECS = 16 / LANES };
+    double lanes[16] = {0};
+    float flush[16];
+    long i = 0, whole = count - count % 16;
+    const VF m = SET1(center ? *center : 0.0f);
+    while (i < whole) {
+        VF acc[VECS];
+        for (int v = 0; v < VECS; v++) acc[v] = SET1(0.0f);
+        long end = i + 1024 < whole ? i + 1024 : whole;
+        for (; i < end; i += 16)
+            for (int v = 0; v < VECS; v++) {
+                VF u = LOADU(x + i + v * LANES);
+                if (center) { u = SUB(u, m); u = MUL(u, u); }
+                acc[v] = ADD(acc[v], u);
+            }
+        for (int v = 0; v < VECS; v++) STOREU(flush + v * LANES, acc[v]);
+        for (int l = 0; l < 16; l++) lanes[l] += (double)flush[l];
+    }
+    double total = 0;
+    for (int l = 0; l < 16; l++) total += lanes[l];
+    for (; i < count; i++) {
+        float u = x[i];
+        if (center) { u = u - *center; u = u * u; }
+        total += (double)u;
+    }
+    return total;
+}
+
+/// x / (1 + e^(−x)) lane-wise (swish, SiLU) with the level's exp.
+ATTR static inline VF NAME(swish)(VF x) {
+    return DIV(x, ADD(SET1(1.0f), NAME(exp)(SUB(SET1(0.0f), x))));
+}
+
+ATTR static void NAME(group_norm)(const float *x, float *out, long channels, long spatial, float eps, const float *gamma,
+                                  const float *beta, int swish) {
+    long count = channels * spatial;
+    float mean = (float)(NAME(fixed_sum)(x, count, NULL) / (double)count);
+    float var = (float)(NAME(fixed_sum)(x, count, &mean) / (double)count);
+    float rstd = 1.0f / __builtin_sqrtf(var + eps);
+    for (long c = 0; c < channels; c++) {
+        float scale = rstd * (gamma ? gamma[c] : 1.0f);
+        float shift = (beta ? beta[c] : 0.0f) - scale * mean;
+        const float *xc = x + c * spatial;
+        float *oc = out + c * spatial;
+        VF vs = SET1(scale), vb = SET1(shift);
+        long j = 0;
+        for (; j + LANES <= spatial; j += LANES) {
+            VF y = ADD(MUL(LOADU(xc + j), vs), vb);
+            STOREU(oc + j, swish ? NAME(swish)(y) : y);
+        }
+        if (j < spatial) {
+            VF y = ADD(MUL(NAME(load_tail)(xc + j, spatial - j, 0.0f), vs), vb);
+            NAME(store_tail)(oc + j, spatial - j, swish ? NAME(swish)(y) : y);
+        }
+    }
+}
+
+ATTR static void NAME(swish_array)(float *x, long count) {
+    long i = 0;
+    for (; i + LANES <= count; i += LANES) STOREU(x + i, NAME(swish)(LOADU(x + i)));
+    if (i < count) NAME(store_tail)(x + i, count - i, NAME(swish)(NAME(load_tail)(x + i, count - i, 0.0f)));
+}
+
+ATTR static void NAME(upsample_nearest2)(const float *x, float *out, long p0, long p1, long height, long width) {
+    for (long p = p0; p < p1; p++) {
+        const float *plane = x + p * height * width;
+        float *o = out + p * 4 * height * width;
+        for (long r = 0; r < height; r++) {
+            const float *row = plane + r * width;
+            float *o0 = o + 2 * r * 2 * width;
+            for (long j = 0; j < width; j++) { o0[2 * j] = row[j]; o0[2 * j + 1] = row[j]; }
+            memcpy(o0 + 2 * width, o0, (size_t)(2 * width) * sizeof(float));
+        }
+    }
+}
+
+ATTR static void NAME(im2col)(const float *x, long height, long width, long kernel, long stride, long pad_top,
+                              long pad_left, long out_width, long row0, long row1, long k0, long k1, float *cols) {
+    long ncols = (row1 - row0) * out_width, kk = kernel * kernel;
+    for (long k = k0; k < k1; k++) {
+        long c = k / kk, ky = (k % kk) / kernel, kx = k % kernel;
+        const float *plane = x + c * height * width;
+        float *dst = cols + (k - k0) * ncols;
+        for (long r = row0; r < row1; r++) {
+            float *d = dst + (r - row0) * out_width;
+            long y = r * stride + ky - pad_top;
+            if (y < 0 || y >= height) { memset(d, 0, (size_t)out_width * sizeof(float)); continue; }
+            const float *src = plane + y * width;
+            if (stride == 1) {
+                // Columns j read x = j + kx − pad_left: zero where that falls outside the row.
+                long lo = pad_left - kx, hi = width + pad_left - kx;  // valid j in [lo, hi)
+                if (lo < 0) lo = 0;
+                if (hi > out_width) hi = out_width;
+                if (hi <= lo) { memset(d, 0, (size_t)out_width * sizeof(float)); continue; }
+                if (lo > 0) memset(d, 0, (size_t)lo * sizeof(float));
+                memcpy(d + lo, src + lo + kx - pad_left, (size_t)(hi - lo) * sizeof(float));
+                if (hi < out_width) memset(d + hi, 0, (size_t)(out_width - hi) * sizeof(float));
+            } else {
+                for (long j = 0; j < out_width; j++) {
+                    long xx = j * stride + kx - pad_left;
+                    d[j] = xx >= 0 && xx < width ? src[xx] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+ATTR static void NAME(channel_bias)(const float *src, float *out, long c0, long c1, long spatial, const float *bias) {
+    for (long c = c0; c < c1; c++) {
+        const float *s = src ? src + c * spatial : NULL;
+        float *o = out + c * spatial;
+        VF b = SET1(bias[c]);
+        long j = 0;
+        if (s) {
+            for (; j + LANES <= spatial; j += LANES) STOREU(o + j, ADD(LOADU(s + j), b));
+            for (; j < spatial; j++) o[j] = s[j] + bias[c];
+        } else {
+            for (; j + LANES <= spatial; j += LANES) STOREU(o + j, b);
+            for (; j < spatial; j++) o[j] = bias[c];
+        }
+    }
+}
+
 // Each level includes this file once with its own macros; they end here so the next level can define its own.
 #undef NAME
 #undef ATTR

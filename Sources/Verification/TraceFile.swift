@@ -49,11 +49,11 @@ public enum TraceFile {
     package static func expectedShape(_ name: String, config c: DiTConfig, batch n: Int) -> [Int]? { DiTFamily.traceShape(name, config: c, batch: n) }
 
 
-    /// Reads a trace to verify a model of `config` against, checking it before use: the batch N is `input.t`'s
-    /// length; every tensor must be a known layer with a float dtype and the shape that layer has for `config`
-    /// and N; a `ditkit.config` in the metadata must be valid; the inputs must be in range
-    /// (`DiTInputs.problems(for:)`). Values are read only after the shapes are checked. Throws `ModelError.trace`
-    /// naming the file and each problem.
+    /// Reads a trace to verify a model of `config` against, checking it before use: the batch N is the first axis of
+    /// the family's batch layer (DiT: `input.t`'s length), whose rank must be the format's; every tensor must be a
+    /// known layer with a float dtype and the shape that layer has for `config` and N; a `ditkit.config` in the
+    /// metadata must be valid; the inputs must be in range (`DiTInputs.problems(for:)`). Values are read only after
+    /// the shapes are checked. Throws `ModelError.trace` naming the file and each problem.
     public static func load<C: FamilyConfig>(_ path: String, for config: C) throws -> (trace: Trace, metadata: [(String, String)], inputs: C.Family.Inputs)
         where C.Family: RunnableFamily
     {
@@ -70,9 +70,13 @@ public enum TraceFile {
         guard F.traceInputLayers.allSatisfy({ checkpoint.tensor(named: $0) != nil }) else {
             throw fail(["it has no " + F.traceInputLayers.joined(separator: ", ") + " to run on"])
         }
-        // The batch is the length of the per-sample input layer (DiT: input.t, one timestep per sample).
+        // The batch is the first axis of the per-sample input layer (DiT: input.t, one timestep per sample; the
+        // VQ-VAE: input.tokens, (N, h, w)).
         let probe = checkpoint.tensor(named: F.traceBatchLayer)!
-        guard probe.shape.count == 1, probe.shape[0] >= 1 else { throw fail(["\(probe.name) has shape \(probe.shape), expected (N) with N ≥ 1"]) }
+        let rank = F.traceShape(F.traceBatchLayer, config: config, batch: 1)?.count ?? 1
+        guard probe.shape.count == rank, probe.shape[0] >= 1 else {
+            throw fail(["\(probe.name) has shape \(probe.shape), expected \(rank == 1 ? "(N)" : "(N, …) of rank \(rank)") with N ≥ 1"])
+        }
         let n = probe.shape[0]
         var problems: [String] = []
         for tensor in checkpoint.tensors {

@@ -10,8 +10,8 @@ public struct RecordedTrace<Family: RunnableFamily>: Sendable {
     public let semantics: Family.Config
     /// The semantics the trace records (`ditkit.trace.semantics`): the forced choice, or the model's layout.
     public let semanticsName: String
-    /// The batch size.
-    public var batch: Int { trace.layer("input.t")?.shape.first ?? 0 }
+    /// The batch size: the first axis of the family's batch layer (DiT: `input.t`).
+    public var batch: Int { trace.layer(Family.traceBatchLayer)?.shape.first ?? 0 }
 }
 
 /// Records and writes traces: the reference forward of one model with every layer's activations, in the trace

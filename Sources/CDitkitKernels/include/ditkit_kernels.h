@@ -4,7 +4,8 @@
 // Kernels of the reference forward pass, in C so that each function can be compiled for one instruction set
 // (function attributes, no build flags) and chosen at run time: the binary runs on any CPU of its architecture.
 //
-// - Element-wise kernels (exp, softmax rows, LayerNorm + modulation, GELU, bias and gated-residual passes) at three
+// - Element-wise kernels (exp, softmax rows, LayerNorm + modulation, GELU, bias and gated-residual passes,
+//   GroupNorm, swish, nearest ×2 upsampling, im2col with padding, per-channel bias) at three
 //   levels: baseline (SSE2 on x86-64, plain C elsewhere), AVX2 + FMA, and AVX-512. Each takes a `level`; a level the
 //   CPU lacks is lowered to the best one it has (never an illegal instruction), so callers validate first with
 //   ditkit_kernels_best_level().
@@ -52,6 +53,29 @@ void ditkit_bias_gelu(float *x, long r0, long r1, long dim, const float *bias, i
 
 /// x[i] = x[i] / (1 + e^(−x[i])) with libm's expf (one version: a few thousand values per pass).
 void ditkit_silu(float *x, long count);
+
+/// GroupNorm of one group: x and out hold `channels` planes of `spatial` values (contiguous; out may be x). Mean and
+/// biased variance over the whole group, summed in float64 in a fixed order (the same bits at every level), then
+/// per channel c: y = x·s + (beta[c] − s·mean) with s = gamma[c]/√(var + eps) (gamma, beta may be NULL: 1 and 0),
+/// followed by swish y/(1 + e^(−y)) when `swish` is 1.
+void ditkit_group_norm(const float *x, float *out, long channels, long spatial, float eps, const float *gamma,
+                       const float *beta, int swish, int level);
+
+/// x[i] = x[i] / (1 + e^(−x[i])) (swish, SiLU) with ditkit's exp: the same bits at every level.
+void ditkit_swish(float *x, long count, int level);
+
+/// Nearest-neighbour ×2 upsampling of planes p in [p0, p1) of height × width into planes of 2·height × 2·width.
+void ditkit_upsample_nearest2(const float *x, float *out, long p0, long p1, long height, long width, int level);
+
+/// im2col of one sample x (channels × height × width) for a square `kernel` with `stride` and zero padding
+/// (pad_top, pad_left; bottom and right padding follow from out_width and the output rows asked for): rows k in
+/// [k0, k1) of the (channels·kernel² × out_rows·out_width) matrix, restricted to output rows [row0, row1), into
+/// cols ((k1 − k0) × (row1 − row0)·out_width, dense). Row k is channel k / kernel², tap (k / kernel) % kernel, k % kernel.
+void ditkit_im2col(const float *x, long height, long width, long kernel, long stride, long pad_top, long pad_left,
+                   long out_width, long row0, long row1, long k0, long k1, float *cols, int level);
+
+/// out[c·spatial + j] = src[c·spatial + j] + bias[c] for channels c in [c0, c1) (src NULL: bias[c]; src may be out).
+void ditkit_channel_bias(const float *src, float *out, long c0, long c1, long spatial, const float *bias, int level);
 
 /// y[b·ldy + n] = bias[n] + Σ_p w[n·ldw + p] · x[b·ldx + p], for rows n in [n0, n1) and samples b < batch; bias
 /// may be NULL. Reads each weight row once per group of four samples. AVX-512 only.
