@@ -57,6 +57,7 @@ struct Convert: ParsableCommand {
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !out.force { throw CheckpointError.outputExists(path: output) }
+        if try convertWhole() { return }
         let checkpoint = try openSource()
         let view = try ModelFamilies.open(checkpoint, options: model.modelOptions)
         let plan = try view.erasedPlan(
@@ -67,6 +68,48 @@ struct Convert: ParsableCommand {
         let files = try export(plan, to: output, options: options, quiet: write.quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
         if verify { try verifyOutput(source: view, plan: plan) }
+    }
+
+    /// A whole file or folder: a canonical folder (`bundle.json`) written back in its source layout, or a file of
+    /// several models (or a model beside optimizer state, buffers, a text encoder) converted to a canonical folder
+    /// when the output is not one `.safetensors` file. False when the source is one model (the plain conversion).
+    func convertWhole() throws -> Bool {
+        var options = BundleWriteOptions()
+        options.conversion = ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma, drop: Set(drop))
+        options.overwrite = out.force
+        options.durable = write.fsync
+        if ModelBundle.isCanonicalFolder(source) {
+            let bundle = try ModelBundle.openCanonicalFolder(source, options: open.openOptions)
+            guard write.to == .original else {
+                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts back with --to original "
+                    + "(each component file is a canonical file of its own)")
+            }
+            let result = try bundle.writeWhole(to: output, options: options)
+            print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+            return true
+        }
+        guard write.to == .canonical, !output.hasSuffix(".safetensors") else { return false }
+        let checkpoint = try openSource()
+        guard checkpoint.metadata.first(where: { $0.0 == "ditkit.config" }) == nil else { return false }
+        let bundle = try ModelBundle.open(checkpoint, options: model.modelOptions)
+        guard BundleText.isWhole(bundle) else { return false }
+        let result = try bundle.writeCanonical(to: output, options: options)
+        print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+        return true
+    }
+
+    static func report(source: String, bundle: ModelBundle, output: String, target: Layout, result: BundleWriteResult) -> String {
+        var lines: [[String]] = [["source", "\(source) (\(bundle.folder == nil ? bundle.checkpoint.format.rawValue : "canonical folder"), "
+            + "\(bundle.components.count) \(bundle.components.count == 1 ? "model" : "models"), \(bundle.extras.count) extra tensors)"]]
+        for c in bundle.components {
+            lines.append(["", "\(c.name): \(c.match.summary)" + (c.match.prefix.isEmpty ? "" : " under \"\(c.match.prefix)\"")])
+        }
+        lines.append(["wrote", "\(output) (\(target.rawValue)\(target == .canonical ? " folder" : " whole file")): "
+            + "\(NumberFormat.grouped(result.tensors)) tensors, \(NumberFormat.binaryBytes(result.bytes))"])
+        lines.append(["files", result.files.joined(separator: ", ")])
+        var out = TextTable.render(lines)
+        for note in bundle.components.compactMap(\.view).flatMap(\.notes) + result.notes { out += "\nnote: " + note }
+        return out
     }
 
     /// The source, read with its `--variant`. A variant the source does not have is a usage error that points to

@@ -81,7 +81,18 @@ public struct InferenceContext<Family: ModelFamily> {
     /// How each config field's value was obtained (field → tensor, key or option), so that a problem names what the
     /// user can fix.
     public var origins: [String: String] = [:]
+    /// The key prefix the layout's names sit under (a pipeline folder's component: `vqvae.`).
+    public var prefix: String = ""
     let stored: [String: TensorInfo]
+
+    init(checkpoint: Checkpoint, layout: SourceLayout<Family.Config>, depth: Int, options: ModelOptions, prefix: String = "", stored: [String: TensorInfo]) {
+        self.checkpoint = checkpoint
+        self.layout = layout
+        self.depth = depth
+        self.options = options
+        self.prefix = prefix
+        self.stored = stored
+    }
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
     public func storedName(_ template: String) -> String {
@@ -135,9 +146,14 @@ public struct InferenceContext<Family: ModelFamily> {
         try checkedElementCount(try shape(template))
     }
 
-    /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from.
+    /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from:
+    /// in a pipeline folder the component folder named by the prefix (`vqvae/config.json` under `vqvae.`), else the
+    /// transformer's.
     public var componentConfig: (json: JSONValue, file: String)? {
-        guard let entry = checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }) else { return nil }
+        let folder = prefix.hasSuffix(".") ? String(prefix.dropLast()) + "/config.json" : nil
+        guard let entry = checkpoint.configs.first(where: { $0.0 == folder })
+            ?? checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") })
+        else { return nil }
         return (entry.1, checkpoint.path + "/" + entry.0)
     }
 
@@ -191,8 +207,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         return try open(checkpoint, matches: LayoutDetector.detect(checkpoint.tensors.map(\.name), family: Family.self), options: options)
     }
 
-    /// Reads the model from the detected `matches` (of this family).
-    static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions) throws -> ModelView {
+    /// Reads the model from the detected `matches` (of this family). `only`, when given, limits the tensors read to
+    /// those source names (one component of a whole file, ``ModelBundle``: the others are other components or extras).
+    static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions, only: Set<String>? = nil) throws -> ModelView {
         var notes: [String] = checkpoint.assumed
         guard !matches.isEmpty else {
             throw ModelError.mapping(
@@ -213,12 +230,12 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         }
         var byName: [String: TensorInfo] = [:]
         var duplicates: [String] = []
-        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) {
+        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) && only.map({ $0.contains(tensor.name) }) ?? true {
             let key = String(tensor.name.dropFirst(prefix.count))
             if byName[key] != nil { duplicates.append(key) }
             byName[key] = tensor
         }
-        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
+        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, prefix: prefix, stored: byName)
         var config = try Family.inferConfig(&context)
         notes += context.notes
         assumptions += context.assumptions

@@ -1,0 +1,332 @@
+import Checkpoints
+import Tensors
+
+/// What a tensor of a whole file is when no component claims it, as the family whose code made it (or the bundle,
+/// for an optimizer's state) says.
+public struct ExtraTensorRole: Sendable, Equatable {
+    /// The kinds of extras.
+    public enum Kind: String, Sendable {
+        /// A frozen buffer the model's code recomputes (a diffusion schedule); checked and dropped when equal.
+        case table
+        /// Statistics gathered in training (loss history, counts).
+        case statistics = "training-statistics"
+        /// A text encoder the model conditions on, stored inside the file.
+        case textEncoder = "text-encoder"
+        /// State of a component that its canonical form does not hold (a quantizer's EMA buffers).
+        case componentState = "component-state"
+        /// An optimizer's or learning-rate scheduler's state.
+        case optimizer
+        /// Nothing ditkit knows.
+        case unknown
+    }
+
+    /// The kind of tensor.
+    public let kind: Kind
+    /// What it is, in a few words (`diffusion schedule buffer log_at`).
+    public let description: String
+    /// The family that knows it (nil for the bundle's own classes: optimizer state, unknown).
+    public let family: String?
+    /// For ``Kind/table``: the table's name for ``ModelFamily/extraTable(_:config:)``.
+    public let table: String?
+
+    /// A role of `kind`, described, known by `family`, with the recomputable `table` it is.
+    public init(kind: Kind, description: String, family: String? = nil, table: String? = nil) {
+        self.kind = kind
+        self.description = description
+        self.family = family
+        self.table = table
+    }
+}
+
+extension ModelFamily {
+    /// Default: the family knows no extra tensor.
+    public static func extraTensorRole(_ name: String) -> ExtraTensorRole? { nil }
+    /// Default: no extra buffer is recomputed.
+    public static func extraTable(_ table: String, config: Config) -> (values: [Float], basis: String)? { nil }
+}
+
+/// Whether a component holds a training checkpoint's EMA weights, its raw weights, or the only copy.
+public enum BundleWeights: String, Sendable {
+    /// The EMA weights (under `ema.`).
+    case ema
+    /// The raw weights beside EMA weights (under `model.`).
+    case raw
+    /// The only weights of this family in the file.
+    case only
+}
+
+/// One model found in a whole file: a family's layout under one prefix, read as a ``ModelView`` of the tensors it
+/// claims (the layout's names under the prefix).
+public struct BundleComponent: Sendable {
+    /// The component's name in a canonical folder (`dit`, `dit.model` for the raw weights beside the EMA ones).
+    public let name: String
+    /// The layout found and where.
+    public let match: LayoutMatch
+    /// EMA, raw or the only weights.
+    public let weights: BundleWeights
+    /// Whether this is the component a conversion reads by default for its family (EMA over raw, or under the key
+    /// asked for).
+    public let selected: Bool
+    /// The source names of the tensors it claims, in file order.
+    public let tensorNames: [String]
+    /// The model, or nil when it could not be read (`problem` says why).
+    public let view: (any AnyModelView)?
+    /// Why the model could not be read (a size the weights cannot give, a name that does not map).
+    public let problem: (any Error & Sendable)?
+    /// The family's name.
+    public var family: String { match.family }
+}
+
+/// A tensor no component claims, with what it is.
+public struct BundleExtra: Sendable {
+    /// The tensor, under its source name.
+    public let tensor: TensorInfo
+    /// What it is.
+    public let role: ExtraTensorRole
+}
+
+/// An optimizer's state found in a training checkpoint, summarised.
+public struct OptimizerSummary: Sendable {
+    /// The path the optimizer's state dict sits under (`opt`, `optimizer_and_scheduler.none.optimizer.module`).
+    public let path: String
+    /// What it most likely is, from its state's names and its hyper-parameters (`AdamW`, `Adam`, `SGD with momentum`).
+    public let kind: String
+    /// Tensors of its per-parameter state, and their bytes.
+    public let stateTensors: Int
+    /// Bytes of the state tensors.
+    public let stateBytes: Int
+    /// Parameters with state.
+    public let parameters: Int
+    /// Parameter groups, each with its scalar hyper-parameters (`lr=0.0001`).
+    public let groups: [[(String, String)]]
+}
+
+/// A whole file or folder as a bundle of components: every model of every family found in it (each layout under
+/// each prefix, EMA and raw weights apart), the tensors no model claims ("extras", each classified), the
+/// non-tensor values, and the optimizer and scheduler state summarised. Opens a training checkpoint, a pipeline
+/// folder or a canonical folder (``CanonicalBundle``) alike.
+public struct ModelBundle: Sendable {
+    /// The checkpoint the bundle was read from (the first component's, for a canonical folder).
+    public let checkpoint: Checkpoint
+    /// Every component, in the order their prefixes first appear.
+    public let components: [BundleComponent]
+    /// Tensors no component claims, in file order.
+    public let extras: [BundleExtra]
+    /// Optimizers found.
+    public let optimizers: [OptimizerSummary]
+    /// Top-level values outside the optimizers (`last_epoch`, `last_iter`, `clip_grad_norm`), as (path, text).
+    public let trainingValues: [(String, String)]
+    /// Things the user should know.
+    public let notes: [String]
+    /// A canonical folder's manifest (`bundle.json`), nil for other sources.
+    public internal(set) var manifest: JSONValue? = nil
+    /// A canonical folder's path, nil for other sources.
+    public internal(set) var folder: String? = nil
+
+    /// The top-level keys whose contents are flat state dicts (the first component of each component's prefix).
+    public var stateDictKeys: [String] {
+        var out: [String] = []
+        for c in components {
+            let key = c.match.prefix.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
+            if !c.match.prefix.isEmpty, !out.contains(key) { out.append(key) }
+        }
+        return out
+    }
+
+    /// The components a conversion writes by default, one per family: the selected ones.
+    public var selected: [BundleComponent] { components.filter(\.selected) }
+
+    /// Finds every component of `families` in `checkpoint` and classifies the rest. `options.key` selects which
+    /// weights each family's default component is (EMA by default); the other sizes in `options` apply to every
+    /// component of a family that reads them. A component that cannot be read is kept with its `problem`.
+    public static func open(
+        _ checkpoint: Checkpoint, options: ModelOptions = ModelOptions(), families: [any ModelFamily.Type] = ModelFamilies.all
+    ) throws -> ModelBundle {
+        if checkpoint.metadata.contains(where: { $0.0 == "ditkit.config" }) {
+            // One canonical file: one component, nothing else.
+            let view = try ModelFamilies.open(checkpoint, options: options, families: families)
+            let match = LayoutMatch(
+                family: view.familyName, layout: .canonical, prefix: "", depth: 0, matchedTensors: checkpoint.tensors.count,
+                tensorsUnderPrefix: checkpoint.tensors.count, summary: view.layoutSummary)
+            let component = BundleComponent(
+                name: view.familyName, match: match, weights: .only, selected: true, tensorNames: checkpoint.tensors.map(\.name),
+                view: view, problem: nil)
+            return ModelBundle(checkpoint: checkpoint, components: [component], extras: [], optimizers: [], trainingValues: [], notes: [])
+        }
+        let names = checkpoint.tensors.map(\.name)
+        var signatures: [LayoutSignature] = []
+        for family in families { signatures += LayoutDetector.signatures(of: family) }
+        let matches = LayoutDetector.detect(names, signatures: signatures)
+        var claimed: [String: Int] = [:]
+        var notes: [String] = []
+        var claims: [[String]] = []
+        for (index, match) in matches.enumerated() {
+            let stems = signatures.first { $0.family == match.family && $0.layout == match.layout }?.stems ?? []
+            var mine: [String] = []
+            for name in names where name.hasPrefix(match.prefix) {
+                let key = name.dropFirst(match.prefix.count)
+                guard stems.contains(where: { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) }) else { continue }
+                if let other = claimed[name] {
+                    notes.append("\(name) fits both \(matches[other].summary) under \"\(matches[other].prefix)\" and "
+                        + "\(match.summary) under \"\(match.prefix)\"; read as the first")
+                    continue
+                }
+                claimed[name] = index
+                mine.append(name)
+            }
+            claims.append(mine)
+        }
+
+        // Weights and selection: per family, EMA beside raw; the key asked for wins.
+        let wanted = options.key.map { $0.hasSuffix(".") ? $0 : $0 + "." }
+        func top(_ prefix: String) -> String { prefix.split(separator: ".", maxSplits: 1).first.map { String($0) + "." } ?? "" }
+        var components: [BundleComponent] = []
+        var perFamilyOptions = options
+        perFamilyOptions.key = nil
+        for (index, match) in matches.enumerated() {
+            let same = matches.filter { $0.family == match.family }
+            let hasEMA = same.contains { top($0.prefix) == "ema." }
+            let weights: BundleWeights = same.count == 1 ? .only : top(match.prefix) == "ema." ? .ema : hasEMA ? .raw : .only
+            let selectedMatch: LayoutMatch = {
+                if let wanted, let m = same.first(where: { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }) { return m }
+                if hasEMA, let m = same.first(where: { top($0.prefix) == "ema." }) { return m }
+                return same[0]
+            }()
+            let selected = selectedMatch == match
+            let name = selected ? match.family : match.family + "." + (top(match.prefix).isEmpty ? "top" : String(top(match.prefix).dropLast()))
+            var view: (any AnyModelView)?
+            var problem: (any Error & Sendable)?
+            if let family = families.first(where: { ModelFamilies.nameOf($0) == match.family }) {
+                do {
+                    view = try openComponent(family, checkpoint, match: match, options: perFamilyOptions, only: Set(claims[index]))
+                } catch {
+                    problem = error
+                }
+            }
+            components.append(BundleComponent(
+                name: name, match: match, weights: weights, selected: selected, tensorNames: claims[index], view: view, problem: problem))
+        }
+        if let wanted, !matches.contains(where: { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }) {
+            throw ModelError.noModelUnderKey(path: checkpoint.path, key: options.key!, found: matches.map(\.prefix))
+        }
+
+        let optimizers = optimizerSummaries(checkpoint)
+        let optimizerRoots = optimizers.map(\.path)
+        var extras: [BundleExtra] = []
+        for tensor in checkpoint.tensors where claimed[tensor.name] == nil {
+            extras.append(BundleExtra(tensor: tensor, role: role(of: tensor.name, families: families, optimizerRoots: optimizerRoots)))
+        }
+        let skipped = optimizerRoots + ["args"]
+        let trainingValues = Inspectable.compactValues(checkpoint.values.filter { value in
+            !skipped.contains { value.path == $0 || value.path.hasPrefix($0 + ".") } && !value.path.contains(".param_groups.")
+                && !components.contains { c in value.path.hasPrefix(c.match.prefix) && !c.match.prefix.isEmpty }
+        })
+        return ModelBundle(
+            checkpoint: checkpoint, components: components, extras: extras, optimizers: optimizers, trainingValues: trainingValues,
+            notes: notes)
+    }
+
+    /// What an unclaimed tensor is: the first family that knows it, else optimizer state (under an optimizer's
+    /// path, or a top-level key naming one), else unknown.
+    static func role(of name: String, families: [any ModelFamily.Type], optimizerRoots: [String]) -> ExtraTensorRole {
+        for family in families { if let role = extraRole(family, name) { return role } }
+        let topKey = String(name.prefix { $0 != "." }).lowercased()
+        if optimizerRoots.contains(where: { name.hasPrefix($0 + ".") }) || ["opt", "optimizer", "optimizer_and_scheduler", "scheduler", "lr_scheduler"].contains(topKey) {
+            return ExtraTensorRole(kind: .optimizer, description: "optimizer or scheduler state")
+        }
+        return ExtraTensorRole(kind: .unknown, description: "no component or family claims it")
+    }
+
+    static func extraRole<F: ModelFamily>(_ family: F.Type, _ name: String) -> ExtraTensorRole? { F.extraTensorRole(name) }
+
+    /// Every optimizer state dict in the file: a path holding `state.N.…` tensors and `param_groups`.
+    static func optimizerSummaries(_ checkpoint: Checkpoint) -> [OptimizerSummary] {
+        var roots: [String] = []
+        var byRoot: [String: [TensorInfo]] = [:]
+        for tensor in checkpoint.tensors {
+            let parts = tensor.name.split(separator: ".").map(String.init)
+            guard let s = parts.lastIndex(of: "state"), s + 2 < parts.count, Int(parts[s + 1]) != nil else { continue }
+            let root = parts[..<s].joined(separator: ".")
+            if byRoot[root] == nil { roots.append(root) }
+            byRoot[root, default: []].append(tensor)
+        }
+        return roots.map { root in
+            let tensors = byRoot[root]!
+            let base = root.isEmpty ? "" : root + "."
+            let stateNames = Set(tensors.map { String($0.name.split(separator: ".").last!) })
+            let parameters = Set(tensors.map { $0.name.dropFirst(base.count + "state.".count).prefix { $0 != "." } }).count
+            var groups: [Int: [(String, String)]] = [:]
+            for value in checkpoint.values where value.path.hasPrefix(base + "param_groups.") {
+                let rest = value.path.dropFirst((base + "param_groups.").count).split(separator: ".")
+                guard rest.count == 2, let g = Int(rest[0]), rest[1] != "params" else { continue }
+                groups[g, default: []].append((String(rest[1]), value.text))
+            }
+            for value in checkpoint.values where value.path.hasPrefix(base + "param_groups.") {
+                // Lists (betas) are flattened into items: shown as one list.
+                let rest = value.path.dropFirst((base + "param_groups.").count).split(separator: ".")
+                guard rest.count == 3, let g = Int(rest[0]), rest[1] != "params", rest[2] == "0" else { continue }
+                let items = checkpoint.values.filter { $0.path.hasPrefix(base + "param_groups.\(g).\(rest[1]).") }.map(\.text)
+                groups[g, default: []].append((String(rest[1]), "[" + items.joined(separator: ", ") + "]"))
+            }
+            let group0 = Dictionary(groups[0] ?? [], uniquingKeysWith: { a, _ in a })
+            let kind: String
+            if stateNames.contains("exp_avg") && stateNames.contains("exp_avg_sq") {
+                kind = group0["decoupled_weight_decay"] == "True" ? "AdamW" : "Adam" + (group0["amsgrad"] == "True" ? " (AMSGrad)" : "")
+            } else if stateNames.contains("momentum_buffer") {
+                kind = "SGD with momentum"
+            } else if stateNames.contains("square_avg") {
+                kind = "RMSprop"
+            } else {
+                kind = "unknown (state: " + stateNames.sorted().joined(separator: ", ") + ")"
+            }
+            let bytes = tensors.reduce(0) { Checked.saturatingAdd($0, $1.byteCount) }
+            return OptimizerSummary(
+                path: root, kind: kind, stateTensors: tensors.count, stateBytes: bytes, parameters: parameters,
+                groups: groups.keys.sorted().map { groups[$0]! })
+        }
+    }
+}
+
+/// Opens `match` of `family` in `checkpoint`, reading only the `only` tensors; options the family does not read
+/// (another family's sizes) are left out rather than refused.
+func openComponent<F: ModelFamily>(
+    _ family: F.Type, _ checkpoint: Checkpoint, match: LayoutMatch, options: ModelOptions, only: Set<String>
+) throws -> any AnyModelView {
+    var options = options
+    let reads = F.modelOptions
+    if !reads.contains("heads") { options.heads = nil }
+    if !reads.contains("inputSize") { options.inputSize = nil }
+    if !reads.contains("numClasses") { options.numClasses = nil }
+    if !reads.contains("embedderBlock") { options.embedderBlock = nil }
+    return try ModelView<F>.open(checkpoint, matches: [match], options: options, only: only)
+}
+
+/// Values shown compactly (lists of scalars as one list).
+enum Inspectable {
+    /// Values as (path, text) rows, with runs of list items (`betas.0`, `betas.1`) shown as one list.
+    static func compactValues(_ values: [CheckpointValue]) -> [(String, String)] {
+        var rows: [(String, String)] = []
+        var i = 0
+        while i < values.count {
+            let v = values[i]
+            if let dot = v.path.lastIndex(of: "."), v.path[v.path.index(after: dot)...] == "0", !v.isOpaqueObject {
+                let parent = String(v.path[..<dot])
+                var items: [String] = []
+                var j = i
+                while j < values.count, !values[j].isOpaqueObject, values[j].path == "\(parent).\(items.count)" {
+                    items.append(values[j].text)
+                    j += 1
+                }
+                if items.count > 1 {
+                    let shown = items.count > 12 ? items.prefix(10) + ["…", items.last!] : items[...]
+                    rows.append((parent, "[" + shown.joined(separator: ", ") + "]"))
+                    i = j
+                    continue
+                }
+            }
+            rows.append((v.path, v.isOpaqueObject ? "\(v.kind) (opaque, not executed)" : v.text))
+            i += 1
+        }
+        return rows
+    }
+}
