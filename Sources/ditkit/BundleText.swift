@@ -50,6 +50,10 @@ enum BundleText {
                 out.append("  group \(i): " + group.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))
             }
         }
+        for scheduler in bundle.schedulers {
+            out.append("scheduler under \"\(scheduler.path)\": \(scheduler.kind)")
+            out.append("  " + scheduler.values.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))
+        }
         if !bundle.trainingValues.isEmpty {
             out.append("training state:")
             out.append(TextTable.render(bundle.trainingValues.map { ["  " + $0.0, $0.1] }))

@@ -80,20 +80,30 @@ struct Convert: ParsableCommand {
         options.durable = write.fsync
         if ModelBundle.isCanonicalFolder(source) {
             let bundle = try ModelBundle.openCanonicalFolder(source, options: open.openOptions)
-            guard write.to == .original else {
-                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts back with --to original "
-                    + "(each component file is a canonical file of its own)")
+            let result: BundleWriteResult
+            switch write.to {
+            case .original: result = try bundle.writeWhole(to: output, options: options)
+            case .diffusers: result = try bundle.writeDiffusers(to: output, options: options)
+            default:
+                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts with --to original or --to diffusers "
+                    + "(each component file in it is a canonical file of its own)")
             }
-            let result = try bundle.writeWhole(to: output, options: options)
             print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
             return true
         }
-        guard write.to == .canonical, !output.hasSuffix(".safetensors") else { return false }
+        guard (write.to == .canonical && !output.hasSuffix(".safetensors")) || write.to == .diffusers, !write.componentOnly else { return false }
         let checkpoint = try openSource()
         guard checkpoint.metadata.first(where: { $0.0 == "ditkit.config" }) == nil else { return false }
         let bundle = try ModelBundle.open(checkpoint, options: model.modelOptions)
         guard BundleText.isWhole(bundle) else { return false }
-        let result = try bundle.writeCanonical(to: output, options: options)
+        let result: BundleWriteResult
+        if write.to == .diffusers {
+            // One family's model (a DiT training checkpoint) keeps the plain conversion: its pipeline is that model's.
+            guard Set(bundle.selected.map(\.family)).count > 1 else { return false }
+            result = try bundle.writeDiffusers(to: output, options: options)
+        } else {
+            result = try bundle.writeCanonical(to: output, options: options)
+        }
         print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
         return true
     }
@@ -104,11 +114,14 @@ struct Convert: ParsableCommand {
         for c in bundle.components {
             lines.append(["", "\(c.name): \(c.match.summary)" + (c.match.prefix.isEmpty ? "" : " under \"\(c.match.prefix)\"")])
         }
-        lines.append(["wrote", "\(output) (\(target.rawValue)\(target == .canonical ? " folder" : " whole file")): "
+        let kind = target == .canonical ? "canonical folder" : target == .diffusers ? "diffusers pipeline folder" : "\(target.rawValue) whole file"
+        lines.append(["wrote", "\(output) (\(kind)): "
             + "\(NumberFormat.grouped(result.tensors)) tensors, \(NumberFormat.binaryBytes(result.bytes))"])
         lines.append(["files", result.files.joined(separator: ", ")])
         var out = TextTable.render(lines)
-        for note in bundle.components.compactMap(\.view).flatMap(\.notes) + result.notes { out += "\nnote: " + note }
+        let written = target == .diffusers ? bundle.selected : bundle.components
+        var seen = Set<String>()
+        for note in written.compactMap(\.view).flatMap(\.notes) + result.notes where seen.insert(note).inserted { out += "\nnote: " + note }
         return out
     }
 

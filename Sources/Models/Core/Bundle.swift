@@ -43,6 +43,8 @@ extension ModelFamily {
     public static func extraTensorRole(_ name: String) -> ExtraTensorRole? { nil }
     /// Default: no extra buffer is recomputed.
     public static func extraTable(_ table: String, config: Config) -> (values: [Float], basis: String)? { nil }
+    /// Default: no pipeline folder follows from the config.
+    public static func pipelineFiles(_ config: Config) -> [(folder: String, className: String, file: String, json: JSONValue)] { [] }
 }
 
 /// Whether a component holds a training checkpoint's EMA weights, its raw weights, or the only copy.
@@ -114,6 +116,8 @@ public struct ModelBundle: Sendable {
     public let extras: [BundleExtra]
     /// Optimizers found.
     public let optimizers: [OptimizerSummary]
+    /// Learning-rate schedulers found: the path of each and its scalar state (`warmup=7000`), with a guess of its kind.
+    public let schedulers: [(path: String, kind: String, values: [(String, String)])]
     /// Top-level values outside the optimizers (`last_epoch`, `last_iter`, `clip_grad_norm`), as (path, text).
     public let trainingValues: [(String, String)]
     /// Things the user should know.
@@ -151,7 +155,8 @@ public struct ModelBundle: Sendable {
             let component = BundleComponent(
                 name: view.familyName, match: match, weights: .only, selected: true, tensorNames: checkpoint.tensors.map(\.name),
                 view: view, problem: nil)
-            return ModelBundle(checkpoint: checkpoint, components: [component], extras: [], optimizers: [], trainingValues: [], notes: [])
+            return ModelBundle(
+                checkpoint: checkpoint, components: [component], extras: [], optimizers: [], schedulers: [], trainingValues: [], notes: [])
         }
         let names = checkpoint.tensors.map(\.name)
         var signatures: [LayoutSignature] = []
@@ -212,18 +217,24 @@ public struct ModelBundle: Sendable {
 
         let optimizers = optimizerSummaries(checkpoint)
         let optimizerRoots = optimizers.map(\.path)
+        let schedulers = schedulerSummaries(checkpoint)
+        let pipelineFolders = checkpoint.format == .diffusersPipeline ? Set(checkpoint.files.compactMap { $0.split(separator: "/").count > 1 ? String($0.split(separator: "/")[0]) : nil }) : []
         var extras: [BundleExtra] = []
         for tensor in checkpoint.tensors where claimed[tensor.name] == nil {
-            extras.append(BundleExtra(tensor: tensor, role: role(of: tensor.name, families: families, optimizerRoots: optimizerRoots)))
+            let top = String(tensor.name.prefix { $0 != "." })
+            let role = pipelineFolders.contains(top) && top.hasPrefix("text_encoder")
+                ? ExtraTensorRole(kind: .textEncoder, description: "pipeline text encoder (\(top)/)")
+                : self.role(of: tensor.name, families: families, optimizerRoots: optimizerRoots)
+            extras.append(BundleExtra(tensor: tensor, role: role))
         }
-        let skipped = optimizerRoots + ["args"]
+        let skipped = optimizerRoots + schedulers.map(\.path) + ["args"]
         let trainingValues = Inspectable.compactValues(checkpoint.values.filter { value in
             !skipped.contains { value.path == $0 || value.path.hasPrefix($0 + ".") } && !value.path.contains(".param_groups.")
                 && !components.contains { c in value.path.hasPrefix(c.match.prefix) && !c.match.prefix.isEmpty }
         })
         return ModelBundle(
-            checkpoint: checkpoint, components: components, extras: extras, optimizers: optimizers, trainingValues: trainingValues,
-            notes: notes)
+            checkpoint: checkpoint, components: components, extras: extras, optimizers: optimizers, schedulers: schedulers,
+            trainingValues: trainingValues, notes: notes)
     }
 
     /// What an unclaimed tensor is: the first family that knows it, else optimizer state (under an optimizer's
@@ -238,6 +249,33 @@ public struct ModelBundle: Sendable {
     }
 
     static func extraRole<F: ModelFamily>(_ family: F.Type, _ name: String) -> ExtraTensorRole? { F.extraTensorRole(name) }
+
+    /// Every learning-rate scheduler state in the file: values under a path ending in `scheduler` (or
+    /// `scheduler.module`, microsoft/VQ-Diffusion's wrapper), summarised as its scalar state.
+    static func schedulerSummaries(_ checkpoint: Checkpoint) -> [(path: String, kind: String, values: [(String, String)])] {
+        var roots: [String] = []
+        var byRoot: [String: [CheckpointValue]] = [:]
+        for value in checkpoint.values {
+            let parts = value.path.split(separator: ".").map(String.init)
+            guard let s = parts.lastIndex(where: { $0.lowercased().hasSuffix("scheduler") }), s + 1 < parts.count else { continue }
+            let end = parts.count > s + 2 && parts[s + 1] == "module" ? s + 2 : s + 1
+            let root = parts[..<end].joined(separator: ".")
+            if byRoot[root] == nil { roots.append(root) }
+            byRoot[root, default: []].append(value)
+        }
+        return roots.map { root in
+            let values = Inspectable.compactValues(byRoot[root]!).map { (String($0.0.dropFirst(root.count + 1)), $0.1) }
+            let keys = Set(values.map(\.0))
+            let kind: String
+            if keys.contains("patience") && keys.contains("warmup") { kind = "ReduceLROnPlateau with warmup" }
+            else if keys.contains("patience") { kind = "ReduceLROnPlateau" }
+            else if keys.contains("step_size") { kind = "StepLR" }
+            else if keys.contains("T_max") { kind = "CosineAnnealingLR" }
+            else if keys.contains("lr_lambdas") { kind = "LambdaLR" }
+            else { kind = "scheduler" }
+            return (root, kind, values)
+        }
+    }
 
     /// Every optimizer state dict in the file: a path holding `state.N.…` tensors and `param_groups`.
     static func optimizerSummaries(_ checkpoint: Checkpoint) -> [OptimizerSummary] {

@@ -144,7 +144,23 @@ extension ModelBundle {
                         + other.map { "\($0.name).safetensors the ones under \"\($0.match.prefix)\"" }.joined(separator: ", "))
                 }
             }
-            let kept = extras.filter { !droppedNames.contains($0.tensor.name) }
+            // A source pipeline's other components (text encoder, tokenizer, scheduler) are kept as they are.
+            let carried = carriedFolders
+            if let root = pipelineRoot, !carried.isEmpty {
+                let into = staged + "/" + ModelBundle.carriedFolderName
+                try FileSystem.makeDirectory(into)
+                try FileSystem.copyFile(root + "/model_index.json", into + "/model_index.json")
+                files.append(ModelBundle.carriedFolderName + "/model_index.json")
+                for name in carried {
+                    files += try ModelBundle.copyFolder(root + "/" + name, root: root, to: into + "/" + name)
+                        .map { ModelBundle.carriedFolderName + "/" + name + "/" + $0 }
+                }
+                notes.append("the source pipeline's " + carried.map { $0 + "/" }.joined(separator: ", ") + " kept as they are in "
+                    + ModelBundle.carriedFolderName + "/ (with its model_index.json)")
+            }
+            let kept = extras.filter { extra in
+                !droppedNames.contains(extra.tensor.name) && !carried.contains(String(extra.tensor.name.prefix { $0 != "." }))
+            }
             if !kept.isEmpty {
                 let outputs = kept.map { OutputTensor(name: $0.tensor.name, tensor: $0.tensor) }
                 try SafetensorsWriter.write(
@@ -269,7 +285,8 @@ extension ModelBundle {
             }
         }
         guard let checkpoint = first else { throw ModelError.mapping(path: path, problems: ["the bundle lists no component and has no extras"]) }
-        var bundle = ModelBundle(checkpoint: checkpoint, components: components, extras: extras, optimizers: [], trainingValues: [], notes: [])
+        var bundle = ModelBundle(
+            checkpoint: checkpoint, components: components, extras: extras, optimizers: [], schedulers: [], trainingValues: [], notes: [])
         bundle.manifest = manifest
         bundle.folder = path
         return bundle

@@ -140,6 +140,10 @@ public protocol ModelFamily: Sendable {
     /// ``ExtraTensorRole/table``) of a model with `config`, and where they come from in words; nil when it computes
     /// none (the default). A whole-file conversion drops a buffer equal to these values bit for bit.
     static func extraTable(_ table: String, config: Config) -> (values: [Float], basis: String)?
+
+    /// Folders a diffusers pipeline of this model needs beside its components that follow from the config (a
+    /// scheduler whose steps are the model's), written when a whole file becomes a pipeline folder; none by default.
+    static func pipelineFiles(_ config: Config) -> [(folder: String, className: String, file: String, json: JSONValue)]
 }
 
 extension ModelFamily {

@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// The diffusion schedule of microsoft/VQ-Diffusion (`alpha_schedule` in `diffusion_transformer.py`, the
@@ -70,6 +71,9 @@ extension VQDiffusionFamily {
         if name.hasSuffix("quantize.cluster_size") || name.hasSuffix("quantize.embedding_avg") {
             return ExtraTensorRole(kind: .componentState, description: "VQ-VAE quantizer EMA state", family: Self.name)
         }
+        if name.hasPrefix("content_codec.") || name.contains(".content_codec.") {
+            return ExtraTensorRole(kind: .componentState, description: "VQ-VAE (content_codec) not read as a model", family: Self.name)
+        }
         return nil
     }
 
@@ -78,5 +82,18 @@ extension VQDiffusionFamily {
         guard config.diffusionSteps >= 2, config.codes >= 1, config.diffusionSteps <= 1 << 20 else { return nil }
         let schedule = VQDiffusionSchedule(steps: config.diffusionSteps, codes: config.codes)
         return schedule.buffers[table].map { ($0, schedule.basis) }
+    }
+}
+
+extension VQDiffusionFamily {
+    /// The pipeline's `scheduler/`: diffusers' `VQDiffusionScheduler` with this model's codes + mask and steps (diffusers'
+    /// own conversion script leaves the steps at its default 100 whatever the model's).
+    public static func pipelineFiles(_ config: VQDiffusionConfig) -> [(folder: String, className: String, file: String, json: JSONValue)] {
+        let json = JSONValue.object([
+            ("_class_name", .string("VQDiffusionScheduler")), ("_diffusers_version", .string("0.42.1")),
+            ("alpha_cum_end", .double(0.000009)), ("alpha_cum_start", .double(0.99999)), ("gamma_cum_end", .double(0.99999)),
+            ("gamma_cum_start", .double(0.000009)), ("num_train_timesteps", .int(config.diffusionSteps)), ("num_vec_classes", .int(config.codes + 1)),
+        ])
+        return [("scheduler", "VQDiffusionScheduler", "scheduler_config.json", json)]
     }
 }
