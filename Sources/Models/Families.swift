@@ -114,7 +114,7 @@ public enum ModelFamilies {
             }
             throw ModelError.mapping(
                 path: checkpoint.path,
-                problems: ["no " + kinds.joined(separator: " or ") + " layout recognised (" + summaries.joined(separator: ", ") + ")"])
+                problems: ["no " + kinds.map { $0 + " layout" }.joined(separator: " or ") + " recognised (" + summaries.joined(separator: ", ") + ")"])
         }
         // Several families in one file (a VQ-Diffusion training checkpoint holds a transformer, its learned embeddings
         // and a VQ-VAE): the first family in registry order, among those under `options.key` when given.

@@ -9,11 +9,11 @@ public enum VQDiffusionPresets {
         return FamilyPreset(name: "vq-diffusion-ithq", layout: .original, config: config, aliases: ["ITHQ", "vq-diffusion"])
     }()
 
-    /// A tiny model of the fixture's sizes (2 blocks, D 32, 2 heads, context 77×16, 31 codes + mask, 4×4 latent,
-    /// 10 steps), in the original layout.
+    /// A tiny model of the fixture's sizes (`fixtures/vq-diffusion/`: 2 blocks, D 32, 4 heads of 8, context 77×512,
+    /// 32 codes + mask, 4×4 latent, 10 steps), in the original layout.
     public static let tiny: FamilyPreset<VQDiffusionConfig> = {
         var config = VQDiffusionConfig(
-            depth: 2, hiddenSize: 32, numHeads: 2, contextDim: 16, contextLength: 77, codes: 31, height: 4, width: 4,
+            depth: 2, hiddenSize: 32, numHeads: 4, contextDim: 512, contextLength: 77, codes: 32, height: 4, width: 4,
             diffusionSteps: 10).withOriginalSemantics()
         config.sourceLayout = .original
         return FamilyPreset(name: "vq-diffusion-tiny", layout: .original, config: config)

@@ -94,16 +94,11 @@ public enum VQEmbeddingsFamily: ModelFamily {
         ])
     }
 
-    /// ITHQ's embeddings (77 CLIP tokens × 512, original layout) and a tiny one.
+    /// ITHQ's embeddings (77 CLIP tokens × 512, original layout; the tiny fixture's are the same size).
     public static let presets: [FamilyPreset<VQEmbeddingsConfig>] = {
         var ithq = VQEmbeddingsConfig()
         ithq.sourceLayout = .original
-        var tiny = VQEmbeddingsConfig(length: 77, hiddenSize: 16)
-        tiny.sourceLayout = .original
-        return [
-            FamilyPreset(name: "vq-diffusion-ithq-embeddings", layout: .original, config: ithq, aliases: ["ITHQ-embeddings"]),
-            FamilyPreset(name: "vq-diffusion-tiny-embeddings", layout: .original, config: tiny),
-        ]
+        return [FamilyPreset(name: "vq-diffusion-ithq-embeddings", layout: .original, config: ithq, aliases: ["ITHQ-embeddings"])]
     }()
 
     /// Length and width from the table's shape; a diffusers `config.json` must agree and be learnable.
