@@ -186,6 +186,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
     public let notes: [String]
     /// Values assumed rather than read (also in `notes`).
     public let assumptions: [Assumption]
+    /// The source names read when the model is one component of a whole file (``ModelBundle``); nil when every tensor
+    /// under the prefix is the model's.
+    public internal(set) var claimed: Set<String>? = nil
 
     /// How the canonical tensor `name` is read, or nil when the model has none of that name.
     public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
@@ -297,8 +300,10 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             tensors.append(CanonicalTensor(name: name, source: source, shape: shape, dtype: dtype))
         }
         config.sourceLayout = layout.id
-        return ModelView(
+        var view = ModelView(
             checkpoint: checkpoint, layout: layout.id, prefix: prefix, config: config, tensors: tensors, notes: notes, assumptions: assumptions)
+        view.claimed = only
+        return view
     }
 
     /// The match to read: the one under `key`; else a training checkpoint's EMA weights; else the first.
