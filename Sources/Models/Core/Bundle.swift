@@ -257,15 +257,17 @@ public struct ModelBundle: Sendable {
         var byRoot: [String: [CheckpointValue]] = [:]
         for value in checkpoint.values {
             let parts = value.path.split(separator: ".").map(String.init)
-            guard let s = parts.lastIndex(where: { $0.lowercased().hasSuffix("scheduler") }), s + 1 < parts.count else { continue }
-            let end = parts.count > s + 2 && parts[s + 1] == "module" ? s + 2 : s + 1
-            let root = parts[..<end].joined(separator: ".")
+            guard let s = parts.lastIndex(where: { ["scheduler", "lr_scheduler"].contains($0.lowercased()) }), s + 1 < parts.count else { continue }
+            let root = parts[...s].joined(separator: ".")
             if byRoot[root] == nil { roots.append(root) }
             byRoot[root, default: []].append(value)
         }
         return roots.map { root in
-            let values = Inspectable.compactValues(byRoot[root]!).map { (String($0.0.dropFirst(root.count + 1)), $0.1) }
-            let keys = Set(values.map(\.0))
+            let values = Inspectable.compactValues(byRoot[root]!).map { value -> (String, String) in
+                let key = value.0.dropFirst(root.count + 1)
+                return (String(key.hasPrefix("module.") ? key.dropFirst("module.".count) : key), value.1)
+            }
+            let keys = Set(values.map { String($0.0.split(separator: ".").last ?? "") })
             let kind: String
             if keys.contains("patience") && keys.contains("warmup") { kind = "ReduceLROnPlateau with warmup" }
             else if keys.contains("patience") { kind = "ReduceLROnPlateau" }
