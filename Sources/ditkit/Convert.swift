@@ -88,7 +88,7 @@ struct Convert: ParsableCommand {
                 throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts with --to original or --to diffusers "
                     + "(each component file in it is a canonical file of its own)")
             }
-            print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+            print(report(source: source, bundle: bundle, output: output, target: write.to, result: result))
             return true
         }
         guard (write.to == .canonical && !output.hasSuffix(".safetensors")) || write.to == .diffusers, !write.componentOnly else { return false }
@@ -104,11 +104,11 @@ struct Convert: ParsableCommand {
         } else {
             result = try bundle.writeCanonical(to: output, options: options)
         }
-        print(Convert.report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+        print(report(source: source, bundle: bundle, output: output, target: write.to, result: result))
         return true
     }
 
-    static func report(source: String, bundle: ModelBundle, output: String, target: Layout, result: BundleWriteResult) -> String {
+    func report(source: String, bundle: ModelBundle, output: String, target: Layout, result: BundleWriteResult) -> String {
         var lines: [[String]] = [["source", "\(source) (\(bundle.folder == nil ? bundle.checkpoint.format.rawValue : "canonical folder"), "
             + "\(bundle.components.count) \(bundle.components.count == 1 ? "model" : "models"), \(bundle.extras.count) extra tensors)"]]
         for c in bundle.components {
@@ -121,6 +121,7 @@ struct Convert: ParsableCommand {
         var out = TextTable.render(lines)
         let written = target == .diffusers ? bundle.selected : bundle.components
         var seen = Set<String>()
+        if verify { out += "\nnote: --verify compares one model, and is not run for a whole file; verify a component file of the output instead" }
         for note in written.compactMap(\.view).flatMap(\.notes) + result.notes where seen.insert(note).inserted { out += "\nnote: " + note }
         return out
     }

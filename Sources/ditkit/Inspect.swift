@@ -72,7 +72,7 @@ struct Inspect: ParsableCommand {
                     report.groups.map { [$0.name, NumberFormat.grouped($0.tensors), NumberFormat.grouped($0.elements), NumberFormat.binaryBytes($0.bytes)] },
                     header: ["group", "tensors", "elements", "bytes"], rightAligned: [1, 2, 3]))
         }
-        if let bundle = try? ModelBundle.open(c), BundleText.isWhole(bundle) || !bundle.optimizers.isEmpty {
+        if let bundle = try? ModelBundle.open(c, readModels: false), BundleText.isWhole(bundle) || !bundle.optimizers.isEmpty {
             out.append("")
             out.append(BundleText.render(bundle))
         }

@@ -142,9 +142,11 @@ public struct ModelBundle: Sendable {
 
     /// Finds every component of `families` in `checkpoint` and classifies the rest. `options.key` selects which
     /// weights each family's default component is (EMA by default); the other sizes in `options` apply to every
-    /// component of a family that reads them. A component that cannot be read is kept with its `problem`.
+    /// component of a family that reads them. A component that cannot be read is kept with its `problem`. Without
+    /// `readModels` no model is read (no view, no tensor data: what `inspect` shows).
     public static func open(
-        _ checkpoint: Checkpoint, options: ModelOptions = ModelOptions(), families: [any ModelFamily.Type] = ModelFamilies.all
+        _ checkpoint: Checkpoint, options: ModelOptions = ModelOptions(), families: [any ModelFamily.Type] = ModelFamilies.all,
+        readModels: Bool = true
     ) throws -> ModelBundle {
         if checkpoint.metadata.contains(where: { $0.0 == "ditkit.config" }) {
             // One canonical file: one component, nothing else.
@@ -162,25 +164,43 @@ public struct ModelBundle: Sendable {
         var signatures: [LayoutSignature] = []
         for family in families { signatures += LayoutDetector.signatures(of: family) }
         let matches = LayoutDetector.detect(names, signatures: signatures)
+        // Each name is claimed by the first match (in detection order) whose prefix it starts with and whose layout's
+        // stems it carries; near-linear: only the name's cuts after a `.` of a match prefix's length are looked up.
         var claimed: [String: Int] = [:]
         var notes: [String] = []
-        var claims: [[String]] = []
-        for (index, match) in matches.enumerated() {
-            let stems = signatures.first { $0.family == match.family && $0.layout == match.layout }?.stems ?? []
-            var mine: [String] = []
-            for name in names where name.hasPrefix(match.prefix) {
-                let key = name.dropFirst(match.prefix.count)
-                guard stems.contains(where: { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) }) else { continue }
-                if let other = claimed[name] {
-                    notes.append("\(name) fits both \(matches[other].summary) under \"\(matches[other].prefix)\" and "
-                        + "\(match.summary) under \"\(match.prefix)\"; read as the first")
-                    continue
-                }
-                claimed[name] = index
-                mine.append(name)
+        var overlaps = 0
+        var claims = Array(repeating: [String](), count: matches.count)
+        var byPrefix: [String: [Int]] = [:]
+        for (i, match) in matches.enumerated() { byPrefix[match.prefix, default: []].append(i) }
+        let stemsOf = matches.map { match in signatures.first { $0.family == match.family && $0.layout == match.layout }?.stems ?? [] }
+        let lengths = Set(byPrefix.keys.map(\.utf8.count))
+        for name in names where !byPrefix.isEmpty {
+            let utf8 = name.utf8
+            var cuts = lengths.contains(0) ? [utf8.startIndex] : []
+            var length = 0
+            for i in utf8.indices {
+                length += 1
+                if utf8[i] == UInt8(ascii: "."), lengths.contains(length) { cuts.append(utf8.index(after: i)) }
             }
-            claims.append(mine)
+            var fits: [Int] = []
+            for cut in cuts {
+                guard let candidates = byPrefix[String(name[..<cut])] else { continue }
+                let key = name[cut...]
+                fits += candidates.filter { i in stemsOf[i].contains { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) } }
+            }
+            guard let first = fits.min() else { continue }
+            if fits.count > 1 {
+                overlaps += 1
+                if overlaps <= 8 {
+                    let other = fits.filter { $0 != first }.min()!
+                    notes.append("\(name) fits both \(matches[first].summary) under \"\(matches[first].prefix)\" and "
+                        + "\(matches[other].summary) under \"\(matches[other].prefix)\"; read as the first")
+                }
+            }
+            claimed[name] = first
+            claims[first].append(name)
         }
+        if overlaps > 8 { notes.append("… and \(overlaps - 8) more names that fit two models") }
 
         // Weights and selection: per family, EMA beside raw; the key asked for wins.
         let wanted = options.key.map { $0.hasSuffix(".") ? $0 : $0 + "." }
@@ -188,8 +208,10 @@ public struct ModelBundle: Sendable {
         var components: [BundleComponent] = []
         var perFamilyOptions = options
         perFamilyOptions.key = nil
+        let byFamily = Dictionary(grouping: matches, by: \.family)
+        var usedNames = Set<String>()
         for (index, match) in matches.enumerated() {
-            let same = matches.filter { $0.family == match.family }
+            let same = byFamily[match.family] ?? [match]
             let hasEMA = same.contains { top($0.prefix) == "ema." }
             let weights: BundleWeights = same.count == 1 ? .only : top(match.prefix) == "ema." ? .ema : hasEMA ? .raw : .only
             let selectedMatch: LayoutMatch = {
@@ -198,10 +220,14 @@ public struct ModelBundle: Sendable {
                 return same[0]
             }()
             let selected = selectedMatch == match
-            let name = selected ? match.family : match.family + "." + (top(match.prefix).isEmpty ? "top" : String(top(match.prefix).dropLast()))
+            // Unique names: the family; the family and the top-level key; the family and the whole prefix; a number.
+            var name = selected ? match.family : match.family + "." + (top(match.prefix).isEmpty ? "top" : String(top(match.prefix).dropLast()))
+            if usedNames.contains(name) { name = match.family + "." + (match.prefix.isEmpty ? "top" : String(match.prefix.dropLast())) }
+            if usedNames.contains(name) { name += "-\(index)" }
+            usedNames.insert(name)
             var view: (any AnyModelView)?
             var problem: (any Error & Sendable)?
-            if let family = families.first(where: { ModelFamilies.nameOf($0) == match.family }) {
+            if readModels, let family = families.first(where: { ModelFamilies.nameOf($0) == match.family }) {
                 do {
                     view = try openComponent(family, checkpoint, match: match, options: perFamilyOptions, only: Set(claims[index]))
                 } catch {
@@ -290,24 +316,37 @@ public struct ModelBundle: Sendable {
             if byRoot[root] == nil { roots.append(root) }
             byRoot[root, default: []].append(tensor)
         }
+        // Every root's param_groups in one pass over the values: scalars as they are, list items (betas) as one list.
+        var groupsByRoot: [String: [Int: [(String, String)]]] = [:]
+        var lists: [String: Int] = [:]  // "root|group|key" → position of the list in its group
+        for value in checkpoint.values {
+            guard let range = value.path.range(of: "param_groups."), range.lowerBound == value.path.startIndex
+                || value.path[value.path.index(before: range.lowerBound)] == "."
+            else { continue }
+            let root = range.lowerBound == value.path.startIndex ? "" : String(value.path[..<value.path.index(before: range.lowerBound)])
+            guard byRoot[root] != nil else { continue }
+            let rest = value.path[range.upperBound...].split(separator: ".")
+            guard rest.count >= 2, let g = Int(rest[0]), rest[1] != "params" else { continue }
+            let key = String(rest[1])
+            if rest.count == 2 {
+                groupsByRoot[root, default: [:]][g, default: []].append((key, value.text))
+            } else if rest.count == 3 {
+                let id = "\(root)|\(g)|\(key)"
+                if let at = lists[id] {
+                    let old = groupsByRoot[root]![g]![at].1
+                    groupsByRoot[root]![g]![at].1 = String(old.dropLast()) + ", " + value.text + "]"
+                } else {
+                    lists[id] = groupsByRoot[root, default: [:]][g, default: []].count
+                    groupsByRoot[root]![g]!.append((key, "[" + value.text + "]"))
+                }
+            }
+        }
         return roots.map { root in
             let tensors = byRoot[root]!
             let base = root.isEmpty ? "" : root + "."
             let stateNames = Set(tensors.map { String($0.name.split(separator: ".").last!) })
             let parameters = Set(tensors.map { $0.name.dropFirst(base.count + "state.".count).prefix { $0 != "." } }).count
-            var groups: [Int: [(String, String)]] = [:]
-            for value in checkpoint.values where value.path.hasPrefix(base + "param_groups.") {
-                let rest = value.path.dropFirst((base + "param_groups.").count).split(separator: ".")
-                guard rest.count == 2, let g = Int(rest[0]), rest[1] != "params" else { continue }
-                groups[g, default: []].append((String(rest[1]), value.text))
-            }
-            for value in checkpoint.values where value.path.hasPrefix(base + "param_groups.") {
-                // Lists (betas) are flattened into items: shown as one list.
-                let rest = value.path.dropFirst((base + "param_groups.").count).split(separator: ".")
-                guard rest.count == 3, let g = Int(rest[0]), rest[1] != "params", rest[2] == "0" else { continue }
-                let items = checkpoint.values.filter { $0.path.hasPrefix(base + "param_groups.\(g).\(rest[1]).") }.map(\.text)
-                groups[g, default: []].append((String(rest[1]), "[" + items.joined(separator: ", ") + "]"))
-            }
+            let groups = groupsByRoot[root] ?? [:]
             let group0 = Dictionary(groups[0] ?? [], uniquingKeysWith: { a, _ in a })
             let kind: String
             if stateNames.contains("exp_avg") && stateNames.contains("exp_avg_sq") {

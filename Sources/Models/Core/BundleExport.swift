@@ -171,6 +171,9 @@ extension ModelBundle {
                 bytes += outputs.reduce(0) { $0 + $1.byteCount }
             }
             notes += ModelBundle.whereExtrasWent(kept, dropped: dropped)
+            if let dtype = options.conversion.dtype, !kept.isEmpty {
+                notes.append("the cast to \(dtype.rawValue) applies to the models' weights only; the extras keep their dtypes")
+            }
             let manifest = JSONValue.object([
                 ("ditkit.bundle", .int(1)),
                 ("source", .object([
