@@ -91,7 +91,8 @@ extension ModelBundle {
                 worst = max(worst, distance)
             }
             if worst > 0 {
-                notes.append("\(extra.tensor.name) is within 1 ulp of \(basis) but not bit-identical: kept in \(ModelBundle.extrasName)")
+                notes.append("\(extra.tensor.name) is within 1 ulp of \(basis) but not bit-identical (rounding, e.g. of an EMA copy's "
+                    + "averaging): kept in \(ModelBundle.extrasName)")
                 continue
             }
             dropped.append(DroppedBuffer(
