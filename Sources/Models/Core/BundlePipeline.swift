@@ -62,7 +62,19 @@ extension ModelBundle {
                     notes.append("\(component.name): \(component.family) has no diffusers component; not written")
                     continue
                 }
-                let plan = try view.erasedPlan(to: .diffusers, options: options.conversion)
+                // Training state a pipeline has no place for (a quantizer's EMA buffers) is dropped, each tensor named:
+                // the pipeline is for inference, and a canonical folder keeps everything.
+                var conversion = options.conversion
+                var plan: any AnyConversionPlan
+                while true {
+                    do {
+                        plan = try view.erasedPlan(to: .diffusers, options: conversion)
+                        break
+                    } catch ModelError.cannotHold(let tensor, _, _) where !conversion.drop.contains(tensor) && conversion.drop.count < 64 {
+                        conversion.drop.insert(tensor)
+                        notes.append("\(component.name): \(tensor) dropped: a diffusers pipeline does not store it (a canonical folder keeps it)")
+                    }
+                }
                 var export = ExportOptions()
                 export.componentOnly = true
                 export.durable = options.durable
@@ -71,7 +83,8 @@ extension ModelBundle {
                 files += try plan.write(to: staged + "/" + info.component, options: export).map { info.component + "/" + $0 }
                 tensors += plan.outputs.count
                 bytes += plan.byteCount
-                notes += plan.notes.map { "\(component.name): \($0)" }
+                let autoDropped = Set(conversion.drop.subtracting(options.conversion.drop).map { "dropped \($0) (allowed to drop)" })
+                notes += plan.notes.filter { !autoDropped.contains($0) }.map { "\(component.name): \($0)" }
                 pipelineClass = pipelineClass ?? info.pipelineClass
                 index.append((info.component, .array([.string("diffusers"), .string(info.componentClass)])))
                 written.insert(info.component)
