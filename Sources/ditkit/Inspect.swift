@@ -27,7 +27,12 @@ struct Inspect: ParsableCommand {
         let checkpoint = try Checkpoint.open(path, options: open.openOptions)
         let report = InspectReport(checkpoint)
         if output.json {
-            print(report.json.serialized(pretty: true))
+            var json = report.json
+            if case .object(var fields) = json, let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
+                fields.append(("bundle", bundle.json))
+                json = .object(fields)
+            }
+            print(json.serialized(pretty: true))
         } else {
             print(render(report))
         }

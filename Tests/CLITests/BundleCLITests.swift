@@ -24,6 +24,23 @@ struct BundleCLITests {
         }
     }
 
+    @Test("inspect --json of a whole file has a bundle valid against schemas/inspect.schema.json", .enabled(if: exists(solver)))
+    func inspectJSON() throws {
+        let schema = SchemaValidator(schema: try JSONParser.parse([UInt8](try #require(
+            FileManager.default.contents(atPath: Fixtures.packageRoot + "/schemas/inspect.schema.json")))))
+        for path in [Self.solver, "fixtures/checkpoints/original/train-ckpt.pt"] {
+            let result = try DitkitBinary.run(["inspect", "--json", path])
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try JSONParser.parse(result.stdout)
+            #expect(schema.validate(json).isEmpty, "\(schema.validate(json))")
+            let bundle = try #require(json["bundle"])
+            #expect((bundle["components"]?.arrayValue?.count ?? 0) >= 2)
+            #expect(bundle["optimizers"]?.arrayValue?.first?["kind"]?.stringValue == "AdamW")
+        }
+        let single = try JSONParser.parse(try DitkitBinary.run(["inspect", "--json", "fixtures/checkpoints/original/tiny-dit.pt"]).stdout)
+        #expect(single["bundle"] == nil, "a single model has no bundle")
+    }
+
     @Test("a DiT training checkpoint: convert to a canonical folder and back, every tensor bit-identical; a .safetensors output stays one model")
     func ditRoundTrip() throws {
         let dir = TemporaryDirectory()

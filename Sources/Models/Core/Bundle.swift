@@ -409,3 +409,45 @@ enum Inspectable {
         return rows
     }
 }
+
+extension ModelBundle {
+    /// The bundle as JSON (`inspect --json`'s `bundle`, `schemas/inspect.schema.json`): components, extras grouped by
+    /// what they are, optimizers, schedulers and training values.
+    public var json: JSONValue {
+        var order: [String] = []
+        var groups: [String: [BundleExtra]] = [:]
+        for extra in extras {
+            if groups[extra.role.description] == nil { order.append(extra.role.description) }
+            groups[extra.role.description, default: []].append(extra)
+        }
+        return .object([
+            ("components", .array(components.map { c in
+                .object([
+                    ("name", .string(c.name)), ("family", .string(c.family)), ("layout", .string(c.match.layout.rawValue)),
+                    ("prefix", .string(c.match.prefix)), ("weights", .string(c.weights.rawValue)), ("selected", .bool(c.selected)),
+                    ("tensors", .int(c.tensorNames.count)),
+                ])
+            })),
+            ("extras", .array(order.map { key in
+                let group = groups[key]!
+                return .object([
+                    ("kind", .string(group[0].role.kind.rawValue)), ("description", .string(key)),
+                    ("family", group[0].role.family.map { .string($0) } ?? .null), ("tensors", .int(group.count)),
+                    ("bytes", .int(group.reduce(0) { Checked.saturatingAdd($0, $1.tensor.byteCount) })),
+                    ("examples", .array(group.prefix(3).map { .string($0.tensor.name) })),
+                ])
+            })),
+            ("optimizers", .array(optimizers.map { o in
+                .object([
+                    ("path", .string(o.path)), ("kind", .string(o.kind)), ("state_tensors", .int(o.stateTensors)),
+                    ("state_bytes", .int(o.stateBytes)), ("parameters", .int(o.parameters)),
+                    ("groups", .array(o.groups.map { g in .object(g.map { ($0.0, .string($0.1)) }) })),
+                ])
+            })),
+            ("schedulers", .array(schedulers.map { s in
+                .object([("path", .string(s.path)), ("kind", .string(s.kind)), ("values", .object(s.values.map { ($0.0, .string($0.1)) }))])
+            })),
+            ("training_values", .object(trainingValues.map { ($0.0, .string($0.1)) })),
+        ])
+    }
+}
