@@ -67,6 +67,11 @@ struct Convert: ParsableCommand {
         options.sourceLayout = view.layout
         let files = try export(plan, to: output, options: options, quiet: write.quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
+        if let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
+            let others = bundle.components.filter { $0.match.prefix != view.prefix }.count
+            print("note: \(source) holds \(others) other \(others == 1 ? "model" : "models") and \(bundle.extras.count) other tensors, "
+                + "not converted here; convert to a folder (-o DIR --to canonical) to keep the whole file")
+        }
         if verify { try verifyOutput(source: view, plan: plan) }
     }
 
