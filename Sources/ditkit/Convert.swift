@@ -57,6 +57,7 @@ struct Convert: ParsableCommand {
         // Refused before any work: an output that is, holds or lies inside the source, and one that exists.
         if let overlap = FileSystem.overlap(output: output, input: source) { throw CLIError.usage(overlap) }
         if FileSystem.exists(output) && !out.force { throw CheckpointError.outputExists(path: output) }
+        if try convertWhole() { return }
         let checkpoint = try openSource()
         let view = try ModelFamilies.open(checkpoint, options: model.modelOptions)
         let plan = try view.erasedPlan(
@@ -66,7 +67,68 @@ struct Convert: ParsableCommand {
         options.sourceLayout = view.layout
         let files = try export(plan, to: output, options: options, quiet: write.quiet, label: "converting")
         print(Convert.report(view: view, plan: plan, output: output, files: files))
+        if let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
+            let others = bundle.components.filter { $0.match.prefix != view.prefix }.count
+            print("note: \(source) holds \(others) other \(others == 1 ? "model" : "models") and \(bundle.extras.count) other tensors, "
+                + "not converted here; convert to a folder (-o DIR --to canonical) to keep the whole file")
+        }
         if verify { try verifyOutput(source: view, plan: plan) }
+    }
+
+    /// A whole file or folder: a canonical folder (`bundle.json`) written back in its source layout, or a file of
+    /// several models (or a model beside optimizer state, buffers, a text encoder) converted to a canonical folder
+    /// when the output is not one `.safetensors` file. False when the source is one model (the plain conversion).
+    func convertWhole() throws -> Bool {
+        var options = BundleWriteOptions()
+        options.conversion = ConversionOptions(dtype: write.dtype?.dtype, dropSigma: write.dropSigma, drop: Set(drop))
+        options.overwrite = out.force
+        options.durable = write.fsync
+        if ModelBundle.isCanonicalFolder(source) {
+            let bundle = try ModelBundle.openCanonicalFolder(source, options: open.openOptions)
+            let result: BundleWriteResult
+            switch write.to {
+            case .original: result = try bundle.writeWhole(to: output, options: options)
+            case .diffusers: result = try bundle.writeDiffusers(to: output, options: options)
+            default:
+                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts with --to original or --to diffusers "
+                    + "(each component file in it is a canonical file of its own)")
+            }
+            print(report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+            return true
+        }
+        guard (write.to == .canonical && !output.hasSuffix(".safetensors")) || write.to == .diffusers, !write.componentOnly else { return false }
+        let checkpoint = try openSource()
+        guard checkpoint.metadata.first(where: { $0.0 == "ditkit.config" }) == nil else { return false }
+        let bundle = try ModelBundle.open(checkpoint, options: model.modelOptions)
+        guard BundleText.isWhole(bundle) else { return false }
+        let result: BundleWriteResult
+        if write.to == .diffusers {
+            // One family's model (a DiT training checkpoint) keeps the plain conversion: its pipeline is that model's.
+            guard Set(bundle.selected.map(\.family)).count > 1 else { return false }
+            result = try bundle.writeDiffusers(to: output, options: options)
+        } else {
+            result = try bundle.writeCanonical(to: output, options: options)
+        }
+        print(report(source: source, bundle: bundle, output: output, target: write.to, result: result))
+        return true
+    }
+
+    func report(source: String, bundle: ModelBundle, output: String, target: Layout, result: BundleWriteResult) -> String {
+        var lines: [[String]] = [["source", "\(source) (\(bundle.folder == nil ? bundle.checkpoint.format.rawValue : "canonical folder"), "
+            + "\(bundle.components.count) \(bundle.components.count == 1 ? "model" : "models"), \(bundle.extras.count) extra tensors)"]]
+        for c in bundle.components {
+            lines.append(["", "\(c.name): \(c.match.summary)" + (c.match.prefix.isEmpty ? "" : " under \"\(c.match.prefix)\"")])
+        }
+        let kind = target == .canonical ? "canonical folder" : target == .diffusers ? "diffusers pipeline folder" : "\(target.rawValue) whole file"
+        lines.append(["wrote", "\(output) (\(kind)): "
+            + "\(NumberFormat.grouped(result.tensors)) tensors, \(NumberFormat.binaryBytes(result.bytes))"])
+        lines.append(["files", result.files.joined(separator: ", ")])
+        var out = TextTable.render(lines)
+        let written = target == .diffusers ? bundle.selected : bundle.components
+        var seen = Set<String>()
+        if verify { out += "\nnote: --verify compares one model, and is not run for a whole file; verify a component file of the output instead" }
+        for note in written.compactMap(\.view).flatMap(\.notes) + result.notes where seen.insert(note).inserted { out += "\nnote: " + note }
+        return out
     }
 
     /// The source, read with its `--variant`. A variant the source does not have is a usage error that points to

@@ -27,7 +27,12 @@ struct Inspect: ParsableCommand {
         let checkpoint = try Checkpoint.open(path, options: open.openOptions)
         let report = InspectReport(checkpoint)
         if output.json {
-            print(report.json.serialized(pretty: true))
+            var json = report.json
+            if case .object(var fields) = json, let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
+                fields.append(("bundle", bundle.json))
+                json = .object(fields)
+            }
+            print(json.serialized(pretty: true))
         } else {
             print(render(report))
         }
@@ -71,6 +76,10 @@ struct Inspect: ParsableCommand {
                 TextTable.render(
                     report.groups.map { [$0.name, NumberFormat.grouped($0.tensors), NumberFormat.grouped($0.elements), NumberFormat.binaryBytes($0.bytes)] },
                     header: ["group", "tensors", "elements", "bytes"], rightAligned: [1, 2, 3]))
+        }
+        if let bundle = try? ModelBundle.open(c, readModels: false), BundleText.isWhole(bundle) || !bundle.optimizers.isEmpty {
+            out.append("")
+            out.append(BundleText.render(bundle))
         }
         if !summary && !c.tensors.isEmpty {
             out.append("")

@@ -33,7 +33,7 @@ struct Params: ParsableCommand {
                 // Neither a file nor a preset, and not named like a file: most likely a mistyped preset.
                 throw ModelError.unknownPreset(item, nearest: ModelFamilies.nearestPresets(to: item))
             } else {
-                views.append(try openModel(item, open, model))
+                views += try openModels(item)
             }
         }
         if output.json {
@@ -69,5 +69,21 @@ struct Params: ParsableCommand {
             sections.append(text)
         }
         print(sections.joined(separator: "\n\n"))
+    }
+
+    /// The model at `path`, or every model of a whole file (a training checkpoint's raw and EMA weights, a solver
+    /// checkpoint's transformer, embeddings and VQ-VAE, a pipeline's components), each counted on its own.
+    func openModels(_ path: String) throws -> [any AnyModelView] {
+        if ModelBundle.isCanonicalFolder(path) {
+            return try ModelBundle.openCanonicalFolder(path, options: open.openOptions).components.compactMap(\.view)
+        }
+        let checkpoint = try Checkpoint.open(path, options: open.openOptions)
+        if checkpoint.metadata.contains(where: { $0.0 == "ditkit.config" }) { return [try openModel(path, open, model)] }
+        let bundle = try ModelBundle.open(checkpoint, options: model.modelOptions)
+        guard bundle.components.count > 1 else { return [try ModelFamilies.open(checkpoint, options: model.modelOptions)] }
+        return try bundle.components.map { component in
+            guard let view = component.view else { throw component.problem ?? ModelError.config("\(component.name) could not be read") }
+            return view
+        }
     }
 }

@@ -36,6 +36,9 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
     /// the recomputed one than cos/sin rounding explains: `maxAbsDifference` and `ulps` (of the stored `dtype`) say how
     /// far. Dropping it anyway is the caller's choice (`ConversionOptions.drop`).
     case tableDiffers(tensor: String, target: Layout, maxAbsDifference: Float, ulps: Int, dtype: DType)
+    /// A frozen buffer of a whole file (a diffusion schedule) that its model's code recomputes differs from the
+    /// recomputed values: `tensor` (its source name), the first differing `index`, the `stored` and `expected` values.
+    case bufferDiffers(tensor: String, index: Int, stored: Float, expected: Float, basis: String)
 
     /// The error as a sentence; several problems are listed one per line, at most 12 shown.
     public var description: String {
@@ -67,6 +70,9 @@ public enum ModelError: Error, CustomStringConvertible, Sendable {
             let distance = ulps == Int.max ? "a non-finite value" : "\(ulps) ulps of \(dtype == .f64 ? "f32" : dtype.rawValue)"
             return "the \(target) layout cannot hold \(tensor): it differs from the table that layout recomputes "
                 + "(max |Δ| \(maxAbs), \(distance); more than cos/sin rounding), so converting would change the model"
+        case .bufferDiffers(let tensor, let index, let stored, let expected, let basis):
+            return "\(tensor)[\(index)] is \(stored), but the model's code computes \(expected) (\(basis)); it is not the buffer "
+                + "that model's code recomputes, so it cannot be dropped as recomputed and the conversion stops"
         }
     }
 

@@ -130,6 +130,20 @@ public protocol ModelFamily: Sendable {
     /// Another layout whose parameter total a preset report shows beside the preset's own (DiT: diffusers, which
     /// stores the embedders once per block).
     static func comparisonLayout(for preset: FamilyPreset<Config>) -> Layout?
+
+    /// What a tensor of a whole file that no component claims is, when this family's source code made it (a schedule
+    /// buffer, training statistics, a text encoder); nil when the family does not know it (the default). Read by
+    /// ``ModelBundle`` to classify its extras.
+    static func extraTensorRole(_ name: String) -> ExtraTensorRole?
+
+    /// The float32 values the family's source code computes for the frozen extra buffer `table` (an
+    /// ``ExtraTensorRole/table``) of a model with `config`, and where they come from in words; nil when it computes
+    /// none (the default). A whole-file conversion drops a buffer equal to these values bit for bit.
+    static func extraTable(_ table: String, config: Config) -> (values: [Float], basis: String)?
+
+    /// Folders a diffusers pipeline of this model needs beside its components that follow from the config (a
+    /// scheduler whose steps are the model's), written when a whole file becomes a pipeline folder; none by default.
+    static func pipelineFiles(_ config: Config) -> [(folder: String, className: String, file: String, json: JSONValue)]
 }
 
 extension ModelFamily {

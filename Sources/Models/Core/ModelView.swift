@@ -81,16 +81,24 @@ public struct InferenceContext<Family: ModelFamily> {
     /// How each config field's value was obtained (field → tensor, key or option), so that a problem names what the
     /// user can fix.
     public var origins: [String: String] = [:]
+    /// The key prefix the layout's names sit under (a pipeline folder's component: `vqvae.`).
+    public var prefix: String = ""
     let stored: [String: TensorInfo]
-    /// The key prefix the layout's names sit under (`transformer.` in a pipeline folder): which component's
-    /// `config.json` is the model's.
-    var prefix = ""
 
     /// The stored names of a canonical template's form at canonical block `block` and inner index `inner` (copy 0).
     func storedNames(_ template: String, block: Int, inner: Int) -> [String] {
         layout.form(template).names.map {
             layout.resolve($0, template: template, block: block, inner: inner, depth: depth).replacingPlaceholder("{j}", with: "0")
         }
+    }
+
+    init(checkpoint: Checkpoint, layout: SourceLayout<Family.Config>, depth: Int, options: ModelOptions, prefix: String = "", stored: [String: TensorInfo]) {
+        self.checkpoint = checkpoint
+        self.layout = layout
+        self.depth = depth
+        self.options = options
+        self.prefix = prefix
+        self.stored = stored
     }
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
@@ -154,11 +162,12 @@ public struct InferenceContext<Family: ModelFamily> {
         try checkedElementCount(try shape(template))
     }
 
-    /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from.
+    /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from:
+    /// in a pipeline folder the component folder named by the prefix (`vqvae/config.json` under `vqvae.`), else the
+    /// transformer's.
     public var componentConfig: (json: JSONValue, file: String)? {
-        // In a pipeline folder, the config of the component the names sit under (`transformer/` for `transformer.`).
-        let component = prefix.hasSuffix(".") ? String(prefix.dropLast()) + "/config.json" : nil
-        guard let entry = checkpoint.configs.first(where: { $0.0 == component })
+        let folder = prefix.hasSuffix(".") ? String(prefix.dropLast()) + "/config.json" : nil
+        guard let entry = checkpoint.configs.first(where: { $0.0 == folder })
             ?? checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") })
         else { return nil }
         return (entry.1, checkpoint.path + "/" + entry.0)
@@ -193,6 +202,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
     public let notes: [String]
     /// Values assumed rather than read (also in `notes`).
     public let assumptions: [Assumption]
+    /// The source names read when the model is one component of a whole file (``ModelBundle``); nil when every tensor
+    /// under the prefix is the model's.
+    public internal(set) var claimed: Set<String>? = nil
 
     /// How the canonical tensor `name` is read, or nil when the model has none of that name.
     public func tensor(_ name: String) -> CanonicalSource? { tensors.first { $0.name == name }?.source }
@@ -214,8 +226,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         return try open(checkpoint, matches: LayoutDetector.detect(checkpoint.tensors.map(\.name), family: Family.self), options: options)
     }
 
-    /// Reads the model from the detected `matches` (of this family).
-    static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions) throws -> ModelView {
+    /// Reads the model from the detected `matches` (of this family). `only`, when given, limits the tensors read to
+    /// those source names (one component of a whole file, ``ModelBundle``: the others are other components or extras).
+    static func open(_ checkpoint: Checkpoint, matches: [LayoutMatch], options: ModelOptions, only: Set<String>? = nil) throws -> ModelView {
         var notes: [String] = checkpoint.assumed
         guard !matches.isEmpty else {
             throw ModelError.mapping(
@@ -237,7 +250,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         var byName: [String: TensorInfo] = [:]
         var duplicates: [String] = []
         var legacy = 0
-        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) {
+        for tensor in checkpoint.tensors where tensor.name.hasPrefix(prefix) && only.map({ $0.contains(tensor.name) }) ?? true {
             var key = String(tensor.name.dropFirst(prefix.count))
             if let current = layout.legacyName(key) {
                 key = current
@@ -247,7 +260,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             byName[key] = tensor
         }
         if legacy > 0 { notes.append("\(legacy) tensors stored under older names of the \(layout.id) layout, read as the current ones") }
-        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName, prefix: prefix)
+        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, prefix: prefix, stored: byName)
         var config = try Family.inferConfig(&context)
         notes += context.notes
         assumptions += context.assumptions
@@ -310,8 +323,10 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             tensors.append(CanonicalTensor(name: name, source: source, shape: shape, dtype: dtype))
         }
         config.sourceLayout = layout.id
-        return ModelView(
+        var view = ModelView(
             checkpoint: checkpoint, layout: layout.id, prefix: prefix, config: config, tensors: tensors, notes: notes, assumptions: assumptions)
+        view.claimed = only
+        return view
     }
 
     /// The match to read: the one under `key`; else a training checkpoint's EMA weights; else the first.

@@ -48,7 +48,7 @@ public struct ParamsReport<Family: ModelFamily> {
             }
             let total = groups.reduce(0) { Checked.saturatingAdd($0, $1.1) }
             let prefix = view.prefix
-            let stored = view.checkpoint.tensors.filter { $0.name.hasPrefix(prefix) }.reduce(0) { Checked.saturatingAdd($0, $1.elementCount) }
+            let stored = view.checkpoint.tensors.filter { t in t.name.hasPrefix(prefix) && (view.claimed.map { $0.contains(t.name) } ?? true) }.reduce(0) { Checked.saturatingAdd($0, $1.elementCount) }
             return CheckpointEntry(
                 view: view, groups: groups.map { Group(name: $0.0, parameters: $0.1) }, total: total, trainable: trainable,
                 stored: stored, gflops: Double(Family.multiplyAdds(view.config)) / 1e9)
