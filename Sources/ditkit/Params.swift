@@ -75,13 +75,13 @@ struct Params: ParsableCommand {
     /// checkpoint's transformer, embeddings and VQ-VAE, a pipeline's components), each counted on its own.
     func openModels(_ path: String) throws -> [any AnyModelView] {
         if ModelBundle.isCanonicalFolder(path) {
-            return try ModelBundle.openCanonicalFolder(path, options: open.openOptions).components.compactMap(\.view)
+            return try ModelBundle.openCanonicalFolder(path, options: open.openOptions).listed.compactMap(\.view)
         }
         let checkpoint = try Checkpoint.open(path, options: open.openOptions)
         if checkpoint.metadata.contains(where: { $0.0 == "ditkit.config" }) { return [try openModel(path, open, model)] }
         let bundle = try ModelBundle.open(checkpoint, options: model.modelOptions)
         guard bundle.components.count > 1 else { return [try ModelFamilies.open(checkpoint, options: model.modelOptions)] }
-        return try bundle.components.map { component in
+        return try bundle.listed.map { component in
             guard let view = component.view else { throw component.problem ?? ModelError.config("\(component.name) could not be read") }
             return view
         }

@@ -137,6 +137,17 @@ public struct ModelBundle: Sendable {
         return out
     }
 
+    /// The components in the order reports list them: by family in registry order (the main model first), the
+    /// weights read by default before the others, then in file order.
+    public var listed: [BundleComponent] {
+        let order = ModelFamilies.names
+        return components.enumerated().sorted { a, b in
+            let ka = (order.firstIndex(of: a.element.match.family) ?? order.count, a.element.selected ? 0 : 1, a.offset)
+            let kb = (order.firstIndex(of: b.element.match.family) ?? order.count, b.element.selected ? 0 : 1, b.offset)
+            return ka < kb
+        }.map(\.element)
+    }
+
     /// The components a conversion writes by default, one per family: the selected ones.
     public var selected: [BundleComponent] { components.filter(\.selected) }
 
