@@ -7,6 +7,7 @@ public enum ModelFamilies {
     /// Every family, in detection order.
     public static let all: [any ModelFamily.Type] = [
         DiTFamily.self,
+        VQDiffusionFamily.self,
     ]
 
     /// What every known layout is, for messages.
@@ -112,7 +113,7 @@ public enum ModelFamilies {
             }
             throw ModelError.mapping(
                 path: checkpoint.path,
-                problems: ["no " + kinds.joined(separator: " or ") + " layout recognised (" + summaries.joined(separator: ", ") + ")"])
+                problems: ["no " + kinds.map { $0 + " layout" }.joined(separator: " or ") + " recognised (" + summaries.joined(separator: ", ") + ")"])
         }
         var family = first.family
         if let key = options.key {

@@ -70,6 +70,10 @@ public enum TraceFile {
         guard F.traceInputLayers.allSatisfy({ checkpoint.tensor(named: $0) != nil }) else {
             throw fail(["it has no " + F.traceInputLayers.joined(separator: ", ") + " to run on"])
         }
+        // Shapes and inputs are the trace's as its source computed them: with the numerics it records
+        // (`ditkit.trace.semantics`), which can change a layer's shape (VQ-Diffusion's mask row) or the inputs allowed.
+        let recorded = checkpoint.metadata.first(where: { $0.0 == "ditkit.trace.semantics" })?.1
+        let config = recorded.flatMap { $0.isEmpty ? nil : F.semantics(Layout($0), of: config) } ?? config
         // The batch is the length of the per-sample input layer (DiT: input.t, one timestep per sample).
         let probe = checkpoint.tensor(named: F.traceBatchLayer)!
         guard probe.shape.count == 1, probe.shape[0] >= 1 else { throw fail(["\(probe.name) has shape \(probe.shape), expected (N) with N ≥ 1"]) }

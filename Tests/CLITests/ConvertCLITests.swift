@@ -18,10 +18,10 @@ struct ConvertCLITests {
         for figure in ["675,129,632", "674,834,720", "294,912", "118.64", "749,826,464"] { #expect(xl.contains(figure), "\(figure) in \(xl)") }
         let c2b = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("cerebras-dit-2B ") })
         #expect(c2b.contains("2,281,078,788"))
-        #expect(result.stdout.split(separator: "\n").count == 1 + 24 + 5)
+        #expect(result.stdout.split(separator: "\n").count == 1 + 24 + 5 + 1)  // + VQ-Diffusion ITHQ
         let json = try JSONParser.parse(try DitkitBinary.run(["params", "--json"]).stdout)
         #expect(try Self.schema("params.schema.json").validate(json).isEmpty)
-        #expect(json["presets"]?.arrayValue?.count == 29)
+        #expect(json["presets"]?.arrayValue?.count == 30)
     }
 
     @Test("params of real checkpoints: per-group breakdown, the same model in three layouts counts the same")

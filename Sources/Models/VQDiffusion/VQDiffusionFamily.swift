@@ -44,8 +44,12 @@ public enum VQDiffusionFamily: ModelFamily {
 
     /// The source layouts (filled in by the layouts work).
     public static let layouts: [SourceLayout<VQDiffusionConfig>] = []
-    /// Named configurations.
-    public static let presets: [FamilyPreset<VQDiffusionConfig>] = []
+    /// Named configurations: ITHQ (microsoft/vq-diffusion-ithq's transformer, REFERENCE §4: 36 blocks, D 1408, 16 heads,
+    /// 512-wide CLIP context of 77 tokens, 4096 codes + mask, 32×32 latent, 100 steps; diffusers' numerics). Its layout
+    /// is canonical until the source layouts land.
+    public static let presets: [FamilyPreset<VQDiffusionConfig>] = [
+        FamilyPreset(name: "ITHQ", layout: .canonical, config: VQDiffusionConfig(depth: 36, hiddenSize: 1408, numHeads: 16), aliases: ["vq-diffusion-ithq"]),
+    ]
 
     /// Infers the config from the weights and config files.
     public static func inferConfig(_ context: inout InferenceContext<VQDiffusionFamily>) throws -> VQDiffusionConfig {
