@@ -86,10 +86,11 @@ struct VQDiffusionForwardTests {
             func modulate(_ norm: String) -> [Double] {
                 let table = w[b + norm + ".table"]!
                 var e = [Double](repeating: 0, count: n * d)
+                let allMean = c.lateTimesteps == .meanEmbedding && Int(inputs.t[0]) >= c.diffusionSteps  // the original decides by t[0]
                 for s in 0..<n {
                     let t = Int(inputs.t[s])
                     for j in 0..<d {
-                        e[s * d + j] = t < c.diffusionSteps ? table[t * d + j]
+                        e[s * d + j] = !allMean ? table[t * d + j]
                             : (0..<c.diffusionSteps).reduce(0.0) { $0 + table[$1 * d + j] } / Double(c.diffusionSteps)
                     }
                 }
@@ -180,9 +181,14 @@ struct VQDiffusionForwardTests {
             try Self.check(view, semantics: config.withOriginalSemantics(), inputs: inputs, kernels: kernels, label: "original \(level)")
         }
         try Self.check(view, semantics: config, inputs: inputs, kernels: .blas, label: "blas")
-        // Late timesteps (t ≥ steps) under the original's numerics: each table's mean.
+        // Late timesteps (t ≥ steps) under the original's numerics: when the first is late, every sample of the batch
+        // uses each table's mean (the original tests timestep[0] once per batch); a late t after an early first is refused.
         let late = VQDiffusionInputs.make(config: config, batch: 2, seed: 9, timesteps: [10, 3])
         #expect(VQDiffusionFamily.inputProblems(late, config: config) == ["input.t[0] = 10 is outside the timestep tables (0…9)"])
+        let lateSecond = VQDiffusionInputs.make(config: config, batch: 2, seed: 9, timesteps: [3, 10])
+        #expect(VQDiffusionFamily.inputProblems(lateSecond, config: config.withOriginalSemantics()) == [
+            "input.t[1] = 10 is outside the timestep tables (0…9); the original uses the mean tables only when the batch's first timestep is late",
+        ])
         for level in Self.supported {
             try Self.check(view, semantics: config.withOriginalSemantics(), inputs: late, kernels: try KernelChoice(level: level), label: "late \(level)")
         }

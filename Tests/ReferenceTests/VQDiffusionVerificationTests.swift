@@ -62,7 +62,7 @@ struct VQDiffusionVerificationTests {
         #expect(blocks == [
             "blocks.*: attention heads 4 vs 2", "blocks.*: adaptive norm (norm1, norm2) eps 1e-5 vs 1e-6",
             "blocks.*: MLP norm (norm3) eps 1e-5 vs 1e-6", "blocks.*: MLP activation sigmoid_gelu vs erf_gelu",
-            "blocks.*: timesteps ≥ 10 (the tables' rows) refuse vs mean_embedding (the original uses each table's mean)",
+            "blocks.*: timesteps ≥ 10 (the tables' rows) refuse vs mean_embedding (the original uses each table's mean for the whole batch when its first timestep is late)",
         ])
         var c = a
         c.outNormEps = 1e-6
@@ -123,7 +123,7 @@ struct VQDiffusionVerificationTests {
         #expect(own.firstDivergence == "output" && own.likelyCauses.first?.hasPrefix("output: output form") == true, "\(own.text)")
         // Late timesteps: the original's trace uses the mean tables; diffusers' numerics cannot (they refuse such t).
         let late = dir.file("late.safetensors")
-        _ = try Tracer(semantics: .original, forward: ForwardOptions(batch: 2, timesteps: [3, 12])).writeAny(model, to: late)
+        _ = try Tracer(semantics: .original, forward: ForwardOptions(batch: 2, timesteps: [12, 3])).writeAny(model, to: late)
         #expect(try Verifier(options: VerificationOptions(semantics: .b)).compareAny(model, againstTrace: late).passed)
         #expect(throws: ModelError.self) { try Verifier().compareAny(model, againstTrace: late) }
         #expect(throws: ModelError.self) { try Verifier(options: VerificationOptions(semantics: .diffusers)).compareAny(model, againstTrace: late) }

@@ -172,8 +172,9 @@ public struct VQDiffusionInputs: Sendable {
     public static let maxMagnitude: Float = 1e6
 
     /// What makes these inputs unusable for `config`: counts that do not match the batch, a token id outside
-    /// 0…codes, a timestep that is not an integer in 0…steps−1 (late timesteps allowed under `.meanEmbedding`), a
-    /// non-finite context value. Each line names the input, the index and the value.
+    /// 0…codes, a timestep that is not an integer in 0…steps−1 (under `.meanEmbedding` late timesteps are allowed
+    /// when the first one is late: the original then uses the mean tables for the whole batch), a non-finite context
+    /// value. Each line names the input, the index and the value.
     public func problems(for config: VQDiffusionConfig) -> [String] {
         var out: [String] = []
         let n = batch
@@ -195,6 +196,9 @@ public struct VQDiffusionInputs: Sendable {
                 out.append("input.t[\(i)] = \(v) is not a timestep (an integer from 0)")
             } else if Int(v) >= config.diffusionSteps, config.lateTimesteps == .refuse {
                 out.append("input.t[\(i)] = \(Int(v)) is outside the timestep tables (0…\(config.diffusionSteps - 1))")
+            } else if Int(v) >= config.diffusionSteps, i > 0, let first = t.first, !(first >= Float(config.diffusionSteps)) {
+                out.append("input.t[\(i)] = \(Int(v)) is outside the timestep tables (0…\(config.diffusionSteps - 1)); the original "
+                    + "uses the mean tables only when the batch's first timestep is late")
             }
             if out.count > 12 { return out }
         }
@@ -275,11 +279,14 @@ public struct VQDiffusionForward: Sendable {
         }
         trace?.append("latent_embed", [n, l, d], x)
 
-        // Each sample's timestep row (nil: the table's mean, for t ≥ steps under the original's numerics).
+        // Each sample's timestep row (nil: the table's mean). The original tests `timestep[0] >= diffusion_step` once per
+        // batch: when the first sample's t is late, every sample uses the mean tables.
         let steps = c.diffusionSteps
+        let steps0 = inputs.t.first.map { $0.isNaN ? 0 : Int(max(0, min(Float(Int32.max), $0.rounded()))) } ?? 0
+        let allMean = s.lateTimesteps == .meanEmbedding && steps0 >= steps
         let rowsOfT: [Int?] = inputs.t.map { v in
             let step = v.isNaN ? 0 : Int(max(0, min(Float(Int32.max), v.rounded())))
-            return step < steps ? step : (s.lateTimesteps == .meanEmbedding ? nil : steps - 1)
+            return allMean ? nil : min(step, steps - 1)  // a late t elsewhere is refused first (`problems(for:)`)
         }
         var h = workspace.take("h", rows * d)
         var qkv = workspace.take("qkv", rows * 3 * d)

@@ -16,7 +16,7 @@ extension VQDiffusionFamily: VerifiableFamily {
             if a.activation != b.activation { causes.append("blocks.*: MLP activation \(a.activation.rawValue) vs \(b.activation.rawValue)") }
             if a.lateTimesteps != b.lateTimesteps {
                 causes.append("blocks.*: timesteps ≥ \(a.diffusionSteps) (the tables' rows) \(a.lateTimesteps.rawValue) vs \(b.lateTimesteps.rawValue) "
-                    + "(the original uses each table's mean)")
+                    + "(the original uses each table's mean for the whole batch when its first timestep is late)")
             }
         }
         if layer == "output" {
