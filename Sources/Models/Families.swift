@@ -8,6 +8,7 @@ public enum ModelFamilies {
     public static let all: [any ModelFamily.Type] = [
         DiTFamily.self,
         VQDiffusionFamily.self,
+        VQEmbeddingsFamily.self,
     ]
 
     /// What every known layout is, for messages.
@@ -115,12 +116,16 @@ public enum ModelFamilies {
                 path: checkpoint.path,
                 problems: ["no " + kinds.map { $0 + " layout" }.joined(separator: " or ") + " recognised (" + summaries.joined(separator: ", ") + ")"])
         }
-        var family = first.family
+        // Several families in one file (a VQ-Diffusion training checkpoint holds a transformer, its learned embeddings
+        // and a VQ-VAE): the first family in registry order, among those under `options.key` when given.
+        var candidates = matches
         if let key = options.key {
             let wanted = key.hasSuffix(".") ? key : key + "."
-            family = matches.first { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }?.family ?? family
+            let under = matches.filter { $0.prefix == wanted || $0.prefix.hasPrefix(wanted) }
+            if !under.isEmpty { candidates = under }
         }
-        return try openView(named(family)!, checkpoint, options)
+        let family = families.first { f in candidates.contains { $0.family == nameOf(f) } } ?? named(first.family)!
+        return try openView(family, checkpoint, options)
     }
 }
 

@@ -18,10 +18,13 @@ struct ConvertCLITests {
         for figure in ["675,129,632", "674,834,720", "294,912", "118.64", "749,826,464"] { #expect(xl.contains(figure), "\(figure) in \(xl)") }
         let c2b = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("cerebras-dit-2B ") })
         #expect(c2b.contains("2,281,078,788"))
-        #expect(result.stdout.split(separator: "\n").count == 1 + 24 + 5 + 1)  // + VQ-Diffusion ITHQ
+        // Every family's presets are listed; DiT's are the 24 of the paper and the 5 Cerebras ones.
+        #expect(result.stdout.split(separator: "\n").filter { $0.hasPrefix("DiT-") || $0.hasPrefix("cerebras-dit-") }.count == 24 + 5)
+        #expect(result.stdout.split(separator: "\n").count == 1 + ModelFamilies.presets.count)
         let json = try JSONParser.parse(try DitkitBinary.run(["params", "--json"]).stdout)
         #expect(try Self.schema("params.schema.json").validate(json).isEmpty)
-        #expect(json["presets"]?.arrayValue?.count == 30)
+        #expect(json["presets"]?.arrayValue?.filter { $0["config"]?["family"] == .string("dit") }.count == 29)
+        #expect(json["presets"]?.arrayValue?.count == ModelFamilies.presets.count)
     }
 
     @Test("params of real checkpoints: per-group breakdown, the same model in three layouts counts the same")

@@ -118,8 +118,14 @@ extension ConversionPlan {
                         }
                     }
                 case .copies(let template):
-                    guard let have else { continue }
-                    for j in 0..<config.depth { outputs.append(have.renamed(template.replacingCopy(j))) }
+                    var copy = have
+                    if copy == nil, spec.optional, Family.recomputedTable(spec.template, config: config) != nil {
+                        // A frozen table the target stores in every block (VQ-Diffusion's attention masks).
+                        let dtype = canonicalList.first { $0.dtype.isFloatingPoint }?.dtype ?? .f32
+                        copy = try recomputed(spec.template, name: name, shape: spec.shape(targetConfig), config: config, dtype: dtype, notes: &notes)
+                    }
+                    guard let copy else { continue }
+                    for j in 0..<config.depth { outputs.append(copy.renamed(template.replacingCopy(j))) }
                 case .transformed(let transform):
                     guard let have else { continue }
                     if case .transformed(let from, let parts)? = sources[name], from.sourceNames == transform.sourceNames, type(of: from) == type(of: transform) {

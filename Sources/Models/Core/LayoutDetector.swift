@@ -46,21 +46,22 @@ struct LayoutSignature {
     let summary: String
     /// Stored names (after the prefix) every checkpoint of the layout has; the first anchors the prefix search.
     let required: [String]
-    /// The stored per-block name (with `{i}`) that counts the blocks.
-    let blockKey: String
+    /// The stored per-block name (with `{i}`) that counts the blocks; nil for a layout without blocks (depth 0).
+    let blockKey: String?
     /// First components of the layout's stored names.
     let stems: [String]
 
     init?<F: ModelFamily>(_ family: F.Type, _ layout: SourceLayout<F.Config>) {
         let required = layout.signature.compactMap { layout.probeName($0)?.replacingBlock(0) }
+        let blockKey = layout.probeName(layout.depthProbe)
         guard required.count == layout.signature.count, !required.isEmpty,
-            let blockKey = layout.probeName(layout.depthProbe), blockKey.contains("{i}")
+            blockKey?.contains("{i}") == true || !F.canonical.contains(where: \.perBlock)
         else { return nil }
         self.family = F.name
         self.layout = layout.id
         self.summary = layout.summary
         self.required = required
-        self.blockKey = blockKey
+        self.blockKey = blockKey?.contains("{i}") == true ? blockKey : nil
         self.stems = layout.stems
     }
 }
@@ -131,10 +132,12 @@ public enum LayoutDetector {
             let keys = under[prefix] ?? []
             let keySet = Set(keys)
             guard signature.required.allSatisfy(keySet.contains) else { continue }
-            let split = signature.blockKey.split(separator: "{", maxSplits: 1)
-            let blockParts = [String(split[0]), String(split[1].dropFirst("i}".count))]
             var depth = 0
-            while keySet.contains(blockParts[0] + String(depth) + blockParts[1]) { depth += 1 }
+            if let blockKey = signature.blockKey {
+                let split = blockKey.split(separator: "{", maxSplits: 1)
+                let blockParts = [String(split[0]), String(split[1].dropFirst("i}".count))]
+                while keySet.contains(blockParts[0] + String(depth) + blockParts[1]) { depth += 1 }
+            }
             let matched = keys.filter { key in signature.stems.contains { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) } }.count
             matches.append((
                 LayoutMatch(family: signature.family, layout: signature.layout, prefix: prefix, depth: depth, matchedTensors: matched,

@@ -82,6 +82,9 @@ public struct InferenceContext<Family: ModelFamily> {
     /// user can fix.
     public var origins: [String: String] = [:]
     let stored: [String: TensorInfo]
+    /// The key prefix the layout's names sit under (`transformer.` in a pipeline folder): which component's
+    /// `config.json` is the model's.
+    var prefix = ""
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
     public func storedName(_ template: String) -> String {
@@ -137,7 +140,11 @@ public struct InferenceContext<Family: ModelFamily> {
 
     /// The component config of a diffusers checkpoint (`config.json` of the component), with the file it came from.
     public var componentConfig: (json: JSONValue, file: String)? {
-        guard let entry = checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") }) else { return nil }
+        // In a pipeline folder, the config of the component the names sit under (`transformer/` for `transformer.`).
+        let component = prefix.hasSuffix(".") ? String(prefix.dropLast()) + "/config.json" : nil
+        guard let entry = checkpoint.configs.first(where: { $0.0 == component })
+            ?? checkpoint.configs.first(where: { $0.0 == "config.json" || $0.0.hasSuffix("transformer/config.json") })
+        else { return nil }
         return (entry.1, checkpoint.path + "/" + entry.0)
     }
 
@@ -207,7 +214,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         let layout = Family.layout(match.layout)!
         let prefix = match.prefix
         let explained = prefix == layout.conventionalPrefix
-            || (matches.contains { $0.prefix == "model." } && matches.contains { $0.prefix == "ema." })
+            || (matches.contains { $0.prefix.hasPrefix("model.") } && matches.contains { $0.prefix.hasPrefix("ema.") })
         if !prefix.isEmpty && !explained {
             notes.append("names carry the prefix \"\(prefix)\"" + (prefix == "module." ? " (DistributedDataParallel)" : ""))
         }
@@ -218,7 +225,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             if byName[key] != nil { duplicates.append(key) }
             byName[key] = tensor
         }
-        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName)
+        var context = InferenceContext<Family>(checkpoint: checkpoint, layout: layout, depth: match.depth, options: options, stored: byName, prefix: prefix)
         var config = try Family.inferConfig(&context)
         notes += context.notes
         assumptions += context.assumptions
@@ -226,11 +233,21 @@ public struct ModelView<Family: ModelFamily>: Sendable {
         // Strict mapping: every stored name must be expected for this config, and every expected name present.
         let expected = Family.sourceTensors(layout.id, config: config)
         let expectedNames = Set(expected.map(\.name))
+        // Optional tensors, every per-block copy included.
         let optionalStored = Set(Family.canonical.filter(\.optional).flatMap { spec in
-            layout.form(spec.template).names.map { $0.replacingPlaceholder("{j}", with: "0") }
+            layout.form(spec.template).names.flatMap { name in
+                name.contains("{j}") ? (0..<max(config.depth, 1)).map { name.replacingCopy($0) } : [name]
+            }
         })
         var problems: [String] = []
-        for name in byName.keys.filter({ !expectedNames.contains($0) }).sorted() { problems.append("unmapped: \(prefix)\(name) \(byName[name]!.shape)") }
+        let unmapped = byName.keys.filter { !expectedNames.contains($0) }.sorted()
+        if layout.sharesPrefix {
+            if !unmapped.isEmpty {
+                notes.append("\(unmapped.count) other tensors under \"\(prefix)\" belong to other models of the file and are not read here")
+            }
+        } else {
+            for name in unmapped { problems.append("unmapped: \(prefix)\(name) \(byName[name]!.shape)") }
+        }
         for t in expected where byName[t.name] == nil && !optionalStored.contains(t.name) {
             problems.append("missing: \(prefix)\(t.name) \(t.shape)")
         }
@@ -256,6 +273,7 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             case .rows(let parts):
                 source = .rows(parts.map { byName[resolve($0)]! })
             case .copies(let template):
+                guard byName[template.replacingCopy(0)] != nil else { continue }  // optional and absent
                 source = .tensor(try chooseCopy(template, byName: byName, depth: config.depth, options: options, notes: &notes, path: checkpoint.path))
             case .transformed(let transform):
                 let parts = transform.sourceNames.compactMap { byName[resolve($0)] }
@@ -284,8 +302,9 @@ public struct ModelView<Family: ModelFamily>: Sendable {
             }
             return m
         }
-        if let ema = matches.first(where: { $0.prefix == "ema." }), matches.contains(where: { $0.prefix == "model." }) {
-            notes.append("training checkpoint: reading the EMA weights under \"ema.\" (the raw weights are under \"model.\")")
+        // A training checkpoint: `ema.` and `model.` (or, for a sub-module of the saved model, prefixes under them).
+        if let ema = matches.first(where: { $0.prefix.hasPrefix("ema.") }), let raw = matches.first(where: { $0.prefix.hasPrefix("model.") }) {
+            notes.append("training checkpoint: reading the EMA weights under \"\(ema.prefix)\" (the raw weights are under \"\(raw.prefix)\")")
             assumptions.append(Assumption(field: "weights", value: "ema", basis: "a training checkpoint's EMA weights are read by default"))
             return ema
         }
@@ -301,6 +320,10 @@ public struct ModelView<Family: ModelFamily>: Sendable {
     static func chooseCopy(
         _ template: String, byName: [String: TensorInfo], depth: Int, options: ModelOptions, notes: inout [String], path: String
     ) throws -> TensorInfo {
+        let missing = (0..<depth).filter { byName[template.replacingCopy($0)] == nil }
+        guard missing.isEmpty else {
+            throw ModelError.mapping(path: path, problems: missing.map { "missing: \(template.replacingCopy($0)) (block 0 has it)" })
+        }
         let copies = (0..<depth).map { byName[template.replacingCopy($0)]! }
         if let chosen = options.embedderBlock {
             guard chosen >= 0 && chosen < depth else {

@@ -121,8 +121,13 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
     /// Canonical templates whose stored tensors every checkpoint of the layout has: how the layout is recognised (the
     /// first one's source name anchors the search for prefixes).
     public let signature: [String]
-    /// The per-block canonical template whose stored tensor counts the blocks.
+    /// The per-block canonical template whose stored tensor counts the blocks (any template for a family without
+    /// blocks).
     public let depthProbe: String
+    /// Whether the layout's tensors sit beside other models' tensors under the same prefix (a sub-module of a larger
+    /// state dict, such as VQ-Diffusion's `empty_text_embed` beside its transformer): stored names under the prefix
+    /// that the table does not map are then left to those models (counted in a note) rather than refused.
+    public let sharesPrefix: Bool
     /// Stored shapes that differ from the canonical shape (same elements): template → shape.
     public let storedShapes: [String: @Sendable (Config) -> [Int]]
     /// How a conversion writes the layout's files.
@@ -132,10 +137,11 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
     public let prepare: @Sendable (Config, ConversionOptions) throws -> (Config, [String])
 
     /// A layout from its naming table (`forms`), recognition (`signature`, `depthProbe`), stored shapes that differ,
-    /// writer and `prepare` hook (by default, writes any config unchanged).
+    /// writer, whether it shares its prefix with other models (by default not) and `prepare` hook (by default, writes
+    /// any config unchanged).
     public init(
         id: Layout, summary: String, forms: [String: SourceForm], signature: [String], depthProbe: String,
-        storedShapes: [String: @Sendable (Config) -> [Int]] = [:], writer: LayoutWriter<Config>,
+        storedShapes: [String: @Sendable (Config) -> [Int]] = [:], writer: LayoutWriter<Config>, sharesPrefix: Bool = false,
         prepare: @escaping @Sendable (Config, ConversionOptions) throws -> (Config, [String]) = { config, _ in (config, []) }
     ) {
         self.id = id
@@ -145,6 +151,7 @@ public struct SourceLayout<Config: FamilyConfig>: Sendable {
         self.depthProbe = depthProbe
         self.storedShapes = storedShapes
         self.writer = writer
+        self.sharesPrefix = sharesPrefix
         self.prepare = prepare
     }
 

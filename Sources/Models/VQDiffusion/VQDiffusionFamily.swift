@@ -39,25 +39,32 @@ public enum VQDiffusionFamily: ModelFamily {
         specs += linear("blocks.{i}.mlp.fc2", d, { $0.mlpHidden })
         specs += [Spec("norm_out.weight") { [$0.hiddenSize] }, Spec("norm_out.bias") { [$0.hiddenSize] }]
         specs += linear("out", { $0.codes }, d)
+        // The original's per-block causal mask buffer `attn2.mask`, never used by its forward: lower-triangular ones
+        // (1, 1, L, L). Stored once here (one copy per block in the original), checked against the table and dropped
+        // where a layout does not store it.
+        specs.append(Spec("cross_attn.mask", trainable: false, optional: true) { [1, 1, $0.tokens, $0.tokens] })
         return specs
     }()
 
-    /// The source layouts (filled in by the layouts work).
-    public static let layouts: [SourceLayout<VQDiffusionConfig>] = []
-    /// Named configurations: ITHQ (microsoft/vq-diffusion-ithq's transformer, REFERENCE §4: 36 blocks, D 1408, 16 heads,
-    /// 512-wide CLIP context of 77 tokens, 4096 codes + mask, 32×32 latent, 100 steps; diffusers' numerics). Its layout
-    /// is canonical until the source layouts land.
-    public static let presets: [FamilyPreset<VQDiffusionConfig>] = [
-        FamilyPreset(name: "ITHQ", layout: .canonical, config: VQDiffusionConfig(depth: 36, hiddenSize: 1408, numHeads: 16), aliases: ["vq-diffusion-ithq"]),
-    ]
+    /// original (microsoft/VQ-Diffusion), diffusers, in detection order.
+    public static let layouts: [SourceLayout<VQDiffusionConfig>] = [original, diffusers]
+    /// ITHQ and the tiny presets.
+    public static var presets: [FamilyPreset<VQDiffusionConfig>] { VQDiffusionPresets.all }
 
-    /// Infers the config from the weights and config files.
-    public static func inferConfig(_ context: inout InferenceContext<VQDiffusionFamily>) throws -> VQDiffusionConfig {
-        throw ModelError.mapping(path: context.checkpoint.path, problems: ["VQ-Diffusion layouts are not read yet"])
+    /// The attention mask table (`cross_attn.mask`): lower-triangular ones over the L latent tokens, as the original's
+    /// `torch.tril(torch.ones(L, L))` makes it; nil for any other template.
+    public static func recomputedTable(_ template: String, config: VQDiffusionConfig) -> [Float]? {
+        guard template == "cross_attn.mask" else { return nil }
+        let l = config.tokens
+        var out = [Float](repeating: 0, count: l * l)
+        for row in 0..<l { for column in 0...row { out[row * l + column] = 1 } }
+        return out
     }
 
-    /// No frozen tables yet.
-    public static func recomputedTable(_ template: String, config: VQDiffusionConfig) -> [Float]? { nil }
+    /// The latent grid, for the mask table.
+    public static func tableSizeSource(_ template: String, config: VQDiffusionConfig) -> String {
+        "latent \(config.height)×\(config.width) (content_emb's height_emb and width_emb rows, diffusers' sample_size)"
+    }
 
     /// Multiply-adds of one forward pass for one sample.
     public static func multiplyAdds(_ c: VQDiffusionConfig) -> Int {
@@ -69,9 +76,10 @@ public enum VQDiffusionFamily: ModelFamily {
         return c.depth * perBlock + l * d * c.codes
     }
 
-    /// `embeddings`, `blocks.N`, `head`.
+    /// `embeddings`, `blocks.N`, `head`, `attention masks`.
     public static func parameterGroup(_ canonicalName: String) -> String {
         if canonicalName.hasPrefix("latent_embed.") { return "embeddings" }
+        if canonicalName == "cross_attn.mask" { return "attention masks" }
         if canonicalName.hasPrefix("blocks.") { return canonicalName.split(separator: ".").prefix(2).joined(separator: ".") }
         return "head"
     }

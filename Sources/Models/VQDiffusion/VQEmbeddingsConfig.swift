@@ -66,14 +66,69 @@ public enum VQEmbeddingsFamily: ModelFamily {
     public static let canonical: [CanonicalSpec<VQEmbeddingsConfig>] = [
         CanonicalSpec("embeddings") { [$0.length, $0.hiddenSize] },
     ]
-    /// The source layouts (filled in by the layouts work).
-    public static let layouts: [SourceLayout<VQEmbeddingsConfig>] = []
-    /// Named configurations.
-    public static let presets: [FamilyPreset<VQEmbeddingsConfig>] = []
-    /// Infers the config from the weights.
-    public static func inferConfig(_ context: inout InferenceContext<VQEmbeddingsFamily>) throws -> VQEmbeddingsConfig {
-        throw ModelError.mapping(path: context.checkpoint.path, problems: ["VQ-Diffusion layouts are not read yet"])
+    /// original (`empty_text_embed` of microsoft/VQ-Diffusion's DiffusionTransformer), diffusers, in detection order.
+    public static let layouts: [SourceLayout<VQEmbeddingsConfig>] = [original, diffusers]
+
+    /// The original's `empty_text_embed` (float64, (77, 512) in ITHQ): `transformer.empty_text_embed` in a bare DALLE
+    /// state dict, `model.transformer.empty_text_embed` and `ema.empty_text_embed` in a solver checkpoint, beside the
+    /// transformer, the CLIP text tower and the diffusion buffers (other models of the file, not read here). Written
+    /// as a bare state dict under `transformer.`, where the original's DALLE loads it.
+    static let original = SourceLayout<VQEmbeddingsConfig>(
+        id: .original, summary: "original VQ-Diffusion empty_text_embed (microsoft DiffusionTransformer)",
+        forms: ["embeddings": .same("empty_text_embed")], signature: ["embeddings"], depthProbe: "embeddings",
+        writer: .stateDict(nestedUnder: [], namePrefix: "transformer.", safetensors: true), sharesPrefix: true)
+
+    /// diffusers' `LearnedClassifierFreeSamplingEmbeddings` component (`learned_classifier_free_sampling_embeddings/`).
+    static let diffusers = SourceLayout<VQEmbeddingsConfig>(
+        id: .diffusers, summary: "diffusers LearnedClassifierFreeSamplingEmbeddings",
+        forms: ["embeddings": .same("embeddings")], signature: ["embeddings"], depthProbe: "embeddings",
+        writer: .diffusers(DiffusersWriter(
+            component: "learned_classifier_free_sampling_embeddings", componentClass: "LearnedClassifierFreeSamplingEmbeddings",
+            componentConfig: diffusersConfig, pipelineClass: "VQDiffusionPipeline")))
+
+    /// The component's `config.json`, as diffusers 0.42 saves it.
+    package static func diffusersConfig(_ c: VQEmbeddingsConfig) -> JSONValue {
+        .object([
+            ("_class_name", .string("LearnedClassifierFreeSamplingEmbeddings")), ("_diffusers_version", .string("0.42.1")),
+            ("hidden_size", .int(c.hiddenSize)), ("learnable", .bool(true)), ("length", .int(c.length)),
+        ])
     }
+
+    /// ITHQ's embeddings (77 CLIP tokens × 512, original layout; the tiny fixture's are the same size).
+    public static let presets: [FamilyPreset<VQEmbeddingsConfig>] = {
+        var ithq = VQEmbeddingsConfig()
+        ithq.sourceLayout = .original
+        return [FamilyPreset(name: "vq-diffusion-ithq-embeddings", layout: .original, config: ithq, aliases: ["ITHQ-embeddings"])]
+    }()
+
+    /// Length and width from the table's shape; a diffusers `config.json` must agree and be learnable.
+    public static func inferConfig(_ context: inout InferenceContext<VQEmbeddingsFamily>) throws -> VQEmbeddingsConfig {
+        let name = context.storedName("embeddings")
+        let config = VQEmbeddingsConfig(length: try context.dim("embeddings", 0, rank: 2), hiddenSize: try context.dim("embeddings", 1, rank: 2))
+        context.origins = ["length": "rows of \(name)", "hidden_size": "\(name) dim 1"]
+        if let (json, file) = context.componentConfig {
+            var problems: [String] = []
+            if let learnable = json["learnable"], learnable != .bool(true) {
+                problems.append("learnable = \(learnable.serialized().prefix(40)) but the folder stores learned embeddings")
+            }
+            for (key, actual) in [("length", config.length), ("hidden_size", config.hiddenSize)] {
+                if let v = try context.configInt(key), v != actual { problems.append("\(key) = \(v) but \(name) has \(actual)") }
+            }
+            guard problems.isEmpty else { throw ModelError.invalidConfig(origin: file, problems: problems) }
+        }
+        if context.stored[name]?.dtype == .f64 {
+            context.notes.append("\(name) is float64 (the original's dtype); conversions keep it unless a dtype is asked for")
+        }
+        try config.validate(origin: context.checkpoint.path, names: context.origins)
+        return config
+    }
+
+    /// What the target's code does with the table's dtype.
+    public static func semanticNotes(from config: VQEmbeddingsConfig, to layout: Layout) -> [String] {
+        guard layout == .diffusers else { return [] }
+        return ["diffusers' own conversion script casts empty_text_embed to float32; ditkit keeps the source dtype. diffusers 0.42 loads a float64 table as float32 (the model's dtype) unless torch_dtype=torch.float64 is given"]
+    }
+
     /// No frozen tables.
     public static func recomputedTable(_ template: String, config: VQEmbeddingsConfig) -> [Float]? { nil }
     /// A table, no arithmetic.
