@@ -79,7 +79,7 @@ class TorchSide:
             tokens = torch.randint(0, c["codes"] + 1, (n, c["height"] * c["width"]), generator=g)
             context = torch.randn((n, c["context_length"], c["context_dim"]), generator=g)
             context = context / context.norm(dim=-1, keepdim=True)
-            self.inputs[n] = (tokens, context, torch.tensor([c["diffusion_steps"] // 2]))
+            self.inputs[n] = (tokens, context, torch.tensor(c["diffusion_steps"] // 2))  # one timestep for the batch
         tokens, context, t = self.inputs[n]
         with torch.no_grad():
             start = time.perf_counter()

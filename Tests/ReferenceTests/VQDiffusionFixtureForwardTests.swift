@@ -78,9 +78,16 @@ struct VQDiffusionFixtureForwardTests {
             let path = dir.file("bad-\(index).safetensors")
             try Exporter.write(try ConversionPlan<VQDiffusionFamily>.make(canonical: outputs, sources: [:], config: source.config, to: .canonical), to: path)
             let bad = try ModelFamilies.open(try Checkpoint.open(path))
-            let report = try Verifier(options: VerificationOptions(semantics: .original)).compareAny(original, bad)
+            // Against diffusers' conversion it was made from, and against the original checkpoint (whose EMA choice,
+            // head count and context length are assumed, so the verifier names them beside the weights).
+            let report = try Verifier(options: VerificationOptions(semantics: .diffusers)).compareAny(source, bad)
             #expect(!report.passed && report.firstDivergence == layer, "\(label): \(report.text)")
-            #expect(report.likelyCauses.first?.contains("the weights themselves differ at \(layer)") == true, "\(label): \(report.likelyCauses)")
+            // No numeric rule fires: the weights are blamed (the context length, which no weight fixes, is assumed).
+            #expect(report.likelyCauses.first?.hasSuffix("could explain the divergence at \(layer)") == true, "\(label): \(report.likelyCauses)")
+            #expect(report.likelyCauses.first?.contains("context_length") == true, "\(label): \(report.likelyCauses)")
+            let againstOriginal = try Verifier(options: VerificationOptions(semantics: .original)).compareAny(original, bad)
+            #expect(!againstOriginal.passed && againstOriginal.firstDivergence == layer, "\(label): \(againstOriginal.text)")
+            #expect(againstOriginal.likelyCauses.first?.hasSuffix("could explain the divergence at \(layer)") == true, "\(label): \(againstOriginal.likelyCauses)")
         }
     }
 }
