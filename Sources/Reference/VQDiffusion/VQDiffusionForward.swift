@@ -39,8 +39,6 @@ public struct VQDiffusionWeights: Sendable {
     public var blocks: [Block]
     /// Output norm (affine) and the logits layer (codes, D) with its bias.
     public var normOutW: WeightArray, normOutB: WeightArray, outW: WeightArray, outB: WeightArray
-    /// The canonical name of every weight, for the GEMM floor.
-    let named: [String: WeightArray]
 
     /// Loads the canonical tensors of `view` as float32.
     public init(_ view: ModelView<VQDiffusionFamily>) throws {
@@ -54,16 +52,13 @@ public struct VQDiffusionWeights: Sendable {
         try config.validate(origin: "the weights' config")
         let expected = Dictionary(
             VQDiffusionFamily.allCanonicalTensors(config).map { ($0.name, $0.spec.shape(config)) }, uniquingKeysWith: { a, _ in a })
-        var named: [String: WeightArray] = [:]
         func load(_ name: String) throws -> WeightArray {
             guard let t = tensors[name] else { throw ModelError.config("the model has no \(name)") }
             let want = expected[name] ?? []
             guard let have = try? checkedElementCount(t.shape), have == (try? checkedElementCount(want)) else {
                 throw ModelError.mapping(path: "weights", problems: ["shape: \(name) is \(t.shape), expected \(want) for this config"])
             }
-            let w = try WeightArray(t, source: sources[name])
-            named[name] = w
-            return w
+            return try WeightArray(t, source: sources[name])
         }
         let d = config.hiddenSize, steps = config.diffusionSteps
         func ada(_ prefix: String) throws -> AdaNorm {
@@ -94,11 +89,7 @@ public struct VQDiffusionWeights: Sendable {
         }
         normOutW = try load("norm_out.weight"); normOutB = try load("norm_out.bias")
         outW = try load("out.weight"); outB = try load("out.bias")
-        self.named = named
     }
-
-    /// The float32 matrix of the canonical weight `name`, or nil.
-    package func pointer(_ name: String) -> UnsafePointer<Float>? { named[name]?.base }
 
     /// The mean over the rows of a (rows, columns) row-major float32 matrix, in the order torch 2.x's CPU kernel sums
     /// dim 0 (`at::sum(...).div_(rows)`, SumKernel.cpp): the first ⌊columns/32⌋·32 columns (four 8-lane vectors at a
