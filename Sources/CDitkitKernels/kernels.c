@@ -235,6 +235,33 @@ void ditkit_im2col(const float *x, long height, long width, long kernel, long st
 
 void ditkit_channel_bias(const float *src, float *out, long c0, long c1, long spatial, const float *bias, int level) {
     DISPATCH(level, channel_bias, src, out, c0, c1, spatial, bias);
+
+void ditkit_layernorm_affine(const float *x, float *out, long r0, long r1, long dim, float eps, const float *weight,
+                             const float *bias, int level) {
+    DISPATCH(level, layernorm_affine, x, out, r0, r1, dim, eps, weight, bias);
+}
+
+void ditkit_bias_gelu_sigmoid(float *x, long r0, long r1, long dim, const float *bias, int level) {
+    DISPATCH(level, bias_gelu_sigmoid, x, r0, r1, dim, bias);
+}
+
+void ditkit_log_softmax_f64(const float *x, long r0, long r1, long cols, float *out, long row_stride, long col_stride,
+                            float low, float high) {
+    for (long r = r0; r < r1; r++) {
+        const float *row = x + r * cols;
+        double max = -__builtin_inf();
+        for (long j = 0; j < cols; j++) max = row[j] > max ? (double)row[j] : max;
+        double sum = 0;
+        for (long j = 0; j < cols; j++) sum += exp((double)row[j] - max);
+        double shift = max + log(sum);
+        float *o = out + r * row_stride;
+        for (long j = 0; j < cols; j++) {
+            float v = (float)((double)row[j] - shift);
+            v = v < low ? low : v;
+            v = v > high ? high : v;
+            o[j * col_stride] = v;
+        }
+    }
 }
 
 void ditkit_silu(float *x, long count) {

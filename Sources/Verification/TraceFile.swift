@@ -54,7 +54,12 @@ public enum TraceFile {
     /// known layer with a float dtype and the shape that layer has for `config` and N; a `ditkit.config` in the
     /// metadata must be valid; the inputs must be in range (`DiTInputs.problems(for:)`). Values are read only after
     /// the shapes are checked. Throws `ModelError.trace` naming the file and each problem.
-    public static func load<C: FamilyConfig>(_ path: String, for config: C) throws -> (trace: Trace, metadata: [(String, String)], inputs: C.Family.Inputs)
+    ///
+    /// A layer may also have the shape it has under the numerics the trace records (`ditkit.trace.semantics`: a
+    /// VQ-Diffusion output with the original's mask row). `semantics` are the numerics the model will run with (`b`:
+    /// the trace's recorded ones): the inputs are checked against those.
+    public static func load<C: FamilyConfig>(_ path: String, for config: C, semantics: SemanticsChoice? = nil) throws
+        -> (trace: Trace, metadata: [(String, String)], inputs: C.Family.Inputs)
         where C.Family: RunnableFamily
     {
         typealias F = C.Family
@@ -70,6 +75,9 @@ public enum TraceFile {
         guard F.traceInputLayers.allSatisfy({ checkpoint.tensor(named: $0) != nil }) else {
             throw fail(["it has no " + F.traceInputLayers.joined(separator: ", ") + " to run on"])
         }
+        // The numerics the trace records can change a layer's shape (VQ-Diffusion's mask row).
+        let recorded = checkpoint.metadata.first(where: { $0.0 == "ditkit.trace.semantics" })?.1
+        let recordedConfig = recorded.flatMap { $0.isEmpty ? nil : F.semantics(Layout($0), of: config) }
         // The batch is the first axis of the per-sample input layer (DiT: input.t, one timestep per sample; the
         // VQ-VAE: input.tokens, (N, h, w)).
         let probe = checkpoint.tensor(named: F.traceBatchLayer)!
@@ -85,7 +93,7 @@ public enum TraceFile {
                 continue
             }
             if !tensor.dtype.isFloatingPoint { problems.append("\(tensor.name) has dtype \(tensor.dtype.rawValue), expected a float dtype") }
-            if tensor.shape != expected {
+            if tensor.shape != expected, recordedConfig.flatMap({ F.traceShape(tensor.name, config: $0, batch: n) }) != tensor.shape {
                 problems.append("\(tensor.name) has shape \(tensor.shape), expected \(expected) for batch \(n) of this model (\(config.summary))")
             }
             if problems.count > 12 { break }
@@ -100,7 +108,8 @@ public enum TraceFile {
         case .success(let read): inputs = read
         case .failure(let problem): throw fail([problem.message])
         }
-        let inputProblems = F.inputProblems(inputs, config: config)
+        let running = semantics.map { $0.apply(to: config, a: config, b: recordedConfig ?? config, family: F.self) } ?? config
+        let inputProblems = F.inputProblems(inputs, config: running)
         guard inputProblems.isEmpty else { throw fail(inputProblems) }
         return (trace, checkpoint.metadata, inputs)
     }

@@ -36,7 +36,7 @@ public struct Tracer: Sendable {
         let weights = try forward.weights(model)
         let config = semantics.map { $0.apply(to: model.config, a: model.config, b: nil, family: F.self) } ?? model.config
         let trace = Trace()
-        _ = F.run(weights, semantics: config, inputs: try forward.inputs(for: model.config), kernels: forward.kernels, trace: trace)
+        _ = F.run(weights, semantics: config, inputs: try forward.inputs(for: config), kernels: forward.kernels, trace: trace)  // inputs valid for the numerics run
         return RecordedTrace(trace: trace, semantics: config, semanticsName: semantics?.rawValue ?? model.layout.rawValue)
     }
 

@@ -97,7 +97,7 @@ public struct Verifier: Sendable {
     /// Throws what `TraceFile.load` throws (`ModelError.trace`, `.invalidConfig`, checkpoint errors) and
     /// `ModelError.overBudget`.
     public func compare<F: VerifiableFamily>(_ model: ModelView<F>, againstTrace tracePath: String, name: String? = nil) throws -> VerificationReport {
-        let (reference, metadata, traceInputs) = try TraceFile.load(tracePath, for: model.config)
+        let (reference, metadata, traceInputs) = try TraceFile.load(tracePath, for: model.config, semantics: options.semantics)
         let weights = try options.forward.weights(model, batch: F.batch(of: traceInputs))
         let referenceSemantics = Dictionary(metadata, uniquingKeysWith: { a, _ in a })["ditkit.trace.semantics"]
         // The trace's own config (when it carries one) gives the values the model's weights could not.

@@ -15,13 +15,13 @@ struct BenchForward: ParsableCommand {
         commandName: "forward",
         abstract: "Time the reference forward pass of a preset beside its GEMM floor (the same matrix products alone).",
         discussion: """
-            Weights are synthetic (ditkit synth's, in memory). Forward and floor runs are interleaved; medians are \
-            reported, with their ratio: everything outside the matrix products (norms, GELU, softmax, modulation, \
-            embeddings) is the difference. DITKIT_KERNELS=baseline|avx2|avx512 forces the kernel level; the one that ran \
-            is printed.
+            Weights are synthetic (ditkit synth's, written to a temporary canonical file and read in place). Forward \
+            and floor runs are interleaved; medians are reported, with their ratio: everything outside the matrix \
+            products (norms, activations, softmax, modulation, embeddings) is the difference. \
+            DITKIT_KERNELS=baseline|avx2|avx512 forces the kernel level; the one that ran is printed.
             """)
 
-    @Argument(help: "Preset, e.g. DiT-XL/2.")
+    @Argument(help: "Preset of any runnable family, e.g. DiT-XL/2 or ITHQ.")
     var preset: String
 
     @Option(name: .long, help: "Batch size.")
@@ -34,7 +34,7 @@ struct BenchForward: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard Preset.named(preset) != nil else { throw ValidationError("unknown preset '\(preset)' (see `ditkit params`)") }
+        guard ModelFamilies.preset(named: preset) != nil else { throw ValidationError("unknown preset '\(preset)' (see `ditkit params`)") }
         guard batch >= 1, rounds >= 1 else { throw ValidationError("--batch and --rounds must be at least 1") }
     }
 
@@ -48,24 +48,48 @@ struct BenchForward: ParsableCommand {
     }
 
     func run() throws {
-        let chosen = Preset.named(preset)!
+        let chosen = ModelFamilies.preset(named: preset)!
+        guard let family = ModelFamilies.named(chosen.familyName) as? any RunnableFamily.Type else {
+            throw ValidationError("the \(chosen.familyName) family has no reference forward to benchmark")
+        }
+        try bench(family, chosen.name)
+    }
+
+    func bench<F: RunnableFamily>(_ family: F.Type, _ name: String) throws {
+        let chosen = F.preset(named: name)!
         let kernels = Ditkit.kernels
-        try ForwardCost(config: chosen.config, batch: batch, tracing: false, kernels: kernels).check()
-        let canonical = Dictionary(Synthetic.canonicalOutputs(chosen.config, seed: 0).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let forward = DiTForward(weights: try DiTWeights(config: chosen.config, tensors: canonical), kernels: kernels)
-        let inputs = DiTInputs.make(config: chosen.config, batch: batch, seed: 0)
-        let shapes = forward.gemmShapes(batch: batch)
+        try F.checkBudget(chosen.config, batch: batch, tracing: false, kernels: kernels,
+                          memoryBudget: ForwardCost.defaultMemoryBudget, workBudget: ForwardCost.defaultWorkBudget)
+        // Synthetic weights through a canonical file, read in place as a real checkpoint is.
+        let base = (Platform.environment("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/ditkit-bench"
+        let folder = try FileSystem.temporaryDirectory(beside: base)
+        defer { FileSystem.removeTree(folder) }
+        let path = folder + "/weights.safetensors"
+        try Exporter.write(
+            try ConversionPlan<F>.make(canonical: Synthetic.canonicalOutputs(chosen.config, seed: 0), sources: [:], config: chosen.config,
+                                      to: .canonical, options: ConversionOptions()),
+            to: path)
+        let view = try ModelView<F>.open(try Checkpoint.open(path))
+        let weights = try F.loadWeights(view)
+        let semantics = view.config
+        var storages: [String: Float32Storage] = [:]
+        for (canonical, source) in view.sources {
+            if case .tensor(let t) = source, let storage = t.mappedFloat32Storage() { storages[canonical] = storage }
+        }
+        let inputs = F.makeInputs(InputSpec(batch: batch, seed: 0), config: chosen.config)
+        let shapes = F.gemmShapes(chosen.config, batch: batch)
         var scratch: [Float] = []
         let workspace = Workspace()  // reused across passes, as a sampling loop would
-        _ = forward.run(inputs, workspace: workspace)
-        forward.runGEMMFloor(batch: batch, scratch: &scratch)
+        func floor() { GEMMFloor.run(shapes, weight: { storages[$0]?.baseAddress }, kernels: kernels, scratch: &scratch) }
+        _ = F.run(weights, semantics: semantics, inputs: inputs, kernels: kernels, workspace: workspace)
+        floor()
         var forwardTimes: [Double] = [], floorTimes: [Double] = []
         for _ in 0..<rounds {
             var start = BenchForward.now()
-            _ = forward.run(inputs, workspace: workspace)
+            _ = F.run(weights, semantics: semantics, inputs: inputs, kernels: kernels, workspace: workspace)
             forwardTimes.append(BenchForward.now() - start)
             start = BenchForward.now()
-            forward.runGEMMFloor(batch: batch, scratch: &scratch)
+            floor()
             floorTimes.append(BenchForward.now() - start)
         }
         let forwardMs = BenchForward.median(forwardTimes) * 1000, floorMs = BenchForward.median(floorTimes) * 1000

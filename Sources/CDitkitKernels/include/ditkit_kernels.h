@@ -51,6 +51,21 @@ void ditkit_add_bias(float *y, long r0, long r1, long dim, const float *bias, in
 /// as v / (1 + e^(−2·√(2/π)·(v + 0.044715·v³))); with exact = 1, 0.5·v·(1 + erf(v/√2)) (libm's erff, every level).
 void ditkit_bias_gelu(float *x, long r0, long r1, long dim, const float *bias, int exact, int level);
 
+/// For rows r in [r0, r1) of `dim`: affine LayerNorm (x − mean)·(1/√(var + eps))·weight + bias. Mean and variance
+/// are float32 sums over 16 fixed partial sums reduced in one fixed tree, so every level gives the same bits.
+void ditkit_layernorm_affine(const float *x, float *out, long r0, long r1, long dim, float eps, const float *weight,
+                             const float *bias, int level);
+
+/// v·σ(1.702·v), computed as v / (1 + e^(−1.702·v)), of v = x[r, j] + bias[j] (bias may be NULL), in place for rows
+/// r in [r0, r1): the same bits at every level.
+void ditkit_bias_gelu_sigmoid(float *x, long r0, long r1, long dim, const float *bias, int level);
+
+/// Row-wise log-softmax in float64 (libm's exp and log; max, Σ e^(x − max) in index order, x − max − log Σ), rounded
+/// to float32 and clamped to [low, high]: row r of x (rows of `cols`) goes to out[r·row_stride + j·col_stride] for
+/// rows r in [r0, r1). Scalar code, one version: the same bits whatever the level.
+void ditkit_log_softmax_f64(const float *x, long r0, long r1, long cols, float *out, long row_stride, long col_stride,
+                            float low, float high);
+
 /// x[i] = x[i] / (1 + e^(−x[i])) with libm's expf (one version: a few thousand values per pass).
 void ditkit_silu(float *x, long count);
 

@@ -62,6 +62,22 @@ public protocol RunnableFamily: ModelFamily {
     static func withNumerics(_ config: Config, of other: Config) -> Config
     /// The inputs a config takes, in one line (`4×32²`): two models can be compared only on the same inputs.
     static func inputSignature(_ config: Config) -> String
+
+    /// Every matrix product a forward pass of `batch` samples performs, in order, weights named by their canonical
+    /// names: the GEMM floor of `ditkit bench forward` (``GEMMFloor``). Default: none (the family has no floor).
+    static func gemmShapes(_ config: Config, batch: Int) -> [GEMMShape]
+    /// ``run(_:semantics:inputs:kernels:trace:)`` with activation buffers reused from `workspace` (a benchmark or a
+    /// sampling loop). Default: the workspace is not used.
+    static func run(_ weights: Weights, semantics: Config, inputs: Inputs, kernels: KernelChoice, workspace: Workspace) -> [Float]
+}
+
+extension RunnableFamily {
+    /// Default: no matrix products are listed.
+    public static func gemmShapes(_ config: Config, batch: Int) -> [GEMMShape] { [] }
+    /// Default: runs without the workspace.
+    public static func run(_ weights: Weights, semantics: Config, inputs: Inputs, kernels: KernelChoice, workspace: Workspace) -> [Float] {
+        run(weights, semantics: semantics, inputs: inputs, kernels: kernels, trace: nil)
+    }
 }
 
 /// Why a trace's input layers do not give inputs.

@@ -19,6 +19,11 @@ extension DiTFamily: RunnableFamily {
         DiTForward(weights: weights, semantics: semantics, kernels: kernels).run(inputs, trace: trace)
     }
 
+    /// The forward with its buffers reused from `workspace`.
+    public static func run(_ weights: DiTWeights, semantics: DiTConfig, inputs: DiTInputs, kernels: KernelChoice, workspace: Workspace) -> [Float] {
+        DiTForward(weights: weights, semantics: semantics, kernels: kernels).run(inputs, workspace: workspace)
+    }
+
     public static func checkBudget(
         _ config: DiTConfig, batch: Int, tracing: Bool, kernels: KernelChoice, memoryBudget: Double, workBudget: Double
     ) throws {
@@ -89,4 +94,30 @@ extension DiTFamily: RunnableFamily {
     public static func withNumerics(_ config: DiTConfig, of other: DiTConfig) -> DiTConfig { config.withNumerics(of: other) }
 
     public static func inputSignature(_ config: DiTConfig) -> String { "\(config.inChannels)×\(config.inputSize)²" }
+
+    /// Every matrix product `DiTForward.run` performs for a batch of `n`, in order (it mirrors `run`), for the GEMM
+    /// floor of `ditkit bench forward`.
+    public static func gemmShapes(_ c: DiTConfig, batch n: Int) -> [GEMMShape] {
+        let d = c.hiddenSize, rows = n * c.tokens, t = c.tokens, hd = d / c.numHeads
+        func linear(_ m: Int, _ k: Int, _ out: Int, _ weight: String) -> GEMMShape {
+            GEMMShape.linear(rows: m, inFeatures: k, outFeatures: out, weight: weight)
+        }
+        var shapes = [
+            linear(rows, c.inChannels * c.patchSize * c.patchSize, d, "patch_embed.weight"),
+            linear(n, c.frequencyEmbeddingSize, d, "t_embed.fc1.weight"), linear(n, d, d, "t_embed.fc2.weight"),
+        ]
+        for i in 0..<c.depth {
+            let b = "blocks.\(i)."
+            shapes += [
+                linear(n, d, 6 * d, b + "modulation.weight"), linear(rows, d, 3 * d, b + "attn.qkv.weight"),
+                GEMMShape(m: t, n: t, k: hd, transposeB: true, lda: 3 * d, ldb: 3 * d, ldc: t, count: n * c.numHeads,
+                          operand: .selfAttention(batch: n, tokens: t, dim: d, heads: c.numHeads)),
+                GEMMShape(m: t, n: hd, k: t, transposeB: false, lda: t, ldb: 3 * d, ldc: d, count: n * c.numHeads, operand: .attentionValues),
+                linear(rows, d, d, b + "attn.out.weight"), linear(rows, d, c.mlpHidden, b + "mlp.fc1.weight"),
+                linear(rows, c.mlpHidden, d, b + "mlp.fc2.weight"),
+            ]
+        }
+        shapes += [linear(n, d, 2 * d, "final.modulation.weight"), linear(rows, d, c.patchSize * c.patchSize * c.outChannels, "final.linear.weight")]
+        return shapes
+    }
 }

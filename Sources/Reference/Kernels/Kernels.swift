@@ -70,6 +70,36 @@ public enum Kernels {
         }
     }
 
+    /// Affine LayerNorm over rows of `dim`: (x − mean)/√(var + eps)·weight + bias, mean and variance in float32 over
+    /// 16 fixed partial sums (the same bits at every level).
+    public static func layerNormAffine(
+        _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, dim: Int, eps: Float,
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, level: KernelLevel = .best
+    ) {
+        parallelRows(rows) { range in
+            ditkit_layernorm_affine(x, out, range.lowerBound, range.upperBound, dim, eps, weight, bias, level.c)
+        }
+    }
+
+    /// u·σ(1.702·u) of u = x + bias in place, rows of `dim` (diffusers' `ApproximateGELU`, the original's `GELU2`);
+    /// the same bits at every level.
+    public static func biasSigmoidGELU(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, dim: Int, bias: UnsafePointer<Float>?, level: KernelLevel = .best
+    ) {
+        parallelRows(rows) { range in ditkit_bias_gelu_sigmoid(x, range.lowerBound, range.upperBound, dim, bias, level.c) }
+    }
+
+    /// Row-wise log-softmax computed in float64, rounded to float32 and clamped to [low, high]: row r of `x` (`rows`
+    /// rows of `cols`) is written to out[r·rowStride + j·columnStride] (a transposed store when columnStride > 1).
+    public static func logSoftmaxFloat64(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int,
+        low: Float = -.infinity, high: Float = .infinity
+    ) {
+        parallelRows(rows) { range in
+            ditkit_log_softmax_f64(x, range.lowerBound, range.upperBound, cols, out, rowStride, columnStride, low, high)
+        }
+    }
+
     /// Row-wise softmax of `rows`×`cols` (row stride `ld`), scaled by `scale` first; stable (max subtracted).
     public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int, scale: Float, level: KernelLevel = .best) {
         parallelRows(rows, minimumRowsPerChunk: 32) { range in
