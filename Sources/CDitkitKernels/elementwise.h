@@ -167,6 +167,64 @@ ATTR static void NAME(bias_gelu_tanh)(float *x, long r0, long r1, long dim, cons
     }
 }
 
+/// Σ (x[i] − center)^power (power 1 or 2) over 16 fixed partial sums — partial p holds the elements i ≡ p mod 16 in
+/// order, missing tail elements adding an exact 0 — then one fixed tree: the same bits at every level whatever its
+/// lane count.
+ATTR static inline float NAME(sum16)(const float *x, long count, float center, int power) {
+    VF acc[16 / LANES];
+    for (int v = 0; v < 16 / LANES; v++) acc[v] = SET1(0.0f);
+    VF c = SET1(center);
+    for (long i = 0; i < count; i += 16)
+        for (int v = 0; v < 16 / LANES; v++) {
+            long at = i + v * LANES, left = count - at;
+            if (left <= 0) break;
+            VF u = SUB(left >= LANES ? LOADU(x + at) : NAME(load_tail)(x + at, left, center), c);
+            acc[v] = ADD(acc[v], power == 2 ? MUL(u, u) : u);
+        }
+    float partial[16];
+    for (int v = 0; v < 16 / LANES; v++) STOREU(partial + v * LANES, acc[v]);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int p = 0; p < w; p++) partial[p] = partial[p] + partial[p + w];
+    return partial[0];
+}
+
+ATTR static void NAME(layernorm_affine)(const float *x, float *out, long r0, long r1, long dim, float eps,
+                                        const float *weight, const float *bias) {
+    for (long r = r0; r < r1; r++) {
+        const float *row = x + r * dim;
+        float *o = out + r * dim;
+        float mean = NAME(sum16)(row, dim, 0.0f, 1) / (float)dim;
+        float inverse = 1.0f / __builtin_sqrtf(NAME(sum16)(row, dim, mean, 2) / (float)dim + eps);
+        VF vm = SET1(mean), vi = SET1(inverse);
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES)
+            STOREU(o + j, ADD(MUL(MUL(SUB(LOADU(row + j), vm), vi), LOADU(weight + j)), LOADU(bias + j)));
+        for (; j < dim; j++) o[j] = (row[j] - mean) * inverse * weight[j] + bias[j];
+    }
+}
+
+/// v / (1 + e^(−1.702·v)) = v·σ(1.702·v).
+ATTR static inline VF NAME(gelu_sigmoid)(VF v) {
+    return DIV(v, ADD(SET1(1.0f), NAME(exp)(MUL(v, SET1(-1.702f)))));
+}
+
+ATTR static void NAME(bias_gelu_sigmoid)(float *x, long r0, long r1, long dim, const float *bias) {
+    for (long r = r0; r < r1; r++) {
+        float *row = x + r * dim;
+        long j = 0;
+        for (; j + LANES <= dim; j += LANES) {
+            VF v = LOADU(row + j);
+            if (bias) v = ADD(v, LOADU(bias + j));
+            STOREU(row + j, NAME(gelu_sigmoid)(v));
+        }
+        if (j < dim) {
+            VF v = NAME(load_tail)(row + j, dim - j, 0.0f);
+            if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));
+            NAME(store_tail)(row + j, dim - j, NAME(gelu_sigmoid)(v));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Convolution-network kernels (GroupNorm, swish, nearest ×2, im2col with padding, per-channel bias). The reductions
 // run in a fixed order that does not depend on LANES (16 float lanes, flushed into 16 double lanes every 1024
@@ -295,61 +353,6 @@ ATTR static void NAME(channel_bias)(const float *src, float *out, long c0, long 
         } else {
             for (; j + LANES <= spatial; j += LANES) STOREU(o + j, b);
             for (; j < spatial; j++) o[j] = bias[c];
-
-/// Σ (x[i] − center)^power (power 1 or 2) over 16 fixed partial sums — partial p holds the elements i ≡ p mod 16 in
-/// order, missing tail elements adding an exact 0 — then one fixed tree: the same bits at every level whatever its
-/// lane count.
-ATTR static inline float NAME(sum16)(const float *x, long count, float center, int power) {
-    VF acc[16 / LANES];
-    for (int v = 0; v < 16 / LANES; v++) acc[v] = SET1(0.0f);
-    VF c = SET1(center);
-    for (long i = 0; i < count; i += 16)
-        for (int v = 0; v < 16 / LANES; v++) {
-            long at = i + v * LANES, left = count - at;
-            if (left <= 0) break;
-            VF u = SUB(left >= LANES ? LOADU(x + at) : NAME(load_tail)(x + at, left, center), c);
-            acc[v] = ADD(acc[v], power == 2 ? MUL(u, u) : u);
-        }
-    float partial[16];
-    for (int v = 0; v < 16 / LANES; v++) STOREU(partial + v * LANES, acc[v]);
-    for (int w = 8; w >= 1; w /= 2)
-        for (int p = 0; p < w; p++) partial[p] = partial[p] + partial[p + w];
-    return partial[0];
-}
-
-ATTR static void NAME(layernorm_affine)(const float *x, float *out, long r0, long r1, long dim, float eps,
-                                        const float *weight, const float *bias) {
-    for (long r = r0; r < r1; r++) {
-        const float *row = x + r * dim;
-        float *o = out + r * dim;
-        float mean = NAME(sum16)(row, dim, 0.0f, 1) / (float)dim;
-        float inverse = 1.0f / __builtin_sqrtf(NAME(sum16)(row, dim, mean, 2) / (float)dim + eps);
-        VF vm = SET1(mean), vi = SET1(inverse);
-        long j = 0;
-        for (; j + LANES <= dim; j += LANES)
-            STOREU(o + j, ADD(MUL(MUL(SUB(LOADU(row + j), vm), vi), LOADU(weight + j)), LOADU(bias + j)));
-        for (; j < dim; j++) o[j] = (row[j] - mean) * inverse * weight[j] + bias[j];
-    }
-}
-
-/// v / (1 + e^(−1.702·v)) = v·σ(1.702·v).
-ATTR static inline VF NAME(gelu_sigmoid)(VF v) {
-    return DIV(v, ADD(SET1(1.0f), NAME(exp)(MUL(v, SET1(-1.702f)))));
-}
-
-ATTR static void NAME(bias_gelu_sigmoid)(float *x, long r0, long r1, long dim, const float *bias) {
-    for (long r = r0; r < r1; r++) {
-        float *row = x + r * dim;
-        long j = 0;
-        for (; j + LANES <= dim; j += LANES) {
-            VF v = LOADU(row + j);
-            if (bias) v = ADD(v, LOADU(bias + j));
-            STOREU(row + j, NAME(gelu_sigmoid)(v));
-        }
-        if (j < dim) {
-            VF v = NAME(load_tail)(row + j, dim - j, 0.0f);
-            if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));
-            NAME(store_tail)(row + j, dim - j, NAME(gelu_sigmoid)(v));
         }
     }
 }

@@ -217,25 +217,6 @@ void ditkit_bias_gelu(float *x, long r0, long r1, long dim, const float *bias, i
     DISPATCH(level, bias_gelu_tanh, x, r0, r1, dim, bias);
 }
 
-void ditkit_group_norm(const float *x, float *out, long channels, long spatial, float eps, const float *gamma,
-                       const float *beta, int swish, int level) {
-    DISPATCH(level, group_norm, x, out, channels, spatial, eps, gamma, beta, swish);
-}
-
-void ditkit_swish(float *x, long count, int level) { DISPATCH(level, swish_array, x, count); }
-
-void ditkit_upsample_nearest2(const float *x, float *out, long p0, long p1, long height, long width, int level) {
-    DISPATCH(level, upsample_nearest2, x, out, p0, p1, height, width);
-}
-
-void ditkit_im2col(const float *x, long height, long width, long kernel, long stride, long pad_top, long pad_left,
-                   long out_width, long row0, long row1, long k0, long k1, float *cols, int level) {
-    DISPATCH(level, im2col, x, height, width, kernel, stride, pad_top, pad_left, out_width, row0, row1, k0, k1, cols);
-}
-
-void ditkit_channel_bias(const float *src, float *out, long c0, long c1, long spatial, const float *bias, int level) {
-    DISPATCH(level, channel_bias, src, out, c0, c1, spatial, bias);
-
 void ditkit_layernorm_affine(const float *x, float *out, long r0, long r1, long dim, float eps, const float *weight,
                              const float *bias, int level) {
     DISPATCH(level, layernorm_affine, x, out, r0, r1, dim, eps, weight, bias);
@@ -262,6 +243,26 @@ void ditkit_log_softmax_f64(const float *x, long r0, long r1, long cols, float *
             o[j * col_stride] = v;
         }
     }
+}
+
+void ditkit_group_norm(const float *x, float *out, long channels, long spatial, float eps, const float *gamma,
+                       const float *beta, int swish, int level) {
+    DISPATCH(level, group_norm, x, out, channels, spatial, eps, gamma, beta, swish);
+}
+
+void ditkit_swish(float *x, long count, int level) { DISPATCH(level, swish_array, x, count); }
+
+void ditkit_upsample_nearest2(const float *x, float *out, long p0, long p1, long height, long width, int level) {
+    DISPATCH(level, upsample_nearest2, x, out, p0, p1, height, width);
+}
+
+void ditkit_im2col(const float *x, long height, long width, long kernel, long stride, long pad_top, long pad_left,
+                   long out_width, long row0, long row1, long k0, long k1, float *cols, int level) {
+    DISPATCH(level, im2col, x, height, width, kernel, stride, pad_top, pad_left, out_width, row0, row1, k0, k1, cols);
+}
+
+void ditkit_channel_bias(const float *src, float *out, long c0, long c1, long spatial, const float *bias, int level) {
+    DISPATCH(level, channel_bias, src, out, c0, c1, spatial, bias);
 }
 
 void ditkit_silu(float *x, long count) {

@@ -78,6 +78,9 @@ struct BenchForward: ParsableCommand {
         }
         let inputs = F.makeInputs(InputSpec(batch: batch, seed: 0), config: chosen.config)
         let shapes = F.gemmShapes(chosen.config, batch: batch)
+        guard !shapes.isEmpty else {
+            throw ValidationError("the \(F.name) forward lists no matrix products for a GEMM floor, so it has no `bench forward` (see the benchmark scripts in README)")
+        }
         var scratch: [Float] = []
         let workspace = Workspace()  // reused across passes, as a sampling loop would
         func floor() { GEMMFloor.run(shapes, weight: { storages[$0]?.baseAddress }, kernels: kernels, scratch: &scratch) }

@@ -315,7 +315,7 @@ struct VQVAEForwardTests {
                                latentChannels: 256, numCodes: 4096, embedDim: 128, sampleSize: 256)
         #expect(VQVAEWeights.tensorShapes(ithq).count == 303)  // every tensor of diffusers' VQModel (REFERENCE §4)
         #expect(VQVAEWeights.tensorShapes(ithq).map { $0.shape.reduce(1, *) }.reduce(0, +) == 64_009_667)
-        let decodeMACs = VQVAEFamily.gemmShapes(ithq, batch: 1).map(\.multiplyAdds).reduce(0, +)
+        let decodeMACs = VQVAEFamily.decodeGEMMShapes(ithq, batch: 1).map(\.multiplyAdds).reduce(0, +)
         #expect(decodeMACs == VQVAEFamily.decoderMultiplyAdds(ithq))
         #expect(throws: ModelError.self) { try VQVAEFamily.checkBudget(ithq, batch: 1000, tracing: true, kernels: .automatic, memoryBudget: 1e9, workBudget: 1e13) }
         try VQVAEFamily.checkBudget(ithq, batch: 1, tracing: true, kernels: .automatic, memoryBudget: 4e9, workBudget: 1e13)

@@ -129,8 +129,8 @@ extension VQVAEFamily {
     /// convolutions per sample and im2col band (Cout × band columns × Cin·k²), attention's q/k/v product (issued as
     /// tokens × 3C with A transposed; listed as the equal-cost (3C × tokens × C) product), scores, weighted sum and
     /// output projection.
-    package static func gemmShapes(_ config: VQVAEConfig, batch n: Int) -> [DiTForward.GEMMShape] {
-        var shapes: [DiTForward.GEMMShape] = []
+    package static func decodeGEMMShapes(_ config: VQVAEConfig, batch n: Int) -> [GEMMShape] {
+        var shapes: [GEMMShape] = []
         func conv(_ cin: Int, _ cout: Int, _ kernel: Int, _ side: Int, stride: Int = 1) {
             let g = kernel == 1 ? Conv2DGeometry(inChannels: cin, outChannels: cout, kernel: 1)
                 : Conv2DGeometry(inChannels: cin, outChannels: cout, kernel: 3, padding: 1)
