@@ -65,7 +65,8 @@ class TorchSide:
                 cross_attention_dim=config["context_dim"], num_vector_embeds=config["codes"] + 1,
                 sample_size=config["height"], num_embeds_ada_norm=config["diffusion_steps"],
                 activation_fn="geglu-approximate", attention_bias=True, norm_type="layer_norm")
-            state = {diffusers_name(k): f.get_tensor(k).clone() for k in f.keys()}
+            # The frozen attention mask (the original's unused buffer) has no place in diffusers.
+            state = {diffusers_name(k): f.get_tensor(k).clone() for k in f.keys() if k != "cross_attn.mask"}
         self.model.load_state_dict(state, strict=True)
         del state
         self.model.eval()

@@ -13,7 +13,7 @@ enum BundleText {
     static func render(_ bundle: ModelBundle) -> String {
         var out: [String] = ["components (\(bundle.components.count) models in the file):"]
         var rows: [[String]] = []
-        for c in bundle.components {
+        for c in bundle.listed {
             let place = c.match.prefix.isEmpty ? "at the top level" : "under \"\(c.match.prefix)\""
             let weights = c.weights == .only ? "" : c.weights == .ema ? ", EMA weights" : ", raw weights"
             let read = c.problem.map { problem -> String in

@@ -116,7 +116,7 @@ struct Convert: ParsableCommand {
     func report(source: String, bundle: ModelBundle, output: String, target: Layout, result: BundleWriteResult) -> String {
         var lines: [[String]] = [["source", "\(source) (\(bundle.folder == nil ? bundle.checkpoint.format.rawValue : "canonical folder"), "
             + "\(bundle.components.count) \(bundle.components.count == 1 ? "model" : "models"), \(bundle.extras.count) extra tensors)"]]
-        for c in bundle.components {
+        for c in bundle.listed {
             lines.append(["", "\(c.name): \(c.match.summary)" + (c.match.prefix.isEmpty ? "" : " under \"\(c.match.prefix)\"")])
         }
         let kind = target == .canonical ? "canonical folder" : target == .diffusers ? "diffusers pipeline folder" : "\(target.rawValue) whole file"
