@@ -150,22 +150,25 @@ ATTR static inline VF NAME(gelu_tanh)(VF v) {
     return DIV(v, ADD(SET1(1.0f), e));
 }
 
-ATTR static void NAME(bias_gelu_tanh)(float *x, long r0, long r1, long dim, const float *bias) {
-    for (long r = r0; r < r1; r++) {
-        float *row = x + r * dim;
-        long j = 0;
-        for (; j + LANES <= dim; j += LANES) {
-            VF v = LOADU(row + j);
-            if (bias) v = ADD(v, LOADU(bias + j));
-            STOREU(row + j, NAME(gelu_tanh)(v));
-        }
-        if (j < dim) {
-            VF v = NAME(load_tail)(row + j, dim - j, 0.0f);
-            if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));
-            NAME(store_tail)(row + j, dim - j, NAME(gelu_tanh)(v));
-        }
+/// x ← act(x + bias) row by row (bias may be NULL), the tail through the masked loads: one body for every activation.
+#define DITKIT_BIAS_ACTIVATION(act)                                                                         \
+    ATTR static void NAME(bias_gelu_##act)(float *x, long r0, long r1, long dim, const float *bias) {       \
+        for (long r = r0; r < r1; r++) {                                                                    \
+            float *row = x + r * dim;                                                                       \
+            long j = 0;                                                                                     \
+            for (; j + LANES <= dim; j += LANES) {                                                          \
+                VF v = LOADU(row + j);                                                                      \
+                if (bias) v = ADD(v, LOADU(bias + j));                                                      \
+                STOREU(row + j, NAME(gelu_##act)(v));                                                       \
+            }                                                                                               \
+            if (j < dim) {                                                                                  \
+                VF v = NAME(load_tail)(row + j, dim - j, 0.0f);                                             \
+                if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));                             \
+                NAME(store_tail)(row + j, dim - j, NAME(gelu_##act)(v));                                    \
+            }                                                                                               \
+        }                                                                                                   \
     }
-}
+DITKIT_BIAS_ACTIVATION(tanh)
 
 /// Σ (x[i] − center)^power (power 1 or 2) over 16 fixed partial sums — partial p holds the elements i ≡ p mod 16 in
 /// order, missing tail elements adding an exact 0 — then one fixed tree: the same bits at every level whatever its
@@ -208,22 +211,7 @@ ATTR static inline VF NAME(gelu_sigmoid)(VF v) {
     return DIV(v, ADD(SET1(1.0f), NAME(exp)(MUL(v, SET1(-1.702f)))));
 }
 
-ATTR static void NAME(bias_gelu_sigmoid)(float *x, long r0, long r1, long dim, const float *bias) {
-    for (long r = r0; r < r1; r++) {
-        float *row = x + r * dim;
-        long j = 0;
-        for (; j + LANES <= dim; j += LANES) {
-            VF v = LOADU(row + j);
-            if (bias) v = ADD(v, LOADU(bias + j));
-            STOREU(row + j, NAME(gelu_sigmoid)(v));
-        }
-        if (j < dim) {
-            VF v = NAME(load_tail)(row + j, dim - j, 0.0f);
-            if (bias) v = ADD(v, NAME(load_tail)(bias + j, dim - j, 0.0f));
-            NAME(store_tail)(row + j, dim - j, NAME(gelu_sigmoid)(v));
-        }
-    }
-}
+DITKIT_BIAS_ACTIVATION(sigmoid)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Convolution-network kernels (GroupNorm, swish, nearest ×2, im2col with padding, per-channel bias). The reductions
@@ -358,6 +346,7 @@ ATTR static void NAME(channel_bias)(const float *src, float *out, long c0, long 
 }
 
 // Each level includes this file once with its own macros; they end here so the next level can define its own.
+#undef DITKIT_BIAS_ACTIVATION
 #undef NAME
 #undef ATTR
 #undef VF

@@ -166,6 +166,12 @@ extension AnyModelView {
     public var configSummary: String { typed.config.summary }
     /// Every canonical tensor as a producer of its bytes, in the order of `tensors` (``ModelView/canonicalOutputs()``).
     public var canonicalOutputs: [OutputTensor] { typed.canonicalOutputs() }
+    /// Whether the canonical tensor `name` is training state rather than part of the model's function: optional, not
+    /// trained, and no table this model's code recomputes (the original VQ-VAE's EMA-quantizer statistics).
+    package func isTrainingState(canonical name: String) -> Bool {
+        guard let spec = Family.allCanonicalTensors(typed.config).first(where: { $0.name == name })?.spec else { return false }
+        return spec.optional && !spec.trainable && Family.recomputedTable(spec.template, config: typed.config) == nil
+    }
     /// How `stored` (values of the canonical tensor `name`, kept in `dtype`) differs from the frozen table this model's
     /// code recomputes for it (``ModelFamily/tableDifference(_:config:stored:dtype:)``); nil when `name` is no such table.
     package func tableDifference(canonical name: String, stored: [Float], dtype: DType) throws -> (difference: TableDifference, expected: [Float])? {

@@ -15,13 +15,16 @@ public enum TensorDiffStatus: String, Sendable, CaseIterable {
     case different
     /// Present on both sides with different shapes.
     case shapeDiffers = "shape-differs"
+    /// Stored by one side only, and training state rather than a weight (optional, not trained, no table the code
+    /// recomputes: the original VQ-VAE's EMA-quantizer statistics): the function is the same without it.
+    case stateOnly = "state-only"
     /// Only in A.
     case onlyA = "only-a"
     /// Only in B.
     case onlyB = "only-b"
 
     /// Whether this status says the two sides hold the same weights for the tensor.
-    public var agrees: Bool { self == .identical || self == .equalWidened || self == .recomputed }
+    public var agrees: Bool { self == .identical || self == .equalWidened || self == .recomputed || self == .stateOnly }
 }
 
 /// One canonical tensor compared: its name, what each side stores, the verdict and the error statistics.
@@ -54,7 +57,8 @@ public struct WeightDiffReport: Sendable {
     /// Notes on how the sides were read (values assumed, variants chosen), prefixed by the side.
     public let notes: [String]
 
-    /// Whether every tensor is bit-identical, equal after widening, or a recomputed table equal to the stored one.
+    /// Whether every tensor is bit-identical, equal after widening, a recomputed table equal to the stored one, or
+    /// training state one side does not keep.
     public var same: Bool { tensors.allSatisfy(\.status.agrees) }
 
     /// How many tensors have each status.
@@ -300,8 +304,10 @@ public enum WeightDiff {
                 name: name, status: .recomputed, dtypes: dtypes, shapes: shapes, elements: count, differing: stats.differing,
                 maxAbs: stats.maxAbs, relativeL2: stats.relativeL2)
         }
+        let state = other.isTrainingState(canonical: name)
         return TensorDiff(
-            name: name, status: aSide ? .onlyA : .onlyB, dtypes: dtypes, shapes: shapes, elements: 0, differing: 0, maxAbs: nil, relativeL2: nil)
+            name: name, status: state ? .stateOnly : aSide ? .onlyA : .onlyB, dtypes: dtypes, shapes: shapes, elements: 0, differing: 0,
+            maxAbs: nil, relativeL2: nil)
     }
 
     /// Widens little-endian elements of `dtype` to Double (exactly for every floating-point dtype ditkit reads).

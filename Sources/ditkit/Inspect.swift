@@ -115,29 +115,5 @@ struct Inspect: ParsableCommand {
     }
 
     /// Values as (path, text) rows, with runs of list items (`params.0`, `params.1`, …) shown as one list.
-    static func compactValues(_ values: [CheckpointValue]) -> [(String, String)] {
-        var rows: [(String, String)] = []
-        var i = 0
-        while i < values.count {
-            let v = values[i]
-            if let dot = v.path.lastIndex(of: "."), v.path[v.path.index(after: dot)...] == "0", !v.isOpaqueObject {
-                let parent = String(v.path[..<dot])
-                var items: [String] = []
-                var j = i
-                while j < values.count, !values[j].isOpaqueObject, values[j].path == "\(parent).\(items.count)" {
-                    items.append(values[j].text)
-                    j += 1
-                }
-                if items.count > 1 {
-                    let shown = items.count > 12 ? items.prefix(10) + ["…", items.last!] : items[...]
-                    rows.append((parent, "[" + shown.joined(separator: ", ") + "]"))
-                    i = j
-                    continue
-                }
-            }
-            rows.append((v.path, v.isOpaqueObject ? "\(v.kind) (opaque, not executed)" : v.text))
-            i += 1
-        }
-        return rows
-    }
+    static func compactValues(_ values: [CheckpointValue]) -> [(String, String)] { Inspectable.compactValues(values) }
 }

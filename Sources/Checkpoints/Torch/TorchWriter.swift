@@ -1,7 +1,7 @@
 import Tensors
 
-/// What a `torch.save`d object may hold when ditkit writes one: ordered string-keyed dicts, tensors, ints and
-/// strings. Enough for a state dict, nested (`{"model": {...}}`) or not.
+/// What a `torch.save`d object may hold when ditkit writes one: ordered string-keyed dicts, tensors, ints, floats,
+/// bools, None and strings. Enough for a state dict, nested (`{"model": {...}}`) or not, and a training file's scalars.
 public indirect enum TorchSaveValue {
     /// An ordered dict with string keys (`collections.OrderedDict`).
     case dict([(String, TorchSaveValue)])
@@ -11,6 +11,12 @@ public indirect enum TorchSaveValue {
     case int(Int)
     /// A Python str.
     case string(String)
+    /// A Python float (any double, NaN and infinities included).
+    case double(Double)
+    /// A Python bool.
+    case bool(Bool)
+    /// Python's None.
+    case none
 }
 
 /// Writes `torch.save` zip archives that `torch.load(weights_only=True)` reads: `data.pkl` (pickle protocol 2,
@@ -97,6 +103,11 @@ enum PickleEncoder {
         switch value {
         case .int(let i): int(i, into: &out)
         case .string(let s): string(s, into: &out)
+        case .double(let d):
+            out.append(0x47)  // BINFLOAT: 8 bytes, big-endian IEEE 754
+            withUnsafeBytes(of: d.bitPattern.bigEndian) { out += $0 }
+        case .bool(let b): out.append(b ? 0x88 : 0x89)  // NEWTRUE / NEWFALSE
+        case .none: out.append(0x4E)  // NONE
         case .dict(let pairs):
             global("collections", "OrderedDict", into: &out)
             out += [0x29, 0x52]  // EMPTY_TUPLE REDUCE

@@ -186,15 +186,8 @@ public struct ModelBundle: Sendable {
         let stemsOf = matches.map { match in signatures.first { $0.family == match.family && $0.layout == match.layout }?.stems ?? [] }
         let lengths = Set(byPrefix.keys.map(\.utf8.count))
         for name in names where !byPrefix.isEmpty {
-            let utf8 = name.utf8
-            var cuts = lengths.contains(0) ? [utf8.startIndex] : []
-            var length = 0
-            for i in utf8.indices {
-                length += 1
-                if utf8[i] == UInt8(ascii: "."), lengths.contains(length) { cuts.append(utf8.index(after: i)) }
-            }
             var fits: [Int] = []
-            for cut in cuts {
+            for cut in LayoutDetector.prefixCuts(name, lengths: lengths) {
                 guard let candidates = byPrefix[String(name[..<cut])] else { continue }
                 let key = name[cut...]
                 fits += candidates.filter { i in stemsOf[i].contains { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) } }
@@ -391,10 +384,10 @@ func openComponent<F: ModelFamily>(
     return try ModelView<F>.open(checkpoint, matches: [match], options: options, only: only)
 }
 
-/// Values shown compactly (lists of scalars as one list).
-enum Inspectable {
+/// Values shown compactly (lists of scalars as one list), for `inspect` and the bundle's summaries.
+package enum Inspectable {
     /// Values as (path, text) rows, with runs of list items (`betas.0`, `betas.1`) shown as one list.
-    static func compactValues(_ values: [CheckpointValue]) -> [(String, String)] {
+    package static func compactValues(_ values: [CheckpointValue]) -> [(String, String)] {
         var rows: [(String, String)] = []
         var i = 0
         while i < values.count {

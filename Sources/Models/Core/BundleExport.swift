@@ -318,6 +318,7 @@ extension ModelBundle {
             notes += plan.notes.map { "\(component.name): \($0)" }
         }
         outputs += extras.map { OutputTensor(name: $0.tensor.name, tensor: $0.tensor) }
+        var recomputed: [(name: String, basis: String)] = []
         for entry in manifest?["dropped"]?.arrayValue ?? [] {
             guard let name = entry["name"]?.stringValue, let table = entry["table"]?.stringValue, let owner = entry["component"]?.stringValue,
                 let view = views.first(where: { $0.0.name == owner })?.1, let (values, basis) = extraTableValues(view, table),
@@ -326,7 +327,13 @@ extension ModelBundle {
                 throw ModelError.mapping(path: folder ?? checkpoint.path, problems: ["a dropped buffer cannot be recomputed: \(entry.serialized().prefix(120))"])
             }
             outputs.append(OutputTensor(name: name, dtype: .f32, shape: shape) { sink in try values.withUnsafeBytes { try sink.write($0) } })
-            notes.append("\(name) recomputed (\(basis))")
+            recomputed.append((name, basis))
+        }
+        // One note per basis: the buffers recomputed from it.
+        for basis in recomputed.map(\.basis).reduce(into: [String](), { if !$0.contains($1) { $0.append($1) } }) {
+            let names = recomputed.filter { $0.basis == basis }.map(\.name)
+            notes.append("\(names.count) \(names.count == 1 ? "buffer" : "buffers") recomputed (\(basis)): " + names.prefix(4).joined(separator: ", ")
+                + (names.count > 4 ? ", …" : ""))
         }
         let order = Dictionary((manifest?["order"]?.arrayValue ?? []).enumerated().compactMap { i, v in v.stringValue.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
         outputs = outputs.enumerated().sorted { (order[$0.element.name] ?? Int.max, $0.offset) < (order[$1.element.name] ?? Int.max, $1.offset) }.map(\.element)
@@ -355,6 +362,12 @@ extension ModelBundle {
             switch (value["kind"]?.stringValue, value["value"]) {
             case ("int", let v?): leaf = v.intValue.map { .int($0) }
             case ("str", let v?): leaf = v.stringValue.map { .string($0) }
+            case ("float", let v?):
+                // Finite floats are JSON numbers; nan and ±inf are kept as Python writes them.
+                leaf = v.doubleValue.map { .double($0) }
+                    ?? ["nan": Double.nan, "inf": .infinity, "-inf": -.infinity][v.stringValue ?? ""].map { .double($0) }
+            case ("bool", let v?): leaf = v.boolValue.map { .bool($0) }
+            case ("None", _): leaf = TorchSaveValue.none
             default: leaf = nil
             }
             if let leaf, root.insert(parts, leaf) { continue }
@@ -362,7 +375,7 @@ extension ModelBundle {
         }
         if !skipped.isEmpty {
             notes.append("\(skipped.count) non-tensor \(skipped.count == 1 ? "value" : "values") (\(skipped.prefix(4).joined(separator: ", "))"
-                + (skipped.count > 4 ? ", …" : "") + ") not written (only int and str values are); they are in the folder's \(ModelBundle.manifestName)")
+                + (skipped.count > 4 ? ", …" : "") + ") not written (only int, float, bool, None and str values are); they are in the folder's \(ModelBundle.manifestName)")
         }
         notes.append("tensors outside the state dicts (" + (manifest?["state_dicts"]?.arrayValue?.compactMap(\.stringValue) ?? stateDictKeys).joined(separator: ", ")
             + ") are nested by their dotted names with string keys; an optimizer's state is kept for its tensors, not to be loaded by load_state_dict")

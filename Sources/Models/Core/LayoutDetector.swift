@@ -69,6 +69,19 @@ struct LayoutSignature {
 /// Recognises layouts by the stored names their naming tables give the signature tensors. It only tells which
 /// layouts a checkpoint holds and where; the full name mapping is the layout's table.
 public enum LayoutDetector {
+    /// The positions in `name` just after each `.` (and the start, for length 0) at which a prefix of one of
+    /// `lengths` UTF-8 bytes would end: the only places a match prefix can cut the name (near-linear lookups).
+    static func prefixCuts(_ name: String, lengths: Set<Int>) -> [String.Index] {
+        let utf8 = name.utf8
+        var cuts = lengths.contains(0) ? [utf8.startIndex] : []
+        var length = 0
+        for i in utf8.indices {
+            length += 1
+            if utf8[i] == UInt8(ascii: "."), lengths.contains(length) { cuts.append(utf8.index(after: i)) }
+        }
+        return cuts
+    }
+
     /// Every family's signatures, in registry order.
     static let signatures: [LayoutSignature] = ModelFamilies.all.flatMap { family in signatures(of: family) }
 
@@ -113,14 +126,7 @@ public enum LayoutDetector {
         var under: [String: [String]] = [:]
         var firstIndex: [String: Int] = [:]
         for (index, name) in names.enumerated() {
-            let utf8 = name.utf8
-            var cuts = lengths.contains(0) ? [utf8.startIndex] : []
-            var length = 0
-            for i in utf8.indices {
-                length += 1
-                if utf8[i] == UInt8(ascii: "."), lengths.contains(length) { cuts.append(utf8.index(after: i)) }
-            }
-            for cut in cuts {
+            for cut in LayoutDetector.prefixCuts(name, lengths: lengths) {
                 let prefix = String(name[..<cut])
                 guard prefixes.contains(prefix) else { continue }
                 under[prefix, default: []].append(String(name[cut...]))
