@@ -91,6 +91,39 @@ struct VQVAEForwardTests {
         }
     }
 
+    @Test("Winograd F(2×2, 3×3) in bands of tile rows equals the single-band result and float64, odd sizes included")
+    func winogradBands() {
+        let g = Conv2DGeometry(inChannels: 5, outChannels: 7, kernel: 3, padding: 1)
+        for (h, w) in [(9, 11), (10, 6), (1, 1), (2, 3)] {
+            let x = TestValues.uniform(g.inChannels * h * w, seed: 5), weight = TestValues.uniform(g.outChannels * g.patchSize, seed: 6)
+            var expected = [Double](repeating: 0, count: g.outChannels * h * w)
+            for o in 0..<g.outChannels { for r in 0..<h { for c in 0..<w {
+                var sum = 0.0
+                for i in 0..<g.inChannels { for ky in 0..<3 { for kx in 0..<3 {
+                    let y = r + ky - 1, xx = c + kx - 1
+                    guard y >= 0, y < h, xx >= 0, xx < w else { continue }
+                    sum += Double(weight[((o * g.inChannels + i) * 3 + ky) * 3 + kx]) * Double(x[(i * h + y) * w + xx])
+                } } }
+                expected[(o * h + r) * w + c] = sum
+            } } }
+            var outputs: [[Float]] = []
+            // One tile row per band (the smallest band) and the whole image in one band.
+            for band in [1, 1 << 22] {
+                var out = [Float](repeating: 0, count: expected.count)
+                var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g, height: h, width: w, bandFloats: band))
+                x.withUnsafeBufferPointer { xp in weight.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        Winograd.run(xp.baseAddress!, height: h, width: w, geometry: g, weight: wp.baseAddress!, into: op.baseAddress!,
+                                     scratch: sp.baseAddress!, bandFloats: band)
+                    }
+                } } }
+                #expect(Self.relativeL2(out, expected) < 1e-6, "\(h)×\(w), band \(band)")
+                outputs.append(out)
+            }
+            #expect(outputs[0] == outputs[1], "\(h)×\(w): bands change the result")
+        }
+    }
+
     @Test("GroupNorm (with and without swish) equals float64 and gives the same bits at every level; swish and ×2 upsampling too")
     func groupNorm() {
         for (channels, spatial, groups) in [(32, 9, 8), (64, 1031, 32), (6, 4, 3), (8, 3000, 2)] {

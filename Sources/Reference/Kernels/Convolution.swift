@@ -59,6 +59,7 @@ public enum Convolution {
     /// Floats of scratch `run` needs for one input of `height` × `width` (0 for a pointwise convolution).
     public static func scratchCount(_ g: Conv2DGeometry, height: Int, width: Int) -> Int {
         if g.isPointwise { return 0 }
+        if Winograd.applies(g) { return Winograd.scratchCount(g, height: height, width: width) }
         let ho = g.outputHeight(height), wo = g.outputWidth(width)
         return g.patchSize * wo * bandRows(g, outWidth: wo, outHeight: ho)
     }
@@ -85,6 +86,11 @@ public enum Convolution {
                 continue
             }
             guard let scratch else { preconditionFailure("a convolution with im2col needs scratch") }
+            if Winograd.applies(g) {
+                if beta == 0 { ob.update(repeating: 0, count: outPlane) }
+                Winograd.run(xb, height: height, width: width, geometry: g, weight: weight, into: ob, scratch: scratch)
+                continue
+            }
             let band = bandRows(g, outWidth: wo, outHeight: ho)
             var row0 = 0
             while row0 < ho {

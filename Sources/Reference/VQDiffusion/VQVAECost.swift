@@ -40,7 +40,14 @@ public struct VQVAECost: Sendable, Equatable {
         func conv(_ cin: Int, _ cout: Int, _ kernel: Int, _ side: Int, outSide: Int) -> Double {
             let g = Conv2DGeometry(inChannels: cin, outChannels: cout, kernel: kernel, padding: kernel / 2)
             widest = max(widest, Double(cin) * Double(side) * Double(side), Double(cout) * Double(outSide) * Double(outSide))
-            if !g.isPointwise { scratch = max(scratch, Double(g.patchSize) * Double(outSide) * Double(max(1, min(outSide, Convolution.bandFloats / max(1, g.patchSize * outSide))))) }
+            if kernel == 3 && outSide == side {
+                // Winograd: the transformed weights and one band of transformed input and products (in Double: no overflow).
+                let tw = Double((side + 1) / 2), th = Double((side + 1) / 2), wide = Double(max(cin, cout))
+                let rows = max(1, min(th, (Double(Winograd.bandFloats) / max(1, 16 * wide * tw)).rounded(.down)))
+                scratch = max(scratch, 16 * Double(cout) * Double(cin) + 16 * rows * tw * Double(cin + cout))
+            } else if !g.isPointwise {
+                scratch = max(scratch, Double(g.patchSize) * Double(outSide) * Double(max(1, min(outSide, Convolution.bandFloats / max(1, g.patchSize * outSide)))))
+            }
             return Double(cout) * Double(cin) * Double(kernel * kernel) * Double(outSide) * Double(outSide)
         }
         func resnet(_ cin: Int, _ cout: Int, _ side: Int) -> Double {
