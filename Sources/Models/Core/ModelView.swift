@@ -101,6 +101,40 @@ public struct InferenceContext<Family: ModelFamily> {
         self.stored = stored
     }
 
+    /// The attention head count, which weights cannot give: the caller's `heads` option, else the component
+    /// config's `num_attention_heads`, else assumed from the preset of the same hidden size (`presetHeads`), else
+    /// assumed from the first of `headDimensions` that divides `hidden`; each assumption is recorded and noted.
+    /// Throws ``ModelError/sizeNeeded(path:field:reason:)`` when none applies.
+    public mutating func headCount(hidden: Int, presetHeads: Int?, headDimensions: [Int]) throws -> Int {
+        let path = checkpoint.path
+        if let h = options.heads {
+            origins["num_heads"] = options.name(of: "heads")
+            return h
+        }
+        if let h = try configInt("num_attention_heads") {
+            origins["num_heads"] = "\(componentConfig?.file ?? path): num_attention_heads"
+            return h
+        }
+        if let h = presetHeads {
+            assume(
+                "num_heads", "\(h)", basis: "the preset with hidden size \(hidden)",
+                note: "\(h) attention heads, from the preset with hidden size \(hidden) (assumed: heads cannot be read from weights)")
+            return h
+        }
+        if let dim = headDimensions.first(where: { hidden > 0 && hidden % $0 == 0 }) {
+            let heads = hidden / dim
+            assume(
+                "num_heads", "\(heads)", basis: "head dimension \(dim)",
+                note: "\(heads) attention heads assuming head dimension \(dim) (assumed: heads cannot be read from weights)")
+            return heads
+        }
+        let multiples = headDimensions.map(String.init)
+        throw ModelError.sizeNeeded(
+            path: path, field: "num_heads",
+            reason: "hidden size \(hidden) matches no preset and is not a multiple of "
+                + (multiples.count > 1 ? multiples.dropLast().joined(separator: ", ") + " or " + multiples.last! : multiples.joined()))
+    }
+
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
     public func storedName(_ template: String) -> String { storedName(template, block: 0, inner: 0) }
 

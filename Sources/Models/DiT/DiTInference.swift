@@ -77,26 +77,7 @@ extension DiTFamily {
                 reason: "no position table is stored and no config gives sample_size (32 for 256 px, 64 for 512 px)")
         }
         // Heads cannot be read from weights.
-        var heads: Int
-        if let h = options.heads {
-            heads = h
-            context.origins["num_heads"] = options.name(of: "heads")
-        } else if let h = try context.configInt("num_attention_heads") {
-            heads = h
-            context.origins["num_heads"] = "\(configFile): num_attention_heads"
-        } else if let h = Preset.heads(forHiddenSize: hidden) {
-            heads = h
-            context.assume(
-                "num_heads", "\(h)", basis: "the preset with hidden size \(hidden)",
-                note: "\(h) attention heads, from the preset with hidden size \(hidden) (assumed: heads cannot be read from weights)")
-        } else if hidden > 0, hidden % 64 == 0 {
-            heads = hidden / 64
-            context.assume(
-                "num_heads", "\(heads)", basis: "head dimension 64",
-                note: "\(heads) attention heads assuming head dimension 64 (assumed: heads cannot be read from weights)")
-        } else {
-            throw ModelError.sizeNeeded(path: path, field: "num_heads", reason: "hidden size \(hidden) matches no preset and is not a multiple of 64")
-        }
+        let heads = try context.headCount(hidden: hidden, presetHeads: Preset.heads(forHiddenSize: hidden), headDimensions: [64])
         var config = DiTConfig(
             hiddenSize: hidden, depth: context.depth, numHeads: heads, patchSize: p, inChannels: channels, outChannels: outChannels,
             numClasses: classes, hasNullClass: nullRow, mlpHidden: mlp, inputSize: inputSize)

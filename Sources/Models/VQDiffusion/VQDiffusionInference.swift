@@ -13,7 +13,6 @@ extension VQDiffusionFamily {
     /// itself does when `num_embeds_ada_norm` is set.
     public static func inferConfig(_ context: inout InferenceContext<VQDiffusionFamily>) throws -> VQDiffusionConfig {
         let path = context.checkpoint.path
-        let options = context.options
         let tokensName = context.storedName("latent_embed.tokens")
         let embeds = try context.dim("latent_embed.tokens", 0, rank: 2)
         let hidden = try context.dim("latent_embed.tokens", 1, rank: 2)
@@ -25,7 +24,6 @@ extension VQDiffusionFamily {
         guard embeds >= 2 else {
             throw ModelError.mapping(path: path, problems: ["shape: \(tokensName) has \(embeds) rows; expected the codes and the mask token"])
         }
-        let configFile = context.componentConfig?.file ?? path
         context.origins = [
             "codes": "rows of \(tokensName) − 1 (the mask token)", "hidden_size": "\(tokensName) dim 1",
             "height": "rows of \(context.storedName("latent_embed.height"))", "width": "rows of \(context.storedName("latent_embed.width"))",
@@ -35,26 +33,7 @@ extension VQDiffusionFamily {
         ]
 
         // Heads cannot be read from weights.
-        var heads: Int
-        if let h = options.heads {
-            heads = h
-            context.origins["num_heads"] = options.name(of: "heads")
-        } else if let h = try context.configInt("num_attention_heads") {
-            heads = h
-            context.origins["num_heads"] = "\(configFile): num_attention_heads"
-        } else if let h = VQDiffusionPresets.heads(forHiddenSize: hidden) {
-            heads = h
-            context.assume(
-                "num_heads", "\(h)", basis: "the preset with hidden size \(hidden)",
-                note: "\(h) attention heads, from the preset with hidden size \(hidden) (assumed: heads cannot be read from weights)")
-        } else if let dim = [64, 88].first(where: { hidden > 0 && hidden % $0 == 0 }) {
-            heads = hidden / dim
-            context.assume(
-                "num_heads", "\(heads)", basis: "head dimension \(dim)",
-                note: "\(heads) attention heads assuming head dimension \(dim) (assumed: heads cannot be read from weights)")
-        } else {
-            throw ModelError.sizeNeeded(path: path, field: "num_heads", reason: "hidden size \(hidden) matches no preset and is not a multiple of 64 or 88")
-        }
+        let heads = try context.headCount(hidden: hidden, presetHeads: VQDiffusionPresets.heads(forHiddenSize: hidden), headDimensions: [64, 88])
         // The context length does not change the weights.
         let contextLength = 77
         context.assume(
