@@ -77,9 +77,11 @@ struct Inspect: ParsableCommand {
                     report.groups.map { [$0.name, NumberFormat.grouped($0.tensors), NumberFormat.grouped($0.elements), NumberFormat.binaryBytes($0.bytes)] },
                     header: ["group", "tensors", "elements", "bytes"], rightAligned: [1, 2, 3]))
         }
+        var bundleShown = false
         if let bundle = try? ModelBundle.open(c, readModels: false), BundleText.isWhole(bundle) || !bundle.optimizers.isEmpty {
             out.append("")
             out.append(BundleText.render(bundle))
+            bundleShown = true
         }
         if !summary && !c.tensors.isEmpty {
             out.append("")
@@ -93,7 +95,11 @@ struct Inspect: ParsableCommand {
                     },
                     header: ["tensor", "dtype", "shape", "bytes", ""], rightAligned: [3]))
         }
-        if !c.values.isEmpty {
+        if !c.values.isEmpty && summary && bundleShown {
+            // The bundle above already shows the training state, optimizer and scheduler values.
+            out.append("")
+            out.append("values   \(NumberFormat.grouped(c.values.count)) (not tensors), summarised above; all of them without --summary")
+        } else if !c.values.isEmpty {
             out.append("")
             out.append("values (not tensors):")
             out.append(TextTable.render(Inspect.compactValues(c.values).map { ["  " + $0.0, $0.1] }))
