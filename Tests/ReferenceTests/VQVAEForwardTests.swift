@@ -348,8 +348,10 @@ struct VQVAEForwardTests {
                                latentChannels: 256, numCodes: 4096, embedDim: 128, sampleSize: 256)
         #expect(VQVAEWeights.tensorShapes(ithq).count == 303)  // every tensor of diffusers' VQModel (REFERENCE §4)
         #expect(VQVAEWeights.tensorShapes(ithq).map { $0.shape.reduce(1, *) }.reduce(0, +) == 64_009_667)
-        let decodeMACs = VQVAEFamily.decodeGEMMShapes(ithq, batch: 1).map(\.multiplyAdds).reduce(0, +)
-        #expect(decodeMACs == VQVAEFamily.decoderMultiplyAdds(ithq))
+        // The forward's own count (its budget) and the family's (params' Gflops) agree: the codebook distances of
+        // encoding are the family's only extra term.
+        let codebook = ithq.latentSize * ithq.latentSize * ithq.numCodes * ithq.embedDim
+        #expect(VQVAEFamily.decoderMultiplyAdds(ithq) + VQVAEFamily.encoderMultiplyAdds(ithq) + codebook == VQVAEFamily.multiplyAdds(ithq))
         #expect(throws: ModelError.self) { try VQVAEFamily.checkBudget(ithq, batch: 1000, tracing: true, kernels: .automatic, memoryBudget: 1e9, workBudget: 1e13) }
         try VQVAEFamily.checkBudget(ithq, batch: 1, tracing: true, kernels: .automatic, memoryBudget: 4e9, workBudget: 1e13)
     }
