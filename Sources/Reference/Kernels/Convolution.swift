@@ -88,7 +88,8 @@ public enum Convolution {
             guard let scratch else { preconditionFailure("a convolution with im2col needs scratch") }
             if Winograd.applies(g) {
                 if beta == 0 { ob.update(repeating: 0, count: outPlane) }
-                Winograd.run(xb, height: height, width: width, geometry: g, weight: weight, into: ob, scratch: scratch)
+                Winograd.run(xb, height: height, width: width, geometry: g, weight: weight, into: ob, scratch: scratch,
+                             weightsTransformed: b > 0)
                 continue
             }
             let band = bandRows(g, outWidth: wo, outHeight: ho)

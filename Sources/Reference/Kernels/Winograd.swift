@@ -26,10 +26,12 @@ package enum Winograd {
         return 16 * g.outChannels * g.inChannels + 16 * tiles * (g.inChannels + g.outChannels)
     }
 
-    /// Adds the convolution of x (Cin × H × W) with `weight` (Cout, Cin, 3, 3) to `out` (Cout × H × W).
+    /// Adds the convolution of x (Cin × H × W) with `weight` (Cout, Cin, 3, 3) to `out` (Cout × H × W). With
+    /// `weightsTransformed`, `scratch` already holds this weight's transform (the batch's later samples).
     package static func run(
         _ x: UnsafePointer<Float>, height h: Int, width w: Int, geometry g: Conv2DGeometry, weight: UnsafePointer<Float>,
-        into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, bandFloats: Int = bandFloats
+        into out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, bandFloats: Int = bandFloats,
+        weightsTransformed: Bool = false
     ) {
         let cin = g.inChannels, cout = g.outChannels
         let th = (h + 1) / 2, tw = (w + 1) / 2
@@ -39,7 +41,7 @@ package enum Winograd {
         nonisolated(unsafe) let m = v + 16 * bandRows * tw * cin
         nonisolated(unsafe) let out = out
         // U = G g Gᵀ for every (co, ci), stored as 16 matrices (Cout × Cin).
-        Kernels.parallelRows(cout, minimumRowsPerChunk: 8) { range in
+        if !weightsTransformed { Kernels.parallelRows(cout, minimumRowsPerChunk: 8) { range in
             let t = UnsafeMutablePointer<Float>.allocate(capacity: 12)  // G g: 4 × 3
             defer { t.deallocate() }
             for co in range {
@@ -62,7 +64,7 @@ package enum Winograd {
                     }
                 }
             }
-        }
+        } }
         var ty0 = 0
         while ty0 < th {
             let ty1 = min(th, ty0 + bandRows), tiles = (ty1 - ty0) * tw
