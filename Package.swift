@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module graph (README, "Using the library"): ditkit → Verification → Reference → Models → Checkpoints → Tensors.
-// CDitkitZip wraps libzip and zlib for Checkpoints; CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's
+// CDitkitZip wraps libzip and zlib for Checkpoints, CDitkitLZ4 liblz4 (the LZ4 blocks of Cerebras .mdl files); CDitkitBLAS wraps OpenBLAS for Reference only; CDitkitKernels holds Reference's
 // kernels (C, each function compiled for its instruction-set level and chosen at run time). The manifest never looks at
 // the building machine and sets no unsafe flags: a binary built anywhere runs on any CPU of its architecture.
 let package = Package(
@@ -25,10 +25,13 @@ let package = Package(
             providers: [.apt(["libzip-dev"]), .brew(["libzip"])]),
         .systemLibrary(name: "CDitkitSystem"),
         .systemLibrary(
+            name: "CDitkitLZ4", pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]),
+        .systemLibrary(
             name: "CDitkitBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .target(name: "Tensors", dependencies: ["CDitkitSystem"]),
-        .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip", "CDitkitSystem"]),
+        .target(name: "Checkpoints", dependencies: ["Tensors", "CDitkitZip", "CDitkitLZ4", "CDitkitSystem"]),
         .target(name: "Models", dependencies: ["Checkpoints"]),
         .target(name: "CDitkitKernels"),
         .target(name: "Reference", dependencies: ["Models", "CDitkitBLAS", "CDitkitKernels"]),

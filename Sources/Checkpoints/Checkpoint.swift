@@ -16,6 +16,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case diffusersComponent = "diffusers-component"
     /// A diffusers pipeline folder (`model_index.json` + component folders).
     case diffusersPipeline = "diffusers-pipeline"
+    /// A Cerebras `.mdl` checkpoint: HDF5 written by `cerebras.pytorch.save` (format 0.5, or 0.4 before cerebras 2.5).
+    case mdl
 
     /// What the format is, in words.
     public var summary: String {
@@ -27,6 +29,7 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
         case .safetensorsSharded: return "sharded safetensors (index + shards)"
         case .diffusersComponent: return "diffusers component folder"
         case .diffusersPipeline: return "diffusers pipeline folder"
+        case .mdl: return "Cerebras .mdl (HDF5, cerebras.pytorch.save)"
         }
     }
 }
@@ -206,6 +209,13 @@ public final class Checkpoint: @unchecked Sendable {
             return Checkpoint(
                 path: path, format: format, tensors: flattener.tensors, values: flattener.values, files: [fileName],
                 notes: loaded.notes + flattener.notes)
+        case .hdf5:
+            // No expansion check: every dataset has its own storage, and compressed chunks (LZ4 of zeroed optimizer
+            // state packs ~250:1) are decompressed chunk by chunk into bounded buffers, their sizes checked.
+            let mdl = try MDLReader.open(file, options: options)
+            return Checkpoint(
+                path: path, format: .mdl, tensors: mdl.tensors, values: mdl.values, metadata: mdl.metadata, files: [fileName],
+                notes: mdl.notes)
         }
     }
 }

@@ -3,7 +3,7 @@ import Tensors
 /// Decides what a path is from its bytes (files) or its contents (folders), never from its extension.
 package enum FormatSniffer {
     package enum FileKind: Sendable {
-        case safetensors, safetensorsIndex, torchZip, torchLegacy, pickle
+        case safetensors, safetensorsIndex, torchZip, torchLegacy, pickle, hdf5
     }
 
     package enum FolderKind: Sendable {
@@ -49,11 +49,9 @@ package enum FormatSniffer {
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .torchZip }
         if starts(with: TorchArchive.legacyMagic) { return .torchLegacy }
         if size >= 9 && bytes[8] == UInt8(ascii: "{") { return .safetensors }
-        if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) {
-            throw CheckpointError.unsupported(
-                path: path, kind: "an HDF5 file (a Cerebras .mdl checkpoint?)",
-                advice: "ditkit does not read HDF5 checkpoints yet; Cerebras' own tools can export a torch.save state dict")
-        }
+        // HDF5 (a Cerebras .mdl): the signature at offset 0, where h5py puts it. A non-HDF5 .mdl falls through to
+        // safetensors and torch, as cerebras.pytorch.load does.
+        if starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if starts(with: Array("ustar".utf8), at: 257) {
             throw CheckpointError.unsupported(
                 path: path, kind: "a tar archive (the torch < 0.4 checkpoint format?)",
