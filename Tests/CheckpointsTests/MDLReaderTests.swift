@@ -135,6 +135,19 @@ struct MDLReaderTests {
         #expect(c.metadata.map(\.0) == ["mdl.format_version", "mdl.cstorch_version"])
     }
 
+    @Test("0.5: Python's non-finite JSON floats (NaN, Infinity) are floats; the same text inside a string stays text")
+    func nonFinite() throws {
+        let c = try Self.read(Self.tree05(replace: [
+            "lr": #"{"scalar_value": -Infinity, "__TYPE__": "ScalarSerializer", "__NONE__": true}"#,
+            "name": #"{"string_value": "NaN \" Infinity", "__TYPE__": "StringSerializer", "__NONE__": true}"#,
+        ]))
+        let lr = try #require(c.values.first { $0.path == "lr" })
+        #expect(lr.kind == "float")
+        #expect(lr.text == "-inf")
+        let name = try #require(c.values.first { $0.path == "name" })
+        #expect(name.json == .string("NaN \" Infinity"))
+    }
+
     @Test("0.5 without __SUCCESS__ (or with it false) is a partially written checkpoint: malformed")
     func noSuccess() {
         for success in [nil, HDF5Value.enumerated(name: "FALSE", value: 0)] {

@@ -170,7 +170,7 @@ private struct Reader {
             throw malformed(location, "missing (every leaf of the spec has one)")
         }
         let outer: JSONValue
-        do { outer = try JSONParser.parse(text, maxDepth: 32) } catch let e as JSONParseError {
+        do { outer = try MDLJSON.parse(text, maxDepth: 32) } catch let e as JSONParseError {
             throw malformed(location, "not JSON: \(e.description)")
         }
         guard case .object = outer else { throw malformed(location, "not a JSON object") }
@@ -242,6 +242,9 @@ private struct Reader {
             case .bool(let b)?: return .value(kind: "bool", text: b ? "True" : "False", json: .bool(b), opaque: false)
             case .int(let i)?: return .value(kind: "int", text: String(i), json: .int(i), opaque: false)
             case .double(let d)?: return .value(kind: "float", text: pythonFloatRepr(d), json: .double(d), opaque: false)
+            case let special? where MDLJSON.nonFinite(special) != nil:
+                let d = MDLJSON.nonFinite(special)!
+                return .value(kind: "float", text: pythonFloatRepr(d), json: .string(pythonFloatRepr(d)), opaque: false)
             default: throw malformed(location, "scalar_value is not a bool, int or float")
             }
         case "StringSerializer":
@@ -560,5 +563,72 @@ package enum MDLNames {
             }
         }
         return out
+    }
+}
+
+/// JSON as Python's `json.dumps` writes it: standard JSON, plus the bare tokens `NaN`, `Infinity` and `-Infinity`
+/// for non-finite floats (a scalar such as a loss scale can be one). Those tokens, outside strings, are read as
+/// `{"__ditkit_float__": "nan" | "inf" | "-inf"}` (see `nonFinite`).
+enum MDLJSON {
+    static let marker = "__ditkit_float__"
+
+    /// Parses `text`; only when it fails as standard JSON and holds a non-finite token is it read again with those
+    /// tokens marked.
+    static func parse(_ text: String, maxDepth: Int) throws -> JSONValue {
+        do { return try JSONParser.parse(text, maxDepth: maxDepth) } catch let first as JSONParseError {
+            guard text.contains("NaN") || text.contains("Infinity") else { throw first }
+            return try JSONParser.parse(marked(text), maxDepth: maxDepth)
+        }
+    }
+
+    /// `text` with `NaN`, `Infinity`, `-Infinity` outside strings replaced by marker objects.
+    static func marked(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var i = 0
+        var inString = false
+        func matches(_ token: String, at position: Int) -> Bool {
+            let t = Array(token.utf8)
+            return position + t.count <= bytes.count && Array(bytes[position..<(position + t.count)]) == t
+        }
+        while i < bytes.count {
+            let c = bytes[i]
+            if inString {
+                out.append(c)
+                if c == UInt8(ascii: "\\"), i + 1 < bytes.count {
+                    out.append(bytes[i + 1])
+                    i += 2
+                    continue
+                }
+                if c == UInt8(ascii: "\"") { inString = false }
+                i += 1
+                continue
+            }
+            if c == UInt8(ascii: "\"") {
+                inString = true
+                out.append(c)
+                i += 1
+                continue
+            }
+            if let (token, name) = [("-Infinity", "-inf"), ("Infinity", "inf"), ("NaN", "nan")].first(where: { matches($0.0, at: i) }) {
+                out += Array("{\"\(marker)\": \"\(name)\"}".utf8)
+                i += token.utf8.count
+                continue
+            }
+            out.append(c)
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The non-finite float a marker object stands for, else nil.
+    static func nonFinite(_ value: JSONValue) -> Double? {
+        switch value[marker]?.stringValue {
+        case "nan": return .nan
+        case "inf": return .infinity
+        case "-inf": return -.infinity
+        default: return nil
+        }
     }
 }

@@ -2,10 +2,15 @@ import Tensors
 
 /// A key of a pytree node's context as Python holds it: `str(key)` is what the Cerebras saver joins into a flat key.
 package enum MDLSpecKey: Sendable, Equatable {
+    /// A `str` key.
     case string(String)
+    /// An `int` key (optimizer state is keyed by parameter index).
     case int(Int)
+    /// A `float` key.
     case float(Double)
+    /// A `bool` key.
     case bool(Bool)
+    /// The key `None`.
     case none
 
     /// Python's `str(key)`: the path component `cerebras.pytorch.utils.nest.recurse_spec` yields.
@@ -145,6 +150,7 @@ package struct MDLSpecError: Error, CustomStringConvertible, Sendable {
     /// Valid but outside what ditkit reads (else malformed).
     package let unsupported: Bool
 
+    /// An error saying `description`; `unsupported` when the spec is valid but outside what ditkit reads.
     package init(_ description: String, unsupported: Bool = false) {
         self.description = description
         self.unsupported = unsupported
