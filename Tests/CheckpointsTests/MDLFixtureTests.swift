@@ -95,6 +95,8 @@ struct MDLFixtureTests {
         ("hostile-0.4-spec-non-hex.mdl", "malformed", "offset 40"),
         ("hostile-0.4-spec-os-system.mdl", "hostile", "os.system"),
         ("hostile-0.5-object-os-system.mdl", "hostile", "os.system"),
+        // dill's own pickle of range(3) evaluates text from the file: dill._dill._eval_repr('range(0, 3)')
+        ("hostile-0.5-object-dill-eval.mdl", "hostile", "dill._dill._eval_repr"),
     ])
     func hostile(_ name: String, _ kind: String, _ mentions: String) throws {
         let marker = "/tmp/ditkit-mdl-pwned"

@@ -219,7 +219,8 @@ struct MDLReaderTests {
         func tree(_ bytes: [UInt8]) -> HDF5Group {
             let base = Self.tree05(replace: ["name": meta])
             let obj = Self.dataset("name", .float(size: 4, bigEndian: false), .null, attributes: [
-                HDF5Attribute(name: "__BYTES__", value: .bytes(bytes), offset: 0),
+                // as h5py stores numpy.void(b): `|V1` elements, shape (n,)
+                HDF5Attribute(name: "__BYTES__", value: .array(bytes.map { .bytes([$0]) }, shape: [bytes.count]), offset: 0),
             ])
             return Self.group(attributes: base.attributes, datasets: base.allDatasets + [obj])
         }

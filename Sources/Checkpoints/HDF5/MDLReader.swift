@@ -262,7 +262,9 @@ private struct Reader {
             guard let attribute = dataset.attribute("__BYTES__") else {
                 throw malformed("dataset \(key)", "an ObjectSerializer leaf without its __BYTES__ attribute")
             }
-            guard case .bytes(let bytes) = attribute.value else {
+            // h5py stores `numpy.void(pickle)` as a 1-d array of 1-byte opaque elements (`|V1`, shape (n,)); the
+            // real loader takes `.tobytes()` of it, so any run of opaque elements is the pickle's bytes in order.
+            guard let bytes = opaqueBytes(attribute.value) else {
                 throw malformed("dataset \(key) attribute __BYTES__", "is \(describe(attribute.value)), not opaque bytes")
             }
             return try pickledObject(bytes, location: "dataset \(key) attribute __BYTES__ (a dill pickle)")
@@ -377,6 +379,21 @@ private struct Reader {
                 return .value(kind: name, text: "<\(name)>", json: .string(name), opaque: true)
             default: throw CheckpointError.pickle(e, path: path, entry: location)
             }
+        }
+    }
+
+    /// The bytes of an opaque attribute: one element, or the elements of an array in order; nil for anything else.
+    func opaqueBytes(_ value: HDF5Value) -> [UInt8]? {
+        switch value {
+        case .bytes(let b): return b
+        case .array(let items, _):
+            var out: [UInt8] = []
+            for item in items {
+                guard case .bytes(let b) = item else { return nil }
+                out += b
+            }
+            return out
+        default: return nil
         }
     }
 
