@@ -127,6 +127,69 @@ struct MDLFixtureTests {
     }
 }
 
+/// Damaged `.mdl` files: byte mutations of real saver output (the HDF5 layer and the `.mdl` layer together), and
+/// character mutations of the `.mdl` layer's own inputs (spec and leaf metadata JSON) over a hand-built tree. Each
+/// gives a checkpoint whose every tensor reads, or a CheckpointError of exit code 3 — never a trap or a hang.
+@Suite("MDL mutations")
+struct MDLMutationTests {
+    @Test("300 byte mutations of small real .mdl files open or fail cleanly", .enabled(if: MDLFixtureTests.hdf5Ready, "needs the HDF5 parser behind HDF5File"), arguments: [
+        "object-0.5-benign.mdl", "hostile-0.5-link-missing.mdl", "hostile-0.4-spec-non-hex.mdl",
+    ])
+    func bytes(_ name: String) throws {
+        let original = [UInt8](try #require(FileManager.default.contents(atPath: MDLFixtureTests.folder + "/" + name)))
+        let dir = TemporaryDirectory()
+        var rng = MutationTests.Generator(state: UInt64(name.utf8.count) &* 104_729 &+ 3)
+        var refused = 0
+        for i in 0..<300 {
+            let path = dir.file("m\(i).mdl")
+            FileManager.default.createFile(atPath: path, contents: Data(MutationTests.mutate(original, &rng)))
+            do {
+                let checkpoint = try Checkpoint.open(path)
+                for tensor in checkpoint.tensors { _ = try tensor.withContiguousBytes { $0.count } }
+            } catch let error as CheckpointError {
+                #expect(error.exitCode == 3, "\(error)")
+                refused += 1
+            } catch {
+                Issue.record("mutation \(i) of \(name) threw a non-checkpoint error: \(error)")
+            }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        #expect(refused > 0)
+    }
+
+    @Test("2000 character mutations of the spec and leaf metadata JSON read or fail as CheckpointErrors")
+    func json() throws {
+        let base = MDLReaderTests.tree05()
+        var rng = MutationTests.Generator(state: 0x6d646c)
+        let alphabet = Array("{}[]\",:0123456789-.eE truefalsnNaIiy\\*/".utf8)
+        var opened = 0, refused = 0
+        for _ in 0..<2000 {
+            let attributes = base.attributes.map { a -> HDF5Attribute in
+                guard case .string(let text) = a.value, a.name == "__spec__" || a.name.hasSuffix(".__metadata__"), rng.below(4) == 0 else { return a }
+                var bytes = Array(text.utf8)
+                for _ in 0..<(1 + rng.below(3)) {
+                    let at = rng.below(bytes.count)
+                    switch rng.below(3) {
+                    case 0: bytes[at] = alphabet[rng.below(alphabet.count)]
+                    case 1: bytes.remove(at: at)
+                    default: bytes.insert(alphabet[rng.below(alphabet.count)], at: at)
+                    }
+                }
+                return HDF5Attribute(name: a.name, value: .string(String(decoding: bytes, as: UTF8.self)), offset: 0)
+            }
+            let tree = MDLReaderTests.group(attributes: attributes, datasets: base.allDatasets)
+            do {
+                _ = try MDLReaderTests.read(tree)
+                opened += 1
+            } catch let error as CheckpointError {
+                #expect(error.exitCode == 3, "\(error)")
+                refused += 1
+            }
+        }
+        #expect(opened > 0 && refused > 0)
+    }
+}
+
 /// SHA-256 (FIPS 180-4), for comparing tensor bytes with the digests the Python side recorded.
 enum SHA256 {
     static let k: [UInt32] = [

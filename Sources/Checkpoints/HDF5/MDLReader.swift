@@ -67,12 +67,20 @@ private struct Reader {
     let path: String
     let data: MDLReader.DataAccess
     var notes: [String] = []
+    /// The root group's attributes by name (a file holds one per leaf: looked up once each, not scanned).
+    let rootAttributes: [String: HDF5Attribute]
 
     init(root: HDF5Group, path: String, data: MDLReader.DataAccess) {
         self.root = root
         self.path = path
         self.data = data
+        var byName: [String: HDF5Attribute] = [:]
+        byName.reserveCapacity(root.attributes.count)
+        for a in root.attributes where byName[a.name] == nil { byName[a.name] = a }
+        rootAttributes = byName
     }
+
+    func attribute(_ name: String) -> HDF5Attribute? { rootAttributes[name] }
 
     func malformed(_ location: String, _ reason: String) -> CheckpointError {
         .malformed(path: path, location: location, reason: reason)
@@ -83,7 +91,7 @@ private struct Reader {
     }
 
     mutating func read() throws -> MDLContents {
-        guard let versionAttribute = root.attribute("__version__") else {
+        guard let versionAttribute = attribute("__version__") else {
             throw unsupported(
                 "an HDF5 file that is not a Cerebras checkpoint (no __version__ attribute)",
                 advice: "ditkit reads HDF5 only as Cerebras .mdl checkpoints written by cerebras.pytorch.save")
@@ -94,7 +102,7 @@ private struct Reader {
         case .integer(let i): version = Double(i)
         default: throw malformed("attribute __version__", "is \(describe(versionAttribute.value)), not a number")
         }
-        let cstorch = root.attribute("__cstorch_version__")?.value.text
+        let cstorch = attribute("__cstorch_version__")?.value.text
         let spec: MDLTreeSpec
         let versionText: String
         if version == 0.5 {
@@ -128,7 +136,7 @@ private struct Reader {
     // MARK: format 0.5
 
     func checkSuccess() throws {
-        guard let success = root.attribute("__SUCCESS__") else {
+        guard let success = attribute("__SUCCESS__") else {
             throw malformed(
                 "attribute __SUCCESS__",
                 "partially written checkpoint (no __SUCCESS__): the saver sets it last, after every tensor; cerebras.pytorch.load refuses such a file too")
@@ -140,7 +148,7 @@ private struct Reader {
     }
 
     func spec05() throws -> MDLTreeSpec {
-        guard let text = root.attribute("__spec__")?.value.text else {
+        guard let text = attribute("__spec__")?.value.text else {
             throw malformed("attribute __spec__", "missing or not a string (format 0.5 stores the state's structure there)")
         }
         let value: JSONValue
@@ -166,7 +174,7 @@ private struct Reader {
     func metadata05(_ key: String) throws -> JSONValue {
         let name = key + ".__metadata__"
         let location = "attribute \(name)"
-        guard let text = root.attribute(name)?.value.text else {
+        guard let text = attribute(name)?.value.text else {
             throw malformed(location, "missing (every leaf of the spec has one)")
         }
         let outer: JSONValue
@@ -284,7 +292,7 @@ private struct Reader {
 
     mutating func spec04() throws -> MDLTreeSpec {
         let location = "attribute __spec__"
-        guard let text = root.attribute("__spec__")?.value.text else {
+        guard let text = attribute("__spec__")?.value.text else {
             throw malformed(location, "missing or not a string (format 0.4 stores the state's structure there)")
         }
         do {
