@@ -125,7 +125,7 @@ package final class HDF5ChunkedSource: ByteSource {
     /// Bytes of one row (an index along dimension 0) of the dataset.
     let rowBytes: Int
     /// Largest band or chunk buffer a dataset may need.
-    package static let maxBuffer = 512 << 20
+    package static let maxBuffer = 256 << 20
 
     init(file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter], index: HDF5ChunkIndex) throws {
         self.file = file
