@@ -40,7 +40,7 @@ struct HDF5ChunkIndex {
         guard total <= file.size / (24 + 8 * rank) + 1 else {
             throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "\(total) chunks declared, more than the \(file.size)-byte file can index")
         }
-        var slots = [Int32](repeating: -1, count: total)
+        var slots = [Int](repeating: -1, count: total)
         var found: [HDF5Chunk] = []
         var seen = Set<Int>()
         var stack: [(offset: Int, level: Int?)] = [(root, nil)]
@@ -81,7 +81,7 @@ struct HDF5ChunkIndex {
                     throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position): \(size) bytes at offset \(child) run past the end of the \(file.size)-byte file")
                 }
                 guard slots[slot] < 0 else { throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position) is indexed twice") }
-                slots[slot] = Int32(found.count)
+                slots[slot] = found.count
                 found.append(HDF5Chunk(address: child, size: size, filterMask: mask))
             }
             // Depth first, children in order.
@@ -101,7 +101,7 @@ struct HDF5ChunkIndex {
         for (a, b) in zip(byAddress, byAddress.dropFirst()) where a.address + a.size > b.address {
             throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "chunks at offsets \(a.address) (\(a.size) bytes) and \(b.address) overlap")
         }
-        return HDF5ChunkIndex(chunks: slots.map { found[Int($0)] }, grid: grid)
+        return HDF5ChunkIndex(chunks: slots.map { found[$0] }, grid: grid)
     }
 }
 

@@ -41,7 +41,8 @@ extension HDF5Bytes {
             return .float(size: size, bigEndian: bits & 0x01 != 0)
         case 3:
             let charset = (bits >> 4) & 0x0F
-            guard charset <= 1, bits & 0x0F <= 2 else { throw unsupported("string datatype with padding \(bits & 0x0F), character set \(charset)", at: at) }
+            // Null-terminated (0) and null-padded (1, numpy's `S`) only; space-padded (2, Fortran) strings are refused.
+            guard charset <= 1, bits & 0x0F <= 1 else { throw unsupported("string datatype with padding \(bits & 0x0F), character set \(charset)", at: at) }
             return .fixedString(size: size, utf8: charset == 1)
         case 5:
             let tagLength = bits & 0xFF
@@ -193,7 +194,9 @@ extension HDF5Bytes {
         func padded(_ n: Int) -> Int { version == 1 ? (hdf5Align8(n) ?? .max) : n }
         let nameBytes = try r.take(nameSize, "attribute name")
         try r.skip(padded(nameSize) - nameSize, "attribute name padding")
-        let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+        let nameRaw = nameBytes.prefix { $0 != 0 }
+        let name = String(decoding: nameRaw, as: UTF8.self)
+        guard name.utf8.elementsEqual(nameRaw) else { throw malformed("attribute message", at: message.offset, "attribute name is not valid UTF-8") }
         var typeRegion = try r.sub(typeSize, "attribute datatype")
         try r.skip(padded(typeSize) - typeSize, "attribute datatype padding")
         var spaceRegion = try r.sub(spaceSize, "attribute dataspace")
@@ -242,9 +245,11 @@ extension HDF5Bytes {
             default: return .float(Double(bitPattern: bits))
             }
         case .fixedString:
-            var bytes = Array(raw.prefix { $0 != 0 })
-            while bytes.last == 0x20, raw.count == bytes.count { bytes.removeLast() }  // space-padded strings
-            return text(bytes)
+            // Trailing NULs are padding (what numpy's `S` strips, as h5py returns it); a NUL left inside means
+            // bytes after a terminator, given as they are rather than guessed at.
+            var bytes = Array(raw)
+            while bytes.last == 0 { bytes.removeLast() }
+            return bytes.contains(0) ? .bytes(bytes) : text(bytes)
         case .opaque:
             return .bytes(Array(raw))
         case .enumeration(let base, let members):
