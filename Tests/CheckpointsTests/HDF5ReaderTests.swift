@@ -228,3 +228,24 @@ struct HDF5ReaderTests {
         #expect(Array("Four score and seven years ago".utf8).withUnsafeBytes { hdf5Lookup3($0) } == 0x1777_0551)
     }
 }
+
+/// Throughput of the chunked source on a large h5py file named by `DITKIT_HDF5_BENCH` (not run otherwise).
+@Suite("HDF5 throughput")
+struct HDF5ThroughputTests {
+    @Test("stream every dataset of $DITKIT_HDF5_BENCH", .enabled(if: ProcessInfo.processInfo.environment["DITKIT_HDF5_BENCH"] != nil))
+    func throughput() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["DITKIT_HDF5_BENCH"])
+        let start = Date()
+        let h5 = try HDF5File(file: try MappedFile(path: path))
+        let opened = Date().timeIntervalSince(start)
+        var bytes = 0
+        for dataset in h5.root.allDatasets {
+            let source = try h5.source(of: dataset)
+            let sink = CountingSink()
+            try source.stream(0..<source.byteCount, chunkSize: 1 << 20, to: sink)
+            bytes += sink.count
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print("HDF5 throughput: opened in \(opened * 1000) ms; \(bytes) bytes in \(seconds) s, \(Double(bytes) / seconds / 1e9) GB/s")
+    }
+}
