@@ -110,6 +110,7 @@ struct HDF5ChunkIndex {
 /// band buffer, whose requested part is emitted. Memory: one band (chunk rows × a full row of the dataset) and one
 /// chunk, never the tensor.
 package final class HDF5ChunkedSource: ByteSource {
+    /// The mapped file the chunks are read from (in place: stored chunks are never copied before decoding).
     package let file: MappedFile
     /// The dataset's path in the file, for messages.
     package let dataset: String
@@ -127,6 +128,8 @@ package final class HDF5ChunkedSource: ByteSource {
     /// Largest band or chunk buffer a dataset may need.
     package static let maxBuffer = 256 << 20
 
+    /// Needs a chunk index validated for `shape` and `chunk`; throws when the shape overflows, or `.unsupported`
+    /// when one band or chunk would need more than `maxBuffer` bytes.
     init(file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter], index: HDF5ChunkIndex) throws {
         self.file = file
         self.dataset = dataset
@@ -326,9 +329,11 @@ package final class HDF5ChunkedSource: ByteSource {
 /// Bytes held in memory (a compact dataset's elements).
 package final class HDF5BytesSource: ByteSource {
     let bytes: [UInt8]
+    /// The file the bytes were read from, for messages.
     package let path: String
     package var byteCount: Int { bytes.count }
 
+    /// A source of `bytes` (from `path`).
     package init(bytes: [UInt8], path: String) {
         self.bytes = bytes
         self.path = path
