@@ -249,3 +249,29 @@ struct HDF5ThroughputTests {
         print("HDF5 throughput: opened in \(opened * 1000) ms; \(bytes) bytes in \(seconds) s, \(Double(bytes) / seconds / 1e9) GB/s")
     }
 }
+
+extension HDF5ThroughputTests {
+    @Test("dump the tree of $DITKIT_HDF5_DUMP", .enabled(if: ProcessInfo.processInfo.environment["DITKIT_HDF5_DUMP"] != nil))
+    func dump() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["DITKIT_HDF5_DUMP"])
+        let h5 = try HDF5File(file: try MappedFile(path: path))
+        func show(_ g: HDF5Group, _ indent: String) throws {
+            print("\(indent)group \"\(g.path)\" @\(g.headerOffset)")
+            for a in g.attributes { print("\(indent)  @\(a.name) = \(a.value)") }
+            for name in g.memberNames {
+                if let child = g.groups[name] { try show(child, indent + "  ") }
+                if let d = g.datasets[name] {
+                    print("\(indent)  dataset \"\(d.path)\" \(d.datatype) \(d.dataspace) \(d.storage)")
+                    for a in d.attributes { print("\(indent)    @\(a.name) = \(a.value)") }
+                    if d.dataspace.elementCount <= 16 { print("\(indent)    value \(try h5.value(of: d))") }
+                    if case .variableString = d.datatype { continue }
+                    let source = try h5.source(of: d)
+                    let sink = CountingSink()
+                    try source.stream(0..<source.byteCount, chunkSize: 1 << 20, to: sink)
+                    print("\(indent)    streamed \(sink.count) bytes")
+                }
+            }
+        }
+        try show(h5.root, "")
+    }
+}
