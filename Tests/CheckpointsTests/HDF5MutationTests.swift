@@ -71,11 +71,11 @@ struct HDF5MutationTests {
         #expect(refused > 0 && opened > 0, "opened \(opened), refused \(refused)")
     }
 
-    @Test("every 4-byte position of attrs.h5's first 4 KiB set to 0, 2^32-1, 2^63 and 2^64-1 opens or fails cleanly")
+    @Test("every 4-byte position of attrs.h5's first 4 KiB set to 0, 2^32-1 and 2^64-1 opens or fails cleanly")
     func wordSweep() throws {
         let original = [UInt8](try #require(FileManager.default.contents(atPath: Fixtures.path("hdf5/attrs.h5"))))
         let dir = TemporaryDirectory()
-        let words: [UInt64] = [0, 0xFFFF_FFFF, 1 << 63, .max]
+        let words: [UInt64] = [0, 0xFFFF_FFFF, .max]
         var i = 0
         for offset in stride(from: 0, to: min(original.count - 8, 4096), by: 4) {
             for word in words {

@@ -148,6 +148,9 @@ struct HDF5ReaderTests {
         let object = try #require(h5.root.datasets["opaque_object"])
         #expect(object.dataspace == .null)
         #expect(object.attribute("__BYTES__")?.value == .bytes([0x80, 0x04, 0x4B, 0x07, 0x2E]))
+        #expect(object.attribute("__BYTES__")?.value.rawBytes == [0x80, 0x04, 0x4B, 0x07, 0x2E])
+        #expect(HDF5Value.array([.bytes([1]), .bytes([2, 3])], shape: [2]).rawBytes == [1, 2, 3])
+        #expect(HDF5Value.array([.bytes([1]), .integer(2)], shape: [2]).rawBytes == nil)
         #expect(object.attribute("__TYPE__")?.value.text == "ObjectSerializer")
         #expect(h5.root.groups["wide"]?.memberNames.count == 300)
     }
