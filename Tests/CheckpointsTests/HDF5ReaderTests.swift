@@ -11,6 +11,7 @@ import Testing
 struct HDF5ReaderTests {
     /// Written by HDF5 2.0 (h5py 3.16, the fixtures venv) and by HDF5 1.14 (h5py 3.13, as Cerebras' stack writes).
     static let normal = ["types", "chunked", "attrs", "groups", "many-attrs"].flatMap { [$0, "hdf5-1.14/\($0)"] }
+        + ["hdf5-1.14/cstorch-save"]
 
     static func sidecar(_ name: String) throws -> JSONValue {
         let data = try #require(FileManager.default.contents(atPath: Fixtures.path("hdf5/\(name).json")))
