@@ -272,7 +272,7 @@ private struct Reader {
             }
             // h5py stores `numpy.void(pickle)` as a 1-d array of 1-byte opaque elements (`|V1`, shape (n,)); the
             // real loader takes `.tobytes()` of it, so any run of opaque elements is the pickle's bytes in order.
-            guard let bytes = opaqueBytes(attribute.value) else {
+            guard let bytes = attribute.value.rawBytes else {
                 throw malformed("dataset \(key) attribute __BYTES__", "is \(describe(attribute.value)), not opaque bytes")
             }
             return try pickledObject(bytes, location: "dataset \(key) attribute __BYTES__ (a dill pickle)")
@@ -387,21 +387,6 @@ private struct Reader {
                 return .value(kind: name, text: "<\(name)>", json: .string(name), opaque: true)
             default: throw CheckpointError.pickle(e, path: path, entry: location)
             }
-        }
-    }
-
-    /// The bytes of an opaque attribute: one element, or the elements of an array in order; nil for anything else.
-    func opaqueBytes(_ value: HDF5Value) -> [UInt8]? {
-        switch value {
-        case .bytes(let b): return b
-        case .array(let items, _):
-            var out: [UInt8] = []
-            for item in items {
-                guard case .bytes(let b) = item else { return nil }
-                out += b
-            }
-            return out
-        default: return nil
         }
     }
 
