@@ -105,11 +105,12 @@ private struct Reader {
         let cstorch = attribute("__cstorch_version__")?.value.text
         let spec: MDLTreeSpec
         let versionText: String
-        if version == 0.5 {
+        // h5py writes the Python float as float64 (0.5, 0.4 exactly); a float32 copy of 0.4 is 0.4000000059604645.
+        if abs(version - 0.5) < 1e-6 {
             versionText = "0.5"
             try checkSuccess()
             spec = try spec05()
-        } else if version == 0.4 {
+        } else if abs(version - 0.4) < 1e-6 {
             versionText = "0.4"
             spec = try spec04()
         } else {
