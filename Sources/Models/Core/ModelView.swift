@@ -115,6 +115,10 @@ public struct InferenceContext<Family: ModelFamily> {
             origins["num_heads"] = "\(componentConfig?.file ?? path): num_attention_heads"
             return h
         }
+        if let (h, path) = modelZooHeads(hidden: hidden) {
+            origins["num_heads"] = "\(checkpoint.path): \(path)"
+            return h
+        }
         if let h = presetHeads {
             assume(
                 "num_heads", "\(h)", basis: "the preset with hidden size \(hidden)",
@@ -133,6 +137,24 @@ public struct InferenceContext<Family: ModelFamily> {
             path: path, field: "num_heads",
             reason: "hidden size \(hidden) matches no preset and is not a multiple of "
                 + (multiples.count > 1 ? multiples.dropLast().joined(separator: ", ") + " or " + multiples.last! : multiples.joined()))
+    }
+
+    /// The head count a Cerebras Model Zoo trainer recorded with the run's parameters (`__metadata__[-1]["params"]
+    /// ["model"]["num_heads"]`, which its metadata callback saves in every checkpoint), with the value's path; nil
+    /// when the file has none, or when the same record's `hidden_size` is not this model's (another model's params).
+    func modelZooHeads(hidden: Int) -> (Int, String)? {
+        var last: (index: Int, heads: Int?, hidden: Int?) = (-1, nil, nil)
+        for value in checkpoint.values where value.path.hasPrefix("__metadata__.") {
+            let parts = value.path.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 5, let index = Int(parts[1]), parts[2] == "params", parts[3] == "model",
+                parts[4] == "num_heads" || parts[4] == "hidden_size", let number = value.json.intValue
+            else { continue }
+            if index > last.index { last = (index, nil, nil) }
+            guard index == last.index else { continue }
+            if parts[4] == "num_heads" { last.heads = number } else { last.hidden = number }
+        }
+        guard let heads = last.heads, heads > 0, last.hidden == nil || last.hidden == hidden else { return nil }
+        return (heads, "__metadata__.\(last.index).params.model.num_heads")
     }
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
