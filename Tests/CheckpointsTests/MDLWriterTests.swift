@@ -412,3 +412,34 @@ struct MDLWriterTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 }
+
+/// Read-back through `Checkpoint.open` (the `.mdl` reader lands separately; these run once it is on the branch).
+@Suite("MDL writer: read back through Checkpoint.open")
+struct MDLWriterReadBackTests {
+    static let readerAvailable: Bool = {
+        let dir = TemporaryDirectory()
+        let path = dir.file("probe.mdl")
+        guard (try? MDLWriter.write(.dict([("model", .dict([("w", .tensor(MDLWriterTests.tensor("w", .f32, [2])))]))]), to: path)) != nil
+        else { return false }
+        return (try? Checkpoint.open(path)) != nil
+    }()
+
+    @Test("every tensor reads back bit for bit with its flat key, dtype and shape (LZ4 and none)",
+          .enabled(if: readerAvailable, "needs the .mdl reader"), arguments: MDLWriteOptions.Compression.allCases)
+    func readBack(_ compression: MDLWriteOptions.Compression) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("x.mdl")
+        let root = MDLWriterTests.sample()
+        try MDLWriter.write(root, to: path, options: MDLWriteOptions(compression: compression))
+        var leaves: [(key: String, node: MDLNode)] = []
+        MDLWriter.flatten(root, prefix: nil, into: &leaves)
+        let checkpoint = try Checkpoint.open(path)
+        for case let (key, .tensor(t)) in leaves {
+            let info = try #require(checkpoint.tensor(named: key), "\(key)")
+            #expect(info.dtype == t.dtype && info.shape == t.shape, "\(key)")
+            let sink = CollectingSink()
+            try info.write(to: sink)
+            #expect(sink.bytes == (try MDLWriterTests.bytes(of: t)), "\(key)")
+        }
+    }
+}
