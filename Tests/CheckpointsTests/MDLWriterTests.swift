@@ -354,6 +354,16 @@ struct MDLWriterTests {
             ("mask", .tensor(tensor("m", .bool, [9], seed: 6))),
         ]
         for i in 0..<300 { model.append(("model.t\(i)", .tensor(tensor("t", .f32, [4], seed: UInt64(100 + i))))) }
+        // 128 chunks, edge chunks in every dimension: a two-level chunk B-tree (64 chunks per node).
+        model.append(("model.many", .tensor(tensor("many", .u8, [100, 100, 200], seed: 9))))
+        if ProcessInfo.processInfo.environment["MDLW_BIG"] != nil {
+            // 8,064 chunks of zeros: a three-level chunk B-tree (for scripts/interop by hand).
+            model.append(("model.huge", .tensor(OutputTensor(name: "huge", dtype: .f32, shape: [300_000, 1000]) { sink in
+                let zeros = [UInt8](repeating: 0, count: 1 << 20)
+                for _ in 0..<1144 { try sink.write(zeros) }
+                try sink.write([UInt8](repeating: 0, count: 1_200_000_000 - 1144 * (1 << 20)))
+            })))
+        }
         return .dict([("model", .dict(model)), ("global_step", .int(12)), ("lr", .float(0.5)), ("name", .string("x")),
                       ("none", .none), ("flag", .bool(true)), ("lst", .list([.int(1), .dict([("k.dot", .int(2))])]))])
     }
@@ -440,6 +450,155 @@ struct MDLWriterReadBackTests {
             let sink = CollectingSink()
             try info.write(to: sink)
             #expect(sink.bytes == (try MDLWriterTests.bytes(of: t)), "\(key)")
+        }
+    }
+}
+
+/// A minimal walker over the structures `HDF5Writer` emits (no validation: the files are our own), so CI checks the
+/// written bytes before the `.mdl` reader is on the branch: group B-trees and symbol table nodes, object headers
+/// with continuations, layouts, chunk B-trees, LZ4 chunks.
+struct WrittenHDF5 {
+    let data: [UInt8]
+
+    func u(_ o: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(data[o + $1]) << (8 * $1) } }
+    func tag(_ o: Int) -> String { String(decoding: data[o..<(o + 4)], as: UTF8.self) }
+    func cString(_ o: Int) -> String { String(decoding: data[o...].prefix { $0 != 0 }, as: UTF8.self) }
+
+    /// (type, body offset, body size) of every message of the v1 object header at `address`, continuations followed.
+    func messages(_ address: Int) -> [(type: Int, body: Int, size: Int)] {
+        var out: [(Int, Int, Int)] = []
+        var blocks = [(address + 16, u(address + 8, 4))]
+        while !blocks.isEmpty {
+            var (o, length) = blocks.removeFirst()
+            let end = o + length
+            while o < end {
+                let type = u(o, 2), size = u(o + 2, 2)
+                if type == 0x10 { blocks.append((u(o + 8, 8), u(o + 16, 8))) }
+                out.append((type, o + 8, size))
+                o += 8 + size
+            }
+        }
+        return out
+    }
+
+    /// name → (object header, cache type) of the group whose header is at `address`.
+    func members(_ address: Int) -> [String: Int] {
+        let stab = messages(address).first { $0.type == 0x11 }!
+        let btree = u(stab.body, 8), heap = u(stab.body + 8, 8)
+        let heapData = u(heap + 24, 8)
+        var out: [String: Int] = [:]
+        func walk(_ node: Int) {
+            precondition(tag(node) == "TREE" && data[node + 4] == 0)
+            let level = Int(data[node + 5]), entries = u(node + 6, 2)
+            for i in 0..<entries {
+                let child = u(node + 24 + i * 16 + 8, 8)
+                if level > 0 { walk(child); continue }
+                precondition(tag(child) == "SNOD")
+                for k in 0..<u(child + 6, 2) {
+                    let e = child + 8 + k * 40
+                    out[cString(heapData + u(e, 8))] = u(e + 8, 8)
+                }
+            }
+        }
+        walk(btree)
+        return out
+    }
+
+    /// The elements of the dataset whose header is at `address`, reassembled from its chunks (or contiguous block).
+    func elements(_ address: Int, shape: [Int], elementSize: Int) -> [UInt8] {
+        let layout = messages(address).first { $0.type == 0x8 }!
+        let total = shape.reduce(elementSize, *)
+        if data[layout.body + 1] == 1 {
+            let at = u(layout.body + 2, 8), size = u(layout.body + 10, 8)
+            return total == 0 ? [] : Array(data[at..<(at + size)])
+        }
+        let rank = Int(data[layout.body + 2]) - 1
+        let chunk = (0..<rank).map { u(layout.body + 11 + 4 * $0, 4) }
+        var out = [UInt8](repeating: 0, count: total)
+        guard total > 0 else { return out }
+        let keySize = 8 + 8 * (rank + 1)
+        func walk(_ node: Int) {
+            precondition(tag(node) == "TREE" && data[node + 4] == 1)
+            let level = Int(data[node + 5])
+            for i in 0..<u(node + 6, 2) {
+                let key = node + 24 + i * (keySize + 8)
+                let child = u(key + keySize, 8)
+                if level > 0 { walk(child); continue }
+                let stored = u(key, 4)
+                let offsets = (0..<rank).map { u(key + 8 + 8 * $0, 8) }
+                let raw = chunk.reduce(elementSize, *)
+                precondition((0..<8).reduce(0) { $0 << 8 | Int(data[child + $1]) } == raw)
+                let blockSize = (8..<12).reduce(0) { $0 << 8 | Int(data[child + $1]) }
+                precondition(blockSize == raw)
+                let compressed = (12..<16).reduce(0) { $0 << 8 | Int(data[child + $1]) }
+                precondition(stored == 16 + compressed)
+                var plain = [UInt8](repeating: 0, count: raw)
+                if compressed == raw {
+                    plain = Array(data[(child + 16)..<(child + 16 + raw)])
+                } else {
+                    let n = data.withUnsafeBytes { src in plain.withUnsafeMutableBytes { dst in
+                        LZ4_decompress_safe(src.baseAddress!.advanced(by: child + 16).assumingMemoryBound(to: CChar.self),
+                                            dst.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(compressed), Int32(raw)) } }
+                    precondition(Int(n) == raw)
+                }
+                // Scatter the chunk's in-range part, row by row of its last dimension.
+                var index = [Int](repeating: 0, count: rank)
+                let inner = min(chunk[rank - 1], shape[rank - 1] - offsets[rank - 1])
+                outer: while true {
+                    if zip(zip(index, offsets), shape).dropLast().allSatisfy({ $0.0 + $0.1 < $1 }) {
+                        var s = 0, t = 0
+                        for d in 0..<rank {
+                            s = s * chunk[d] + index[d]
+                            t = t * shape[d] + offsets[d] + index[d]
+                        }
+                        for b in 0..<(inner * elementSize) { out[t * elementSize + b] = plain[s * elementSize + b] }
+                    }
+                    var d = rank - 2
+                    while d >= 0 {
+                        index[d] += 1
+                        if index[d] < chunk[d] { continue outer }
+                        index[d] = 0
+                        d -= 1
+                    }
+                    break
+                }
+            }
+        }
+        walk(u(layout.body + 3, 8))
+        return out
+    }
+}
+
+@Suite("MDL writer: the written HDF5 structures, walked")
+struct MDLWriterStructureTests {
+    @Test("groups, headers, continuations, chunk B-trees and LZ4 chunks hold every tensor bit for bit", arguments: MDLWriteOptions.Compression.allCases)
+    func walk(_ compression: MDLWriteOptions.Compression) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("w.mdl")
+        let root = MDLWriterTests.sample()
+        try MDLWriter.write(root, to: path, options: MDLWriteOptions(compression: compression))
+        let file = WrittenHDF5(data: try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        let rootHeader = file.u(64, 8)
+        var leaves: [(key: String, node: MDLNode)] = []
+        MDLWriter.flatten(root, prefix: nil, into: &leaves)
+        // Root attributes: spec, version, cstorch version, one per leaf, __written_by__, and __SUCCESS__ last.
+        let names = file.messages(rootHeader).filter { $0.type == 0xC }.map { file.cString($0.body + 8) }
+        #expect(names.count == 3 + leaves.count + 2)
+        #expect(names.prefix(3) == ["__spec__", "__version__", "__cstorch_version__"] && names.last == "__SUCCESS__")
+        #expect(file.messages(rootHeader).filter { $0.type == 0x10 }.count >= 1, "attributes in continuation chunks")
+        let members = file.members(rootHeader)
+        let tensors = leaves.compactMap { leaf -> (String, OutputTensor)? in
+            if case .tensor(let t) = leaf.node { return (leaf.key, t) } else { return nil }
+        }
+        #expect(members.count == tensors.count)  // "model.a/b" is the group "model.a"
+        for (key, t) in tensors {
+            let parts = key.split(separator: "/").map(String.init)
+            var header = rootHeader
+            for part in parts { header = try #require(file.members(header)[part], "\(key)") }
+            let got = file.elements(header, shape: t.shape, elementSize: t.dtype.size)
+            #expect(got == (try MDLWriterTests.bytes(of: t)), "\(key)")
+            let layoutClass = file.data[file.messages(header).first { $0.type == 0x8 }!.body + 1]
+            #expect(layoutClass == (compression == .lz4 && !t.shape.isEmpty ? 2 : 1), "\(key)")
         }
     }
 }
