@@ -17,6 +17,9 @@ package indirect enum HDF5Datatype: Sendable, Equatable {
     case variableString(utf8: Bool)
     /// Enumeration over an integer base type; `members` in file order (h5py's bool is `FALSE = 0`, `TRUE = 1` over int8).
     case enumeration(base: HDF5Datatype, members: [(name: String, value: Int64)])
+    /// Opaque bytes of `size` with an ASCII `tag` (class 5): numpy's `void`, as Cerebras stores a pickle in the
+    /// `__BYTES__` attribute of an `ObjectSerializer` leaf.
+    case opaque(size: Int, tag: String)
 
     /// Bytes of one element as stored in a dataset or attribute.
     package var size: Int {
@@ -24,6 +27,7 @@ package indirect enum HDF5Datatype: Sendable, Equatable {
         case .integer(let size, _, _), .float(let size, _), .fixedString(let size, _): return size
         case .variableString: return 16
         case .enumeration(let base, _): return base.size
+        case .opaque(let size, _): return size
         }
     }
 
@@ -35,6 +39,7 @@ package indirect enum HDF5Datatype: Sendable, Equatable {
         case let (.variableString(u1), .variableString(u2)): return u1 == u2
         case let (.enumeration(b1, m1), .enumeration(b2, m2)):
             return b1 == b2 && m1.count == m2.count && zip(m1, m2).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+        case let (.opaque(s1, t1), .opaque(s2, t2)): return s1 == s2 && t1 == t2
         default: return false
         }
     }
@@ -68,6 +73,8 @@ package indirect enum HDF5Value: Sendable, Equatable {
     case array([HDF5Value], shape: [Int])
     /// A null-dataspace attribute (`h5py.Empty`).
     case empty
+    /// Raw bytes: an opaque element (numpy `void`), or a fixed-length string whose bytes are not valid UTF-8.
+    case bytes([UInt8])
 
     /// The text of a string value (scalar, or a one-element array of one), else nil.
     package var text: String? {

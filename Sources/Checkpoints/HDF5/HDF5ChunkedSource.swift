@@ -1,0 +1,346 @@
+import CDitkitZip
+import Tensors
+
+/// One stored chunk of a chunked dataset, validated: its bytes lie inside the file.
+struct HDF5Chunk {
+    /// File offset of the stored (filtered) bytes.
+    let address: Int
+    /// Stored bytes.
+    let size: Int
+    /// Bit i set: filter i of the pipeline was skipped for this chunk.
+    let filterMask: UInt32
+}
+
+/// The chunk index of a chunked dataset (a v1 B-tree, node type 1), read and validated as a whole before any
+/// element is read: every node inside the file and seen once, levels consistent, every chunk's offsets multiples of
+/// the chunk shape inside the dataset, each chunk exactly once, its bytes inside the file and not overlapping
+/// another's, and every chunk of the grid present.
+struct HDF5ChunkIndex {
+    /// Chunks by grid position, row-major over the grid (`dims[d]` divided by `chunk[d]`, rounded up).
+    let chunks: [HDF5Chunk]
+    /// Chunks per dimension.
+    let grid: [Int]
+
+    /// Chunk B-tree nodes hold at most 2K entries (superblock version 1 stores K; version 0 means HDF5's 32).
+    static func read(
+        _ file: HDF5Bytes, btree: Int?, shape: [Int], chunk: [Int], k: Int, dataset: String
+    ) throws -> HDF5ChunkIndex {
+        let rank = shape.count
+        var grid: [Int] = []
+        for d in 0..<rank { grid.append(shape[d] / chunk[d] + (shape[d] % chunk[d] == 0 ? 0 : 1)) }
+        guard let total = Checked.product(grid) else {
+            throw file.malformed("dataset \"\(dataset)\"", at: 0, "chunk grid \(grid) overflows")
+        }
+        if total == 0 { return HDF5ChunkIndex(chunks: [], grid: grid) }
+        guard let root = btree else {
+            throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "chunk at (\(Array(repeating: "0", count: rank).joined(separator: ","))) absent: no chunk was ever written")
+        }
+        // Each leaf entry takes at least 8 + 8 · (rank + 1) + 8 bytes of a node: a grid bigger than the file could
+        // describe is refused before a table is sized by it.
+        guard total <= file.size / (24 + 8 * rank) + 1 else {
+            throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "\(total) chunks declared, more than the \(file.size)-byte file can index")
+        }
+        var slots = [Int32](repeating: -1, count: total)
+        var found: [HDF5Chunk] = []
+        var seen = Set<Int>()
+        var stack: [(offset: Int, level: Int?)] = [(root, nil)]
+        while let (offset, expected) = stack.popLast() {
+            guard seen.insert(offset).inserted else { throw file.malformed("chunk B-tree node", at: offset, "visited twice: the chunk B-tree loops") }
+            var r = try file.region(offset, 24, "chunk B-tree node")
+            guard r.at("TREE") else { throw file.malformed("chunk B-tree node", at: offset, "no \"TREE\" signature") }
+            try r.skip(4)
+            let type = try r.u8("node type"), level = try r.u8("node level"), used = try r.u16("entries used")
+            guard type == 1 else { throw file.malformed("chunk B-tree node", at: offset, "node type \(type), expected 1 (raw data chunks)") }
+            if let expected, level != expected { throw file.malformed("chunk B-tree node", at: offset, "level \(level), its parent expects \(expected)") }
+            guard used <= 2 * k else { throw file.malformed("chunk B-tree node", at: offset, "\(used) entries, at most \(2 * k) allowed") }
+            let keySize = 8 + 8 * (rank + 1)
+            var body = try file.region(offset + 24, keySize + used * (keySize + 8), "chunk B-tree node")
+            var children: [Int] = []
+            for i in 0..<used {
+                let keyAt = body.position
+                let size = try body.u32("chunk size")
+                let mask = UInt32(try body.u32("filter mask"))
+                var coordinates: [Int] = []
+                for _ in 0...rank { coordinates.append(try body.length("chunk offset")) }
+                guard let child = try body.address("child \(i)") else { throw file.malformed("chunk B-tree node", at: offset, "child \(i) address undefined") }
+                if level > 0 {
+                    children.append(child)
+                    continue
+                }
+                let position = "(\(coordinates.dropLast().map(String.init).joined(separator: ",")))"
+                guard coordinates[rank] == 0 else { throw file.malformed("chunk B-tree key", at: keyAt, "chunk \(position): element offset \(coordinates[rank]), expected 0") }
+                var slot = 0
+                for d in 0..<rank {
+                    let c = coordinates[d]
+                    guard c < shape[d], c % chunk[d] == 0 else {
+                        throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position) is not a multiple of the chunk shape \(chunk) inside the dataset shape \(shape)")
+                    }
+                    slot = slot * grid[d] + c / chunk[d]
+                }
+                guard size > 0, Checked.fits(offset: child, count: size, in: file.size) else {
+                    throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position): \(size) bytes at offset \(child) run past the end of the \(file.size)-byte file")
+                }
+                guard slots[slot] < 0 else { throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position) is indexed twice") }
+                slots[slot] = Int32(found.count)
+                found.append(HDF5Chunk(address: child, size: size, filterMask: mask))
+            }
+            // Depth first, children in order.
+            for child in children.reversed() { stack.append((child, level - 1)) }
+        }
+        if let missing = slots.firstIndex(of: -1) {
+            var rest = missing, position: [Int] = []
+            for d in stride(from: rank - 1, through: 0, by: -1) {
+                position.insert(rest % grid[d] * chunk[d], at: 0)
+                rest /= grid[d]
+            }
+            throw CheckpointError.malformed(
+                path: file.path, location: "dataset \"\(dataset)\"",
+                reason: "chunk at (\(position.map(String.init).joined(separator: ","))) absent (\(found.count) of \(total) chunks indexed); ditkit never substitutes fill values")
+        }
+        let byAddress = found.sorted { $0.address < $1.address }
+        for (a, b) in zip(byAddress, byAddress.dropFirst()) where a.address + a.size > b.address {
+            throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "chunks at offsets \(a.address) (\(a.size) bytes) and \(b.address) overlap")
+        }
+        return HDF5ChunkIndex(chunks: slots.map { found[Int($0)] }, grid: grid)
+    }
+}
+
+/// The elements of a chunked dataset, row-major: for each band of chunks along dimension 0, every chunk of the band
+/// is decoded (filters undone in reverse order, honouring each chunk's filter mask) and copied row by row into a
+/// band buffer, whose requested part is emitted. Memory: one band (chunk rows × a full row of the dataset) and one
+/// chunk, never the tensor.
+package final class HDF5ChunkedSource: ByteSource {
+    package let file: MappedFile
+    /// The dataset's path in the file, for messages.
+    package let dataset: String
+    let shape: [Int]
+    let chunk: [Int]
+    let elementSize: Int
+    let filters: [HDF5Filter]
+    let index: HDF5ChunkIndex
+    package let byteCount: Int
+    package var path: String { file.path }
+    /// Bytes of one chunk, decoded.
+    let chunkBytes: Int
+    /// Bytes of one row (an index along dimension 0) of the dataset.
+    let rowBytes: Int
+    /// Largest band or chunk buffer a dataset may need.
+    package static let maxBuffer = 512 << 20
+
+    init(file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter], index: HDF5ChunkIndex) throws {
+        self.file = file
+        self.dataset = dataset
+        self.shape = shape
+        self.chunk = chunk
+        self.elementSize = elementSize
+        self.filters = filters
+        self.index = index
+        guard let total = Checked.multiply(Checked.product(shape) ?? -1, elementSize), total >= 0,
+            let chunkBytes = Checked.multiply(Checked.product(chunk) ?? -1, elementSize), chunkBytes >= 0,
+            let rowBytes = Checked.multiply(Checked.product(Array(shape.dropFirst())) ?? -1, elementSize), rowBytes >= 0,
+            let band = Checked.multiply(rowBytes, chunk[0])
+        else {
+            throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "shape \(shape) with chunks \(chunk) overflows")
+        }
+        guard chunkBytes <= Self.maxBuffer, band <= Self.maxBuffer else {
+            throw CheckpointError.unsupported(
+                path: file.path, kind: "unsupported HDF5 feature chunk band of \(band) bytes (chunks \(chunk) of shape \(shape)) on dataset \"\(dataset)\"",
+                advice: "ditkit decodes one band of chunks at a time and bounds it at \(Self.maxBuffer >> 20) MiB")
+        }
+        byteCount = total
+        self.chunkBytes = chunkBytes
+        self.rowBytes = rowBytes
+    }
+
+    private func fail(_ position: [Int], _ reason: String) -> CheckpointError {
+        .malformed(path: file.path, location: "dataset \"\(dataset)\" chunk at (\(position.map(String.init).joined(separator: ",")))", reason: reason)
+    }
+
+    package func stream(_ range: Range<Int>, chunkSize: Int, to sink: ByteSink) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
+        guard !range.isEmpty, rowBytes > 0 else { return }
+        let bandBytes = rowBytes * chunk[0]
+        let band = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bandBytes, 1), alignment: 64)
+        defer { band.deallocate() }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 64)
+        defer { scratch.deallocate() }
+        let spare = UnsafeMutableRawBufferPointer.allocate(byteCount: filters.count > 1 ? max(chunkBytes, 1) : 1, alignment: 64)
+        defer { spare.deallocate() }
+        let step = max(chunkSize, 1)
+        let first = range.lowerBound / bandBytes, last = (range.upperBound - 1) / bandBytes
+        // A chunk covering whole rows (every dimension after the first in full) lands in the band as it is decoded.
+        let wholeRows = Array(chunk.dropFirst()) == Array(shape.dropFirst())
+        for b in first...last {
+            let bandStart = b * bandBytes
+            let bandEnd = min(byteCount, bandStart + bandBytes)
+            try fillBand(b, into: band, scratch: wholeRows ? band : scratch, spare: spare, direct: wholeRows)
+            var lower = max(range.lowerBound, bandStart)
+            let upper = min(range.upperBound, bandEnd)
+            while lower < upper {
+                let end = min(upper, lower + step)
+                try sink.write(UnsafeRawBufferPointer(rebasing: band[(lower - bandStart)..<(end - bandStart)]))
+                lower = end
+            }
+        }
+    }
+
+    /// Decodes every chunk of band `b` (grid index `b` along dimension 0) into `band`.
+    private func fillBand(
+        _ b: Int, into band: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+        spare: UnsafeMutableRawBufferPointer, direct: Bool
+    ) throws {
+        let rank = shape.count
+        let perBand = index.chunks.count / index.grid[0]
+        for j in 0..<perBand {
+            var g = [Int](repeating: 0, count: rank)
+            g[0] = b
+            var rest = j
+            for d in stride(from: rank - 1, through: 1, by: -1) {
+                g[d] = rest % index.grid[d]
+                rest /= index.grid[d]
+            }
+            let position = (0..<rank).map { g[$0] * chunk[$0] }
+            let target = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunkBytes])
+            try decode(index.chunks[b * perBand + j], position: position, into: target, spare: spare)
+            if direct { continue }
+            copy(UnsafeRawBufferPointer(target), at: position, into: band)
+        }
+    }
+
+    /// Copies a decoded chunk at `position` into the band, row by row along the last dimension (edge chunks clipped
+    /// to the dataset).
+    private func copy(_ chunkData: UnsafeRawBufferPointer, at position: [Int], into band: UnsafeMutableRawBufferPointer) {
+        let rank = shape.count
+        let extent = (0..<rank).map { min(chunk[$0], shape[$0] - position[$0]) }
+        let run = extent[rank - 1] * elementSize
+        // Strides in bytes: in the chunk (full chunk shape) and in the band (full dataset rows).
+        var chunkStride = [Int](repeating: elementSize, count: rank)
+        var bandStride = [Int](repeating: elementSize, count: rank)
+        for d in stride(from: rank - 2, through: 0, by: -1) {
+            chunkStride[d] = chunkStride[d + 1] * chunk[d + 1]
+            bandStride[d] = bandStride[d + 1] * shape[d + 1]
+        }
+        var bandBase = 0
+        for d in 1..<rank { bandBase += position[d] * bandStride[d] }
+        var counter = [Int](repeating: 0, count: max(rank - 1, 1))
+        let source = chunkData.baseAddress!, destination = band.baseAddress!
+        while true {
+            var src = 0, dst = bandBase
+            for d in 0..<(rank - 1) {
+                src += counter[d] * chunkStride[d]
+                dst += counter[d] * bandStride[d]
+            }
+            (destination + dst).copyMemory(from: source + src, byteCount: run)
+            var d = rank - 2
+            while d >= 0 {
+                counter[d] += 1
+                if counter[d] < extent[d] { break }
+                counter[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
+        }
+    }
+
+    /// Decodes one stored chunk into `output` (exactly `chunkBytes`): filters undone last to first, skipping those
+    /// the chunk's mask names; the result must be exactly the chunk's size.
+    private func decode(_ stored: HDF5Chunk, position: [Int], into output: UnsafeMutableRawBufferPointer, spare: UnsafeMutableRawBufferPointer) throws {
+        let raw = UnsafeRawBufferPointer(rebasing: file.bytes[stored.address..<(stored.address + stored.size)])
+        let active = filters.enumerated().filter { stored.filterMask & (1 << UInt32($0.offset)) == 0 }.map(\.element).reversed()
+        if active.isEmpty {
+            guard raw.count == output.count else {
+                throw fail(position, "stored \(raw.count) bytes unfiltered, the chunk holds \(output.count)")
+            }
+            output.copyMemory(from: raw)
+            return
+        }
+        // Alternate between the output and the spare buffer so that the last filter writes the output.
+        var input = raw
+        var inputCount = raw.count
+        let steps = Array(active)
+        for (i, filter) in steps.enumerated() {
+            let remainingSteps = steps.count - i
+            let target = remainingSteps % 2 == 1 ? output : UnsafeMutableRawBufferPointer(rebasing: spare[0..<min(spare.count, output.count)])
+            let produced = try apply(filter, input: UnsafeRawBufferPointer(rebasing: input[0..<inputCount]), into: target, position: position)
+            if i == steps.count - 1 {
+                guard produced == output.count else {
+                    throw fail(position, "decodes to \(produced) bytes, the chunk holds \(output.count)")
+                }
+            }
+            input = UnsafeRawBufferPointer(target)
+            inputCount = produced
+        }
+    }
+
+    /// Undoes one filter from `input` into `target`; returns the bytes produced.
+    private func apply(_ filter: HDF5Filter, input: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer, position: [Int]) throws -> Int {
+        switch filter.id {
+        case 32004:
+            let original: Int
+            do { original = try LZ4Blocks.originalSize(input) } catch { throw fail(position, error.reason) }
+            guard original == target.count else {
+                throw fail(position, "LZ4 header declares \(original) decompressed bytes, the chunk holds \(target.count)")
+            }
+            do { try LZ4Blocks.decode(input, into: target) } catch { throw fail(position, error.reason) }
+            return original
+        case 1:
+            var length = uLong(target.count)
+            let status = uncompress(
+                target.baseAddress!.assumingMemoryBound(to: Bytef.self), &length,
+                input.baseAddress!.assumingMemoryBound(to: Bytef.self), uLong(input.count))
+            guard status == Z_OK else {
+                throw fail(position, status == Z_BUF_ERROR ? "deflate data inflates to more than the chunk's \(target.count) bytes" : "deflate data is corrupt (zlib status \(status))")
+            }
+            return Int(length)
+        case 2:
+            let width = filter.clientData.first.map(Int.init) ?? elementSize
+            guard input.count <= target.count, width > 0 else { throw fail(position, "shuffled data of \(input.count) bytes, the chunk holds \(target.count)") }
+            let n = input.count / width
+            let src = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            let dst = target.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            if width == 1 || n <= 1 {
+                target.baseAddress!.copyMemory(from: input.baseAddress!, byteCount: input.count)
+            } else {
+                for byte in 0..<width {
+                    let plane = src + byte * n
+                    for i in 0..<n { dst[i * width + byte] = plane[i] }
+                }
+                let tail = input.count - n * width
+                if tail > 0 { (dst + n * width).update(from: src + n * width, count: tail) }
+            }
+            return input.count
+        default:
+            throw CheckpointError.unsupported(
+                path: file.path, kind: "unsupported HDF5 filter id \(filter.id) (\(filter.name ?? HDF5ChunkedSource.filterName(filter.id))) on dataset \"\(dataset)\"",
+                advice: "ditkit decodes LZ4 (32004), deflate (1) and shuffle (2); rewrite the file with one of them or none")
+        }
+    }
+
+    /// A registered HDF5 filter's common name (for messages).
+    static func filterName(_ id: Int) -> String {
+        [1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf", 32001: "blosc",
+         32004: "lz4", 32008: "bitshuffle", 32015: "zstd", 32017: "sz", 32026: "blosc2"][id] ?? "unregistered"
+    }
+}
+
+/// Bytes held in memory (a compact dataset's elements).
+package final class HDF5BytesSource: ByteSource {
+    let bytes: [UInt8]
+    package let path: String
+    package var byteCount: Int { bytes.count }
+
+    package init(bytes: [UInt8], path: String) {
+        self.bytes = bytes
+        self.path = path
+    }
+
+    package func stream(_ range: Range<Int>, chunkSize: Int, to sink: ByteSink) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
+        var lower = range.lowerBound
+        while lower < range.upperBound {
+            let end = min(range.upperBound, lower + max(chunkSize, 1))
+            try bytes.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[lower..<end])) }
+            lower = end
+        }
+    }
+}
