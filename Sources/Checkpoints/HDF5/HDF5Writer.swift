@@ -189,7 +189,7 @@ package final class HDF5Writer {
         try out.write(meta.bytes)
 
         // Superblock v0 and the root symbol table entry.
-        var sb = HDF5Bytes()
+        var sb = HDF5ByteBuilder()
         sb.append([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
         sb.append([0, 0, 0, 0, 0, 8, 8, 0])
         sb.u16(4); sb.u16(16)
@@ -216,7 +216,7 @@ package final class HDF5Writer {
         let names = (Array(group.groups.keys) + Array(group.datasets.keys)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
 
         // Local heap: "" at 0, each name NUL-terminated and padded to 8, then one free block.
-        var heapData = HDF5Bytes()
+        var heapData = HDF5ByteBuilder()
         heapData.u64(0)
         var nameOffsets: [Int] = []
         for name in names {
@@ -227,7 +227,7 @@ package final class HDF5Writer {
         let freeOffset = heapData.count
         heapData.u64(1)  // next free block: none (HDF5's H5HL_FREE_NULL)
         heapData.u64(16)
-        var heap = HDF5Bytes()
+        var heap = HDF5ByteBuilder()
         heap.append(Array("HEAP".utf8)); heap.u8(0); heap.u8(0); heap.u8(0); heap.u8(0)
         heap.u64(UInt64(heapData.count)); heap.u64(UInt64(freeOffset))
         group.heapAddress = meta.address
@@ -239,7 +239,7 @@ package final class HDF5Writer {
         var start = 0
         repeat {
             let end = min(start + Self.snodEntries, names.count)
-            var node = HDF5Bytes()
+            var node = HDF5ByteBuilder()
             node.append(Array("SNOD".utf8)); node.u8(1); node.u8(0); node.u16(end - start)
             for i in start..<end {
                 let name = names[i]
@@ -263,7 +263,7 @@ package final class HDF5Writer {
 
     /// A 40-byte symbol table entry; a group caches its B-tree and heap addresses (cache type 1).
     static func symbolEntry(nameOffset: Int, header: Int, group: (Int, Int)?) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u64(UInt64(nameOffset)); b.address(header)
         b.u32(group == nil ? 0 : 1); b.u32(0)
         if let (btree, heap) = group { b.address(btree); b.address(heap) } else { b.u64(0); b.u64(0) }
@@ -282,7 +282,7 @@ package final class HDF5Writer {
             let first = meta.address
             for (g, members) in groups.enumerated() {
                 let address = first + g * nodeSize
-                var node = HDF5Bytes()
+                var node = HDF5ByteBuilder()
                 node.append(Array("TREE".utf8)); node.u8(0); node.u8(level); node.u16(members.count)
                 node.address(g == 0 ? nil : address - nodeSize)
                 node.address(g == groups.count - 1 ? nil : address + nodeSize)
@@ -303,7 +303,7 @@ package final class HDF5Writer {
     /// last key is the next node's first, the tree's last the last chunk's offsets plus the chunk dimensions.
     static func chunkBTree(_ chunks: [ChunkRecord], dims: [Int], rank: Int, into meta: inout MetadataBuffer) -> Int {
         func key(size: Int, offsets: [Int]) -> [UInt8] {
-            var b = HDF5Bytes()
+            var b = HDF5ByteBuilder()
             b.u32(size); b.u32(0)
             for o in offsets { b.u64(UInt64(o)) }
             return b.bytes
@@ -321,7 +321,7 @@ package final class HDF5Writer {
             var parents: [(key: [UInt8], address: Int)] = []
             for (g, members) in groups.enumerated() {
                 let address = first + g * nodeSize
-                var node = HDF5Bytes()
+                var node = HDF5ByteBuilder()
                 node.append(Array("TREE".utf8)); node.u8(1); node.u8(level); node.u16(members.count)
                 node.address(g == 0 ? nil : address - nodeSize)
                 node.address(g == groups.count - 1 ? nil : address + nodeSize)
@@ -339,12 +339,12 @@ package final class HDF5Writer {
 
     /// Writes a version-1 object header holding `messages` (type, flags, body) in one chunk; returns its address.
     static func objectHeader(_ messages: [(Int, Int, [UInt8])], into meta: inout MetadataBuffer, path: String) throws -> Int {
-        var body = HDF5Bytes()
+        var body = HDF5ByteBuilder()
         for (type, flags, message) in messages { appendMessage(type: type, flags: flags, message, to: &body) }
         guard messages.count <= Int(UInt16.max), body.count <= Int(UInt32.max) else {
             throw CheckpointError.malformed(path: path, location: "object header", reason: "too many messages for one HDF5 object header")
         }
-        var header = HDF5Bytes()
+        var header = HDF5ByteBuilder()
         header.u8(1); header.u8(0); header.u16(messages.count); header.u32(1); header.u32(body.count); header.u32(0)
         return meta.append(header.bytes + body.bytes)
     }
@@ -375,7 +375,7 @@ package final class HDF5Writer {
         // Continuation chunks are written first (from the last back), so each knows the next one's address.
         var next: (address: Int, length: Int)? = nil
         for chunk in chunks.reversed() {
-            var body = HDF5Bytes()
+            var body = HDF5ByteBuilder()
             for (type, flags, message) in chunk { appendMessage(type: type, flags: flags, message, to: &body) }
             if let next { appendMessage(type: 0x10, flags: 0, continuation(next), to: &body); messageCount += 1 }
             messageCount += chunk.count
@@ -384,23 +384,23 @@ package final class HDF5Writer {
         guard messageCount <= Int(UInt16.max) else {
             throw CheckpointError.malformed(path: path, location: "root group", reason: "more attributes than one HDF5 object header holds")
         }
-        var body = HDF5Bytes()
+        var body = HDF5ByteBuilder()
         appendMessage(type: 0x11, flags: 0, symbolTable, to: &body)
         if let next { appendMessage(type: 0x10, flags: 0, continuation(next), to: &body) }
-        var header = HDF5Bytes()
+        var header = HDF5ByteBuilder()
         header.u8(1); header.u8(0); header.u16(messageCount); header.u32(1); header.u32(body.count); header.u32(0)
         return meta.append(header.bytes + body.bytes)
     }
 
     static func continuation(_ target: (address: Int, length: Int)) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.address(target.address)
         b.u64(UInt64(target.length))
         return b.bytes
     }
 
     /// A v1 header message: type, size (padded to 8), flags, 3 reserved bytes, the body padded to 8.
-    static func appendMessage(type: Int, flags: Int, _ message: [UInt8], to body: inout HDF5Bytes) {
+    static func appendMessage(type: Int, flags: Int, _ message: [UInt8], to body: inout HDF5ByteBuilder) {
         let padded = (message.count + 7) / 8 * 8
         body.u16(type); body.u16(padded); body.u8(flags); body.u8(0); body.u8(0); body.u8(0)
         body.append(message)
@@ -450,7 +450,7 @@ struct GlobalHeapBuilder {
     mutating func write(into meta: inout MetadataBuffer) {
         var i = 0
         while i < objects.count {
-            var body = HDF5Bytes()
+            var body = HDF5ByteBuilder()
             var index = 1
             var members: [Int] = []
             while i < objects.count && index < Int(UInt16.max) {
@@ -475,7 +475,7 @@ struct GlobalHeapBuilder {
                 }
                 size = 4096
             }
-            var header = HDF5Bytes()
+            var header = HDF5ByteBuilder()
             header.append(Array("GCOL".utf8)); header.u8(1); header.u8(0); header.u8(0); header.u8(0)
             header.u64(UInt64(size))
             let address = meta.append(header.bytes + body.bytes)
@@ -489,7 +489,7 @@ struct GlobalHeapBuilder {
     /// The 16-byte heap reference (length, collection address, index) for a placeholder from `add`.
     func resolve(_ placeholder: [UInt8]) -> [UInt8] {
         let n = placeholder.enumerated().reduce(0) { $0 | Int($1.1) << (8 * $1.0) }
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u32(objects[n].count)
         b.address(placed[n].0)
         b.u32(placed[n].1)

@@ -37,7 +37,7 @@ package struct HDF5WriteAttribute: Sendable, Equatable {
 }
 
 /// Little-endian byte building for the HDF5 encoder.
-struct HDF5Bytes {
+struct HDF5ByteBuilder {
     var bytes: [UInt8] = []
 
     mutating func u8(_ v: Int) { bytes.append(UInt8(truncatingIfNeeded: v)) }
@@ -86,7 +86,7 @@ enum HDF5Encode {
         case 4: p = (31, 23, 8, 23, 127)
         default: p = (63, 52, 11, 52, 1023)
         }
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(0x11); b.u8(0x20); b.u8(p.0); b.u8(0)
         b.u32(size)
         b.u16(0); b.u16(size * 8)
@@ -97,7 +97,7 @@ enum HDF5Encode {
 
     /// A little-endian integer of `size` bytes, class 0 version 1.
     static func integer(size: Int, signed: Bool) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(0x10); b.u8(signed ? 0x08 : 0); b.u8(0); b.u8(0)
         b.u32(size)
         b.u16(0); b.u16(size * 8)
@@ -106,7 +106,7 @@ enum HDF5Encode {
 
     /// h5py's bool: an enum (class 8 version 1) over signed int8 with members `FALSE = 0`, `TRUE = 1`.
     static func boolEnum() -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(0x18); b.u8(2); b.u8(0); b.u8(0)
         b.u32(1)
         b.append(integer(size: 1, signed: true))
@@ -118,7 +118,7 @@ enum HDF5Encode {
 
     /// A variable-length UTF-8 string (class 9 version 1, null-terminated padding) over unsigned bytes.
     static func variableString() -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(0x19); b.u8(0x01); b.u8(0x01); b.u8(0)
         b.u32(16)
         b.append(integer(size: 1, signed: false))
@@ -127,7 +127,7 @@ enum HDF5Encode {
 
     /// Dataspace message version 1: scalar for `[]`, else simple with maximum dimensions equal to the dimensions.
     static func dataspace(_ shape: [Int]) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(1); b.u8(shape.count); b.u8(shape.isEmpty ? 0 : 1); b.u8(0)
         b.u32(0)
         for d in shape { b.u64(UInt64(d)) }
@@ -147,7 +147,7 @@ enum HDF5Encode {
     /// Filter pipeline message version 1 with the one LZ4 filter: id 32004, optional, client data `(0)` (hdf5plugin's
     /// default block size), as `hdf5plugin.LZ4()` sets it.
     static func lz4Pipeline() -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(1); b.u8(1); b.u16(0); b.u32(0)
         var name = Array(lz4FilterName.utf8) + [0]
         while name.count % 8 != 0 { name.append(0) }
@@ -160,7 +160,7 @@ enum HDF5Encode {
 
     /// Data layout message version 3, contiguous: `size` bytes at `address` (undefined when nothing is stored).
     static func contiguousLayout(address: Int?, size: Int) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(3); b.u8(1)
         b.address(address)
         b.u64(UInt64(size))
@@ -170,7 +170,7 @@ enum HDF5Encode {
     /// Data layout message version 3, chunked: the chunk B-tree at `btree` (undefined when no chunk is written), the
     /// chunk dimensions and the element size as the last dimension.
     static func chunkedLayout(btree: Int?, chunk: [Int], elementSize: Int) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(3); b.u8(2); b.u8(chunk.count + 1)
         b.address(btree)
         for c in chunk { b.u32(c) }
@@ -180,7 +180,7 @@ enum HDF5Encode {
 
     /// Symbol table message: the group's B-tree and local heap.
     static func symbolTable(btree: Int, heap: Int) -> [UInt8] {
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.address(btree)
         b.address(heap)
         return b.bytes
@@ -206,7 +206,7 @@ enum HDF5Encode {
         case .bool(let v):
             datatype = boolEnum(); space = dataspace([]); data = [v ? 1 : 0]
         }
-        var b = HDF5Bytes()
+        var b = HDF5ByteBuilder()
         b.u8(1); b.u8(0)
         b.u16(name.count); b.u16(datatype.count); b.u16(space.count)
         b.append(name); b.pad(to: 8)
