@@ -602,3 +602,40 @@ struct MDLWriterStructureTests {
         }
     }
 }
+
+@Suite("MDL writer: read back by ditkit's HDF5 reader")
+struct MDLWriterHDF5ReaderTests {
+    @Test("HDF5File parses every written structure and streams every tensor bit for bit", arguments: MDLWriteOptions.Compression.allCases)
+    func readBack(_ compression: MDLWriteOptions.Compression) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("r.mdl")
+        let root = MDLWriterTests.sample()
+        try MDLWriter.write(root, to: path, options: MDLWriteOptions(compression: compression))
+        let file = try HDF5File(file: try MappedFile(path: path))
+        #expect(file.root.attribute("__version__")?.value == .float(0.5))
+        #expect(file.root.attribute("__cstorch_version__")?.value.text == MDLWriter.cstorchVersion)
+        #expect(file.root.attribute("__SUCCESS__")?.value == .enumerated(name: "TRUE", value: 1))
+        #expect(file.root.attributes.last?.name == "__SUCCESS__")
+        #expect(file.root.attribute("__spec__")?.value.text == MDLWriter.specJSON(root))
+        var leaves: [(key: String, node: MDLNode)] = []
+        MDLWriter.flatten(root, prefix: nil, into: &leaves)
+        for leaf in leaves {
+            #expect(file.root.attribute(leaf.key + ".__metadata__")?.value.text
+                == MDLWriter.leafJSON(key: leaf.key, metadata: MDLWriter.leafMetadata(leaf.node)), "\(leaf.key)")
+            guard case .tensor(let t) = leaf.node else { continue }
+            let dataset = try #require(file.root.dataset(at: leaf.key), "\(leaf.key)")
+            #expect(dataset.dataspace == (t.shape.isEmpty ? .scalar : .simple(t.shape)), "\(leaf.key)")
+            if case .chunked(_, let chunk, let filters) = dataset.storage {
+                #expect(compression == .lz4 && chunk == HDF5ChunkGuess.chunkShape(for: t.shape, elementSize: t.dtype.size))
+                #expect(filters == [HDF5Filter(id: 32004, name: HDF5Encode.lz4FilterName, optional: true, clientData: [0])])
+            } else {
+                #expect(compression == .none || t.shape.isEmpty, "\(leaf.key) contiguous")
+            }
+            #expect(dataset.attribute("dtypes")?.value == .array([.string(MDLWriter.torchName(t.dtype))], shape: [1]), "\(leaf.key)")
+            let source = try file.source(of: dataset)
+            let sink = CollectingSink()
+            try source.stream(0..<source.byteCount, chunkSize: 1 << 16, to: sink)
+            #expect(sink.bytes == (try MDLWriterTests.bytes(of: t)), "\(leaf.key)")
+        }
+    }
+}
