@@ -1,6 +1,7 @@
-import Checkpoints
+@testable import Checkpoints
 import Foundation
 import DitkitTestSupport
+import Tensors
 import Testing
 
 /// `--to cerebras --container mdl|pt --compression lz4|none` end to end: what file each spelling writes, what is
@@ -82,6 +83,31 @@ struct MDLWriteCLITests {
         let r = try DitkitBinary.run(["convert", "fixtures/checkpoints/cerebras/tiny-cerebras.pt", "--heads", "2", "--to", "cerebras", "--compression", "none", "-o", dir.file("x.pt")])
         #expect(r.status != 0 && r.stderr.contains("compression"), "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test("from an original DiT (no diffusion buffers) the .mdl still holds gaussian_diffusion.*, recomputed as the Model Zoo does")
+    func diffusionBuffers() throws {
+        let dir = TemporaryDirectory()
+        let source = "fixtures/checkpoints/cerebras/tiny-cerebras.pt"
+        let original = dir.file("o.pt"), mdl = dir.file("o.mdl")
+        #expect(try DitkitBinary.run(["convert", source, "--to", "original", "-o", original, "--heads", "2"]).status == 0)
+        let r = try DitkitBinary.run(["convert", original, "--to", "cerebras", "-o", mdl, "--heads", "2"])
+        #expect(r.status == 0 && r.stdout.contains("gaussian_diffusion.sqrt_alphas_cum_prod recomputed"), "\(r.stdout) \(r.stderr)")
+        let file = try HDF5File(file: try MappedFile(path: mdl))
+        let want = try Checkpoint.open(Fixtures.path("checkpoints/cerebras/tiny-cerebras.pt"))
+        for name in ["gaussian_diffusion.sqrt_alphas_cum_prod", "gaussian_diffusion.sqrt_one_minus_alphas_cum_prod"] {
+            let dataset = try #require(file.root.dataset(at: "model.model." + name), "\(name)")
+            let source = try file.source(of: dataset)
+            let got = CollectingSinkForTests(), expected = CollectingSinkForTests()
+            try source.stream(0..<source.byteCount, chunkSize: 1 << 16, to: got)
+            try #require(want.tensor(named: "model.model." + name)).write(to: expected)
+            let floats = { (b: [UInt8]) in stride(from: 0, to: b.count, by: 4).map { i in
+                Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24) } }
+            let a = floats(got.bytes), b = floats(expected.bytes)
+            #expect(a.count == 1000 && b.count == 1000)
+            // rtol 0, atol 1e-6: the table the Model Zoo computes (float64 then float32), as the .pt fixture holds it.
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 }, "\(name)")
+        }
     }
 
     @Test("convert tiny-cerebras.pt → .mdl → canonical equals the direct canonical conversion bit for bit",
