@@ -639,3 +639,13 @@ struct MDLWriterHDF5ReaderTests {
         }
     }
 }
+
+extension MDLWriterTests {
+    @Test("a key too long for an HDF5 header message is refused, not truncated")
+    func longKey() throws {
+        let dir = TemporaryDirectory()
+        let key = String(repeating: "k", count: 70_000)
+        #expect(throws: CheckpointError.self) { try MDLWriter.write(.dict([(key, .tensor(Self.tensor("a", .f32, [2])))]), to: dir.file("l.mdl")) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+}

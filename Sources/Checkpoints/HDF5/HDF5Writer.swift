@@ -339,6 +339,7 @@ package final class HDF5Writer {
 
     /// Writes a version-1 object header holding `messages` (type, flags, body) in one chunk; returns its address.
     static func objectHeader(_ messages: [(Int, Int, [UInt8])], into meta: inout MetadataBuffer, path: String) throws -> Int {
+        try checkSizes(messages, path: path)
         var body = HDF5ByteBuilder()
         for (type, flags, message) in messages { appendMessage(type: type, flags: flags, message, to: &body) }
         guard messages.count <= Int(UInt16.max), body.count <= Int(UInt32.max) else {
@@ -355,6 +356,7 @@ package final class HDF5Writer {
     static func rootHeader(
         symbolTable: [UInt8], attributes: [(Int, Int, [UInt8])], into meta: inout MetadataBuffer, path: String
     ) throws -> Int {
+        try checkSizes(attributes, path: path)
         let limit = 64 * 1024
         // Split the attributes into chunks, leaving room for a continuation message (24 bytes) in each.
         var chunks: [[(Int, Int, [UInt8])]] = []
@@ -390,6 +392,14 @@ package final class HDF5Writer {
         var header = HDF5ByteBuilder()
         header.u8(1); header.u8(0); header.u16(messageCount); header.u32(1); header.u32(body.count); header.u32(0)
         return meta.append(header.bytes + body.bytes)
+    }
+
+    /// Throws `.malformed` when a message would not fit a v1 header message's 16-bit size (an attribute name of
+    /// tens of thousands of bytes): refused, never truncated.
+    static func checkSizes(_ messages: [(Int, Int, [UInt8])], path: String) throws {
+        for m in messages where (m.2.count + 7) / 8 * 8 > Int(UInt16.max) {
+            throw CheckpointError.malformed(path: path, location: "object header", reason: "a \(m.2.count)-byte HDF5 message (too long a name?) does not fit a version-1 object header")
+        }
     }
 
     static func continuation(_ target: (address: Int, length: Int)) -> [UInt8] {
