@@ -248,9 +248,18 @@ def seeds_trace(ditkit):
             yield name + "-inputs.safetensors", small
 
 
+def seeds_hdf5(ditkit):
+    """The HDF5 reader's fixtures that fit the target's 64 KiB inputs: h5py files and the hostile ones."""
+    for path in fixture_files(".h5", under="hdf5"):
+        data = read(path)
+        if len(data) <= 65536:
+            yield os.path.relpath(path, FIX).replace("/", "-")[:-3], data
+
+
 TARGETS = {
     "safetensors": seeds_safetensors, "zip": seeds_zip, "pickle": seeds_pickle, "legacy": seeds_legacy,
     "diffusers": seeds_diffusers, "listing": seeds_listing, "canonical": seeds_canonical, "trace": seeds_trace,
+    "hdf5": seeds_hdf5,
 }
 
 

@@ -24,6 +24,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case canonical
     /// A trace file: the trace reader, then what `verify --against` does with it on a tiny committed model.
     case trace
+    /// An HDF5 file: ditkit's own reader (superblock, group tree, attributes), then every dataset read.
+    case hdf5
 
     /// One line for listings.
     public var summary: String {
@@ -36,6 +38,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .listing: return "tensor listing (+ config.json) → layout detection, ModelView<DiTFamily>, config inference"
         case .canonical: return "ditkit.config JSON → DiTConfig, canonical mapping, forward of small configs"
         case .trace: return "trace safetensors → trace reader, verify --against checks and forward"
+        case .hdf5: return "HDF5 file → superblock, group tree, attributes, every dataset streamed"
         }
     }
 
@@ -58,6 +61,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .listing: try FolderTargets.listing(input)
             case .canonical: try ModelTargets.canonical(input)
             case .trace: try ModelTargets.trace(input)
+            case .hdf5: try HDF5Targets.hdf5(input)
             }
             return .accepted
         } catch {

@@ -11,6 +11,7 @@ import Testing
 struct HDF5ReaderTests {
     /// Written by HDF5 2.0 (h5py 3.16, the fixtures venv) and by HDF5 1.14 (h5py 3.13, as Cerebras' stack writes).
     static let normal = ["types", "chunked", "attrs", "groups", "many-attrs"].flatMap { [$0, "hdf5-1.14/\($0)"] }
+        + ["hdf5-1.14/cstorch-save"]
 
     static func sidecar(_ name: String) throws -> JSONValue {
         let data = try #require(FileManager.default.contents(atPath: Fixtures.path("hdf5/\(name).json")))
@@ -148,6 +149,9 @@ struct HDF5ReaderTests {
         let object = try #require(h5.root.datasets["opaque_object"])
         #expect(object.dataspace == .null)
         #expect(object.attribute("__BYTES__")?.value == .bytes([0x80, 0x04, 0x4B, 0x07, 0x2E]))
+        #expect(object.attribute("__BYTES__")?.value.rawBytes == [0x80, 0x04, 0x4B, 0x07, 0x2E])
+        #expect(HDF5Value.array([.bytes([1]), .bytes([2, 3])], shape: [2]).rawBytes == [1, 2, 3])
+        #expect(HDF5Value.array([.bytes([1]), .integer(2)], shape: [2]).rawBytes == nil)
         #expect(object.attribute("__TYPE__")?.value.text == "ObjectSerializer")
         #expect(h5.root.groups["wide"]?.memberNames.count == 300)
     }
@@ -226,5 +230,52 @@ struct HDF5ReaderTests {
         // Bob Jenkins' published hashlittle vectors: "" → 0xdeadbeef, "Four score and seven years ago" → 0x17770551.
         #expect([UInt8]().withUnsafeBytes { hdf5Lookup3($0) } == 0xdead_beef)
         #expect(Array("Four score and seven years ago".utf8).withUnsafeBytes { hdf5Lookup3($0) } == 0x1777_0551)
+    }
+}
+
+/// Throughput of the chunked source on a large h5py file named by `DITKIT_HDF5_BENCH` (not run otherwise).
+@Suite("HDF5 throughput")
+struct HDF5ThroughputTests {
+    @Test("stream every dataset of $DITKIT_HDF5_BENCH", .enabled(if: ProcessInfo.processInfo.environment["DITKIT_HDF5_BENCH"] != nil))
+    func throughput() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["DITKIT_HDF5_BENCH"])
+        let start = Date()
+        let h5 = try HDF5File(file: try MappedFile(path: path))
+        let opened = Date().timeIntervalSince(start)
+        var bytes = 0
+        for dataset in h5.root.allDatasets {
+            let source = try h5.source(of: dataset)
+            let sink = CountingSink()
+            try source.stream(0..<source.byteCount, chunkSize: 1 << 20, to: sink)
+            bytes += sink.count
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print("HDF5 throughput: opened in \(opened * 1000) ms; \(bytes) bytes in \(seconds) s, \(Double(bytes) / seconds / 1e9) GB/s")
+    }
+}
+
+extension HDF5ThroughputTests {
+    @Test("dump the tree of $DITKIT_HDF5_DUMP", .enabled(if: ProcessInfo.processInfo.environment["DITKIT_HDF5_DUMP"] != nil))
+    func dump() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["DITKIT_HDF5_DUMP"])
+        let h5 = try HDF5File(file: try MappedFile(path: path))
+        func show(_ g: HDF5Group, _ indent: String) throws {
+            print("\(indent)group \"\(g.path)\" @\(g.headerOffset)")
+            for a in g.attributes { print("\(indent)  @\(a.name) = \(a.value)") }
+            for name in g.memberNames {
+                if let child = g.groups[name] { try show(child, indent + "  ") }
+                if let d = g.datasets[name] {
+                    print("\(indent)  dataset \"\(d.path)\" \(d.datatype) \(d.dataspace) \(d.storage)")
+                    for a in d.attributes { print("\(indent)    @\(a.name) = \(a.value)") }
+                    if d.dataspace.elementCount <= 16 { print("\(indent)    value \(try h5.value(of: d))") }
+                    if case .variableString = d.datatype { continue }
+                    let source = try h5.source(of: d)
+                    let sink = CountingSink()
+                    try source.stream(0..<source.byteCount, chunkSize: 1 << 20, to: sink)
+                    print("\(indent)    streamed \(sink.count) bytes")
+                }
+            }
+        }
+        try show(h5.root, "")
     }
 }

@@ -35,9 +35,8 @@ struct HDF5Bytes {
 
     /// Whether the 4 bytes at `offset` are `signature` (false when they are outside the file).
     func hasSignature(_ signature: String, at offset: Int) -> Bool {
-        let s = Array(signature.utf8)
-        guard Checked.fits(offset: offset, count: s.count, in: size) else { return false }
-        for (i, c) in s.enumerated() where bytes[offset + i] != c { return false }
+        guard Checked.fits(offset: offset, count: signature.utf8.count, in: size) else { return false }
+        for (i, c) in signature.utf8.enumerated() where bytes[offset + i] != c { return false }
         return true
     }
 }
@@ -69,62 +68,62 @@ struct HDF5Region {
     func malformed(_ reason: String) -> CheckpointError { file.malformed(what, at: start, reason) }
 
     /// Throws unless `count` more bytes are inside the region.
-    func need(_ count: Int, _ field: String) throws {
+    func need(_ count: Int, _ field: @autoclosure () -> String) throws {
         guard count >= 0, count <= end - position else {
-            throw malformed("\(field) needs \(count) bytes at offset \(position), only \(max(0, end - position)) left in the \(end - start)-byte structure")
+            throw malformed("\(field()) needs \(count) bytes at offset \(position), only \(max(0, end - position)) left in the \(end - start)-byte structure")
         }
     }
 
-    mutating func u8(_ field: String = "field") throws -> Int {
-        try need(1, field)
+    mutating func u8(_ field: @autoclosure () -> String = "field") throws -> Int {
+        try need(1, field())
         defer { position += 1 }
         return Int(file.bytes[position])
     }
 
-    mutating func u16(_ field: String = "field") throws -> Int {
-        try need(2, field)
+    mutating func u16(_ field: @autoclosure () -> String = "field") throws -> Int {
+        try need(2, field())
         defer { position += 2 }
         return Int(UInt16(littleEndian: file.bytes.loadUnaligned(fromByteOffset: position, as: UInt16.self)))
     }
 
-    mutating func u32(_ field: String = "field") throws -> Int {
-        try need(4, field)
+    mutating func u32(_ field: @autoclosure () -> String = "field") throws -> Int {
+        try need(4, field())
         defer { position += 4 }
         return Int(UInt32(littleEndian: file.bytes.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
     }
 
-    mutating func u64(_ field: String = "field") throws -> UInt64 {
-        try need(8, field)
+    mutating func u64(_ field: @autoclosure () -> String = "field") throws -> UInt64 {
+        try need(8, field())
         defer { position += 8 }
         return UInt64(littleEndian: file.bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self))
     }
 
     /// An 8-byte address: nil for HDF5's undefined address (all ones); `.malformed` when it does not fit an `Int`.
-    mutating func address(_ field: String) throws -> Int? {
+    mutating func address(_ field: @autoclosure () -> String) throws -> Int? {
         let at = position
-        let raw = try u64(field)
+        let raw = try u64(field())
         if raw == .max { return nil }
-        guard let value = Checked.int(raw) else { throw malformed("\(field) \(raw) at offset \(at) is not a valid address") }
+        guard let value = Checked.int(raw) else { throw malformed("\(field()) \(raw) at offset \(at) is not a valid address") }
         return value
     }
 
     /// An 8-byte length that fits an `Int`.
-    mutating func length(_ field: String) throws -> Int {
+    mutating func length(_ field: @autoclosure () -> String) throws -> Int {
         let at = position
-        let raw = try u64(field)
-        guard let value = Checked.int(raw) else { throw malformed("\(field) \(raw) at offset \(at) is too large") }
+        let raw = try u64(field())
+        guard let value = Checked.int(raw) else { throw malformed("\(field()) \(raw) at offset \(at) is too large") }
         return value
     }
 
     /// Skips `count` bytes.
-    mutating func skip(_ count: Int, _ field: String = "field") throws {
-        try need(count, field)
+    mutating func skip(_ count: Int, _ field: @autoclosure () -> String = "field") throws {
+        try need(count, field())
         position += count
     }
 
     /// The next `count` bytes (a view into the mapping).
-    mutating func take(_ count: Int, _ field: String) throws -> UnsafeRawBufferPointer {
-        try need(count, field)
+    mutating func take(_ count: Int, _ field: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
+        try need(count, field())
         defer { position += count }
         return UnsafeRawBufferPointer(rebasing: file.bytes[position..<(position + count)])
     }

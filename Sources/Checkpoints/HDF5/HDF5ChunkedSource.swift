@@ -40,7 +40,7 @@ struct HDF5ChunkIndex {
         guard total <= file.size / (24 + 8 * rank) + 1 else {
             throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "\(total) chunks declared, more than the \(file.size)-byte file can index")
         }
-        var slots = [Int32](repeating: -1, count: total)
+        var slots = [Int](repeating: -1, count: total)
         var found: [HDF5Chunk] = []
         var seen = Set<Int>()
         var stack: [(offset: Int, level: Int?)] = [(root, nil)]
@@ -81,7 +81,7 @@ struct HDF5ChunkIndex {
                     throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position): \(size) bytes at offset \(child) run past the end of the \(file.size)-byte file")
                 }
                 guard slots[slot] < 0 else { throw file.malformed("chunk B-tree key", at: keyAt, "chunk at \(position) is indexed twice") }
-                slots[slot] = Int32(found.count)
+                slots[slot] = found.count
                 found.append(HDF5Chunk(address: child, size: size, filterMask: mask))
             }
             // Depth first, children in order.
@@ -101,7 +101,7 @@ struct HDF5ChunkIndex {
         for (a, b) in zip(byAddress, byAddress.dropFirst()) where a.address + a.size > b.address {
             throw CheckpointError.malformed(path: file.path, location: "dataset \"\(dataset)\"", reason: "chunks at offsets \(a.address) (\(a.size) bytes) and \(b.address) overlap")
         }
-        return HDF5ChunkIndex(chunks: slots.map { found[Int($0)] }, grid: grid)
+        return HDF5ChunkIndex(chunks: slots.map { found[$0] }, grid: grid)
     }
 }
 
@@ -110,6 +110,7 @@ struct HDF5ChunkIndex {
 /// band buffer, whose requested part is emitted. Memory: one band (chunk rows × a full row of the dataset) and one
 /// chunk, never the tensor.
 package final class HDF5ChunkedSource: ByteSource {
+    /// The mapped file the chunks are read from (in place: stored chunks are never copied before decoding).
     package let file: MappedFile
     /// The dataset's path in the file, for messages.
     package let dataset: String
@@ -125,8 +126,10 @@ package final class HDF5ChunkedSource: ByteSource {
     /// Bytes of one row (an index along dimension 0) of the dataset.
     let rowBytes: Int
     /// Largest band or chunk buffer a dataset may need.
-    package static let maxBuffer = 512 << 20
+    package static let maxBuffer = 256 << 20
 
+    /// Needs a chunk index validated for `shape` and `chunk`; throws when the shape overflows, or `.unsupported`
+    /// when one band or chunk would need more than `maxBuffer` bytes.
     init(file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter], index: HDF5ChunkIndex) throws {
         self.file = file
         self.dataset = dataset
@@ -326,9 +329,11 @@ package final class HDF5ChunkedSource: ByteSource {
 /// Bytes held in memory (a compact dataset's elements).
 package final class HDF5BytesSource: ByteSource {
     let bytes: [UInt8]
+    /// The file the bytes were read from, for messages.
     package let path: String
     package var byteCount: Int { bytes.count }
 
+    /// A source of `bytes` (from `path`).
     package init(bytes: [UInt8], path: String) {
         self.bytes = bytes
         self.path = path

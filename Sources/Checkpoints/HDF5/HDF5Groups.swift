@@ -184,8 +184,9 @@ struct HDF5TreeBuilder {
         for i in 0..<(1 << (flags & 3)) { length |= try r.u8("name length") << (8 * i) }
         guard length > 0 else { throw file.malformed("link message", at: message.offset, "empty link name") }
         let raw = try r.take(length, "link name")
-        let name = String(decoding: raw, as: UTF8.self)
-        guard name.utf8.elementsEqual(raw) else { throw file.malformed("link message", at: message.offset, "link name is not valid UTF-8") }
+        guard let name = String(validating: raw, as: UTF8.self) else {
+            throw file.malformed("link message", at: message.offset, "link name is not valid UTF-8")
+        }
         guard type == 0 else { throw file.unsupported(type == 1 ? "soft link \"\(name)\"" : "external or user-defined link \"\(name)\" (type \(type))", at: message.offset) }
         guard let address = try r.address("object header address") else {
             throw file.malformed("link message", at: message.offset, "hard link \"\(name)\" to an undefined address")
@@ -250,8 +251,7 @@ struct HDF5TreeBuilder {
             throw file.malformed("symbol table entry", at: entry, "name at heap offset \(nameOffset) is not terminated inside the local heap at offset \(heap.offset)")
         }
         let raw = UnsafeRawBufferPointer(rebasing: segment[segment.startIndex..<end])
-        let s = String(decoding: raw, as: UTF8.self)
-        guard s.utf8.elementsEqual(raw) else {
+        guard let s = String(validating: raw, as: UTF8.self) else {
             throw file.malformed("symbol table entry", at: entry, "name at heap offset \(nameOffset) is not valid UTF-8")
         }
         return s

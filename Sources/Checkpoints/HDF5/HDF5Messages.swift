@@ -41,7 +41,8 @@ extension HDF5Bytes {
             return .float(size: size, bigEndian: bits & 0x01 != 0)
         case 3:
             let charset = (bits >> 4) & 0x0F
-            guard charset <= 1, bits & 0x0F <= 2 else { throw unsupported("string datatype with padding \(bits & 0x0F), character set \(charset)", at: at) }
+            // Null-terminated (0) and null-padded (1, numpy's `S`) only; space-padded (2, Fortran) strings are refused.
+            guard charset <= 1, bits & 0x0F <= 1 else { throw unsupported("string datatype with padding \(bits & 0x0F), character set \(charset)", at: at) }
             return .fixedString(size: size, utf8: charset == 1)
         case 5:
             let tagLength = bits & 0xFF
@@ -193,7 +194,9 @@ extension HDF5Bytes {
         func padded(_ n: Int) -> Int { version == 1 ? (hdf5Align8(n) ?? .max) : n }
         let nameBytes = try r.take(nameSize, "attribute name")
         try r.skip(padded(nameSize) - nameSize, "attribute name padding")
-        let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+        guard let name = String(validating: nameBytes.prefix { $0 != 0 }, as: UTF8.self) else {
+            throw malformed("attribute message", at: message.offset, "attribute name is not valid UTF-8")
+        }
         var typeRegion = try r.sub(typeSize, "attribute datatype")
         try r.skip(padded(typeSize) - typeSize, "attribute datatype padding")
         var spaceRegion = try r.sub(spaceSize, "attribute dataspace")
@@ -212,24 +215,27 @@ extension HDF5Bytes {
     /// Decodes `data` (the elements of `space`, each `type.size` bytes) as a value: `.empty` for a null dataspace,
     /// one element for a scalar, `.array` for a simple dataspace.
     func values(
-        _ data: UnsafeRawBufferPointer, type: HDF5Datatype, space: HDF5Dataspace, heaps: inout HDF5GlobalHeaps, location: String
+        _ data: UnsafeRawBufferPointer, type: HDF5Datatype, space: HDF5Dataspace, heaps: inout HDF5GlobalHeaps,
+        location: @autoclosure () -> String
     ) throws -> HDF5Value {
         switch space {
         case .null: return .empty
-        case .scalar: return try element(data, type: type, heaps: &heaps, location: location)
+        case .scalar: return try element(data, type: type, heaps: &heaps, location: location())
         case .simple(let dims):
             var items: [HDF5Value] = []
             items.reserveCapacity(min(space.elementCount, data.count / max(type.size, 1)))
             for i in 0..<space.elementCount {
                 let raw = UnsafeRawBufferPointer(rebasing: data[(i * type.size)..<((i + 1) * type.size)])
-                items.append(try element(raw, type: type, heaps: &heaps, location: location))
+                items.append(try element(raw, type: type, heaps: &heaps, location: location()))
             }
             return .array(items, shape: dims)
         }
     }
 
     /// One element of `type` from exactly `type.size` bytes.
-    func element(_ raw: UnsafeRawBufferPointer, type: HDF5Datatype, heaps: inout HDF5GlobalHeaps, location: String) throws -> HDF5Value {
+    func element(
+        _ raw: UnsafeRawBufferPointer, type: HDF5Datatype, heaps: inout HDF5GlobalHeaps, location: @autoclosure () -> String
+    ) throws -> HDF5Value {
         switch type {
         case .integer(_, let signed, _):
             let v = integerValue(raw, type)
@@ -242,23 +248,24 @@ extension HDF5Bytes {
             default: return .float(Double(bitPattern: bits))
             }
         case .fixedString:
-            var bytes = Array(raw.prefix { $0 != 0 })
-            while bytes.last == 0x20, raw.count == bytes.count { bytes.removeLast() }  // space-padded strings
-            return text(bytes)
+            // Trailing NULs are padding (what numpy's `S` strips, as h5py returns it); a NUL left inside means
+            // bytes after a terminator, given as they are rather than guessed at.
+            var bytes = Array(raw)
+            while bytes.last == 0 { bytes.removeLast() }
+            return bytes.contains(0) ? .bytes(bytes) : text(bytes)
         case .opaque:
             return .bytes(Array(raw))
         case .enumeration(let base, let members):
             let v = integerValue(raw, base)
             return .enumerated(name: members.first { $0.value == v }?.name, value: v)
         case .variableString:
-            return text(try heaps.bytes(of: raw, in: self, location: location))
+            return text(try heaps.bytes(of: raw, in: self, location: location()))
         }
     }
 
     /// A string value, or `.bytes` when the bytes are not valid UTF-8 (never a lossy decode).
     func text(_ bytes: [UInt8]) -> HDF5Value {
-        let s = String(decoding: bytes, as: UTF8.self)
-        return s.utf8.elementsEqual(bytes) ? .string(s) : .bytes(bytes)
+        String(validating: bytes, as: UTF8.self).map { .string($0) } ?? .bytes(bytes)
     }
 
     /// The integer in `raw` (1, 2, 4 or 8 bytes of `type`), sign-extended when signed.
@@ -294,20 +301,20 @@ struct HDF5GlobalHeaps {
     init() {}
 
     /// The bytes a 16-byte variable-length reference (u32 length, address, u32 object index) points to.
-    mutating func bytes(of reference: UnsafeRawBufferPointer, in file: HDF5Bytes, location: String) throws -> [UInt8] {
+    mutating func bytes(of reference: UnsafeRawBufferPointer, in file: HDF5Bytes, location: @autoclosure () -> String) throws -> [UInt8] {
         let length = Int(UInt32(littleEndian: reference.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
         let rawAddress = UInt64(littleEndian: reference.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
         let index = Int(UInt32(littleEndian: reference.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
         if length == 0 { return [] }
         guard let address = Checked.int(rawAddress) else {
-            throw CheckpointError.malformed(path: file.path, location: location, reason: "variable-length string points to global heap address \(rawAddress), outside the file")
+            throw CheckpointError.malformed(path: file.path, location: location(), reason: "variable-length string points to global heap address \(rawAddress), outside the file")
         }
         let objects = try collection(at: address, in: file)
         guard let object = objects[index] else {
-            throw CheckpointError.malformed(path: file.path, location: location, reason: "global heap collection at offset \(address) has no object \(index)")
+            throw CheckpointError.malformed(path: file.path, location: location(), reason: "global heap collection at offset \(address) has no object \(index)")
         }
         guard length <= object.size else {
-            throw CheckpointError.malformed(path: file.path, location: location, reason: "string of \(length) bytes in global heap object \(index) of \(object.size) bytes (collection at offset \(address))")
+            throw CheckpointError.malformed(path: file.path, location: location(), reason: "string of \(length) bytes in global heap object \(index) of \(object.size) bytes (collection at offset \(address))")
         }
         return Array(file.bytes[object.offset..<(object.offset + length)])
     }

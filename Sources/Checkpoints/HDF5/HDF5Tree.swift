@@ -76,6 +76,22 @@ package indirect enum HDF5Value: Sendable, Equatable {
     /// Raw bytes: an opaque element (numpy `void`), or a fixed-length string whose bytes are not valid UTF-8.
     case bytes([UInt8])
 
+    /// The bytes of an opaque value: a scalar `.bytes`, or an array of them joined in order (Cerebras' saver
+    /// stores a pickle as `numpy.void` — HDF5 writes it as N opaque elements of 1 byte). Nil for anything else.
+    package var rawBytes: [UInt8]? {
+        switch self {
+        case .bytes(let b): return b
+        case .array(let items, _):
+            var out: [UInt8] = []
+            for item in items {
+                guard case .bytes(let b) = item else { return nil }
+                out += b
+            }
+            return out
+        default: return nil
+        }
+    }
+
     /// The text of a string value (scalar, or a one-element array of one), else nil.
     package var text: String? {
         switch self {
