@@ -73,6 +73,9 @@ public enum Exporter {
             if container == .mdl {
                 var value = MDLNode.dict(outputs.map { ($0.name, .tensor($0)) })
                 for key in nested.reversed() { value = .dict([(key, value)]) }
+                if case .dict(let top) = value {
+                    value = .dict(top + F.trainerEntries(plan.config, layout: plan.target).map { ($0.0, mdlNode($0.1)) })
+                }
                 try MDLWriter.write(
                     value, to: path,
                     options: MDLWriteOptions(compression: options.compression ?? .lz4, overwrite: options.overwrite, durable: options.durable))
@@ -89,6 +92,19 @@ public enum Exporter {
                 throw ModelError.invalidOption(name: "container", problem: "the diffusers layout is a folder of safetensors files")
             }
             return try writeDiffusers(plan, writer: writer, outputs: outputs, to: path, options: options)
+        }
+    }
+
+    /// A JSON value as the Python value a `.mdl` leaf holds (objects as dicts, arrays as lists).
+    static func mdlNode(_ json: JSONValue) -> MDLNode {
+        switch json {
+        case .null: return .none
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .double(let d): return .float(d)
+        case .string(let s): return .string(s)
+        case .array(let items): return .list(items.map(mdlNode))
+        case .object(let fields): return .dict(fields.map { ($0.0, mdlNode($0.1)) })
         }
     }
 

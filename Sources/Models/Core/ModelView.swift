@@ -139,22 +139,24 @@ public struct InferenceContext<Family: ModelFamily> {
                 + (multiples.count > 1 ? multiples.dropLast().joined(separator: ", ") + " or " + multiples.last! : multiples.joined()))
     }
 
-    /// The head count a Cerebras Model Zoo trainer recorded with the run's parameters (`__metadata__[-1]["params"]
-    /// ["model"]["num_heads"]`, which its metadata callback saves in every checkpoint), with the value's path; nil
-    /// when the file has none, or when the same record's `hidden_size` is not this model's (another model's params).
+    /// The head count a Cerebras Model Zoo trainer recorded with the run's parameters (`__metadata__[-1]["params"]`,
+    /// which its metadata callback saves in every checkpoint: the model section at `trainer.init.model`, or `model`
+    /// in older params files), with the value's path; nil when the file has none, or when the same record's
+    /// `hidden_size` is not this model's (another model's params).
     func modelZooHeads(hidden: Int) -> (Int, String)? {
-        var last: (index: Int, heads: Int?, hidden: Int?) = (-1, nil, nil)
+        var last: (index: Int, heads: (Int, String)?, hidden: Int?) = (-1, nil, nil)
         for value in checkpoint.values where value.path.hasPrefix("__metadata__.") {
-            let parts = value.path.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 5, let index = Int(parts[1]), parts[2] == "params", parts[3] == "model",
-                parts[4] == "num_heads" || parts[4] == "hidden_size", let number = value.json.intValue
+            let parts = value.path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count >= 5, let index = Int(parts[1]), parts[2] == "params",
+                ["model"] == parts[3..<(parts.count - 1)] || ["trainer", "init", "model"] == parts[3..<(parts.count - 1)],
+                let field = parts.last, field == "num_heads" || field == "hidden_size", let number = value.json.intValue
             else { continue }
             if index > last.index { last = (index, nil, nil) }
             guard index == last.index else { continue }
-            if parts[4] == "num_heads" { last.heads = number } else { last.hidden = number }
+            if field == "num_heads" { last.heads = (number, value.path) } else { last.hidden = number }
         }
-        guard let heads = last.heads, heads > 0, last.hidden == nil || last.hidden == hidden else { return nil }
-        return (heads, "__metadata__.\(last.index).params.model.num_heads")
+        guard let (heads, path) = last.heads, heads > 0, last.hidden == nil || last.hidden == hidden else { return nil }
+        return (heads, path)
     }
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.
