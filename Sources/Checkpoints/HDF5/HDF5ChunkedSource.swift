@@ -1,4 +1,5 @@
 import CDitkitZip
+import Dispatch
 import Tensors
 
 /// One stored chunk of a chunked dataset, validated: its bytes lie inside the file.
@@ -109,8 +110,9 @@ struct HDF5ChunkIndex {
 /// is decoded (filters undone in reverse order, honouring each chunk's filter mask) and copied row by row into a
 /// band buffer, whose requested part is emitted. Memory: one band (chunk rows × a full row of the dataset) and one
 /// chunk, never the tensor.
-package final class HDF5ChunkedSource: ByteSource {
-    /// The mapped file the chunks are read from (in place: stored chunks are never copied before decoding).
+package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
+    /// The file the chunks are read from (with `pread` into one reused buffer, as `cp` reads: the mapping is not
+    /// touched, so nothing of the file stays resident).
     package let file: MappedFile
     /// The dataset's path in the file, for messages.
     package let dataset: String
@@ -118,7 +120,11 @@ package final class HDF5ChunkedSource: ByteSource {
     let chunk: [Int]
     let elementSize: Int
     let filters: [HDF5Filter]
-    let index: HDF5ChunkIndex
+    /// Reads and validates the chunk index (on first use).
+    private let indexReader: @Sendable () throws -> HDF5ChunkIndex
+    private let lock = PlatformLock()
+    /// The chunk index, once read (guarded by `lock`).
+    private var cachedIndex: HDF5ChunkIndex?
     package let byteCount: Int
     package var path: String { file.path }
     /// Bytes of one chunk, decoded.
@@ -128,16 +134,20 @@ package final class HDF5ChunkedSource: ByteSource {
     /// Largest band or chunk buffer a dataset may need.
     package static let maxBuffer = 256 << 20
 
-    /// Needs a chunk index validated for `shape` and `chunk`; throws when the shape overflows, or `.unsupported`
-    /// when one band or chunk would need more than `maxBuffer` bytes.
-    init(file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter], index: HDF5ChunkIndex) throws {
+    /// `indexReader` reads and validates the chunk index for `shape` and `chunk`; it runs once, on the first read of
+    /// the elements (a file opened for its metadata reads no chunk B-tree). Throws when the shape overflows, or
+    /// `.unsupported` when one band or chunk would need more than `maxBuffer` bytes.
+    init(
+        file: MappedFile, dataset: String, shape: [Int], chunk: [Int], elementSize: Int, filters: [HDF5Filter],
+        indexReader: @escaping @Sendable () throws -> HDF5ChunkIndex
+    ) throws {
         self.file = file
         self.dataset = dataset
         self.shape = shape
         self.chunk = chunk
         self.elementSize = elementSize
         self.filters = filters
-        self.index = index
+        self.indexReader = indexReader
         guard let total = Checked.multiply(Checked.product(shape) ?? -1, elementSize), total >= 0,
             let chunkBytes = Checked.multiply(Checked.product(chunk) ?? -1, elementSize), chunkBytes >= 0,
             let rowBytes = Checked.multiply(Checked.product(Array(shape.dropFirst())) ?? -1, elementSize), rowBytes >= 0,
@@ -159,38 +169,148 @@ package final class HDF5ChunkedSource: ByteSource {
         .malformed(path: file.path, location: "dataset \"\(dataset)\" chunk at (\(position.map(String.init).joined(separator: ",")))", reason: reason)
     }
 
+    /// The chunk index, read and validated on first use.
+    func chunkIndex() throws -> HDF5ChunkIndex {
+        try lock.withLock {
+            if let cachedIndex { return cachedIndex }
+            let index = try indexReader()
+            cachedIndex = index
+            return index
+        }
+    }
+
     package func stream(_ range: Range<Int>, chunkSize: Int, to sink: ByteSink) throws {
         precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
         guard !range.isEmpty, rowBytes > 0 else { return }
+        let index = try chunkIndex()
+        // Stored chunks are read into one buffer sized by the largest (each lies inside the file, validated; a
+        // filter's output is never smaller than a fraction of its input, so a chunk stored in more than twice its
+        // decoded size + 4 KiB is refused rather than buffered).
+        let largest = index.chunks.map(\.size).max() ?? 0
+        if let worst = index.chunks.enumerated().first(where: { $0.element.size > 2 * chunkBytes + 4096 }) {
+            var position = [Int](repeating: 0, count: shape.count), rest = worst.offset
+            for d in stride(from: shape.count - 1, through: 0, by: -1) {
+                position[d] = (rest % index.grid[d]) * chunk[d]
+                rest /= index.grid[d]
+            }
+            throw fail(position, "stored in \(worst.element.size) bytes at offset \(worst.element.address), more than twice the chunk's \(chunkBytes) bytes")
+        }
         let bandBytes = rowBytes * chunk[0]
-        let band = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bandBytes, 1), alignment: 64)
-        defer { band.deallocate() }
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 64)
-        defer { scratch.deallocate() }
-        let spare = UnsafeMutableRawBufferPointer.allocate(byteCount: filters.count > 1 ? max(chunkBytes, 1) : 1, alignment: 64)
-        defer { spare.deallocate() }
         let step = max(chunkSize, 1)
         let first = range.lowerBound / bandBytes, last = (range.upperBound - 1) / bandBytes
         // A chunk covering whole rows (every dimension after the first in full) lands in the band as it is decoded.
         let wholeRows = Array(chunk.dropFirst()) == Array(shape.dropFirst())
-        for b in first...last {
+        let decoder = BandDecoder(source: self, index: index, largestStored: largest, bandBytes: bandBytes, wholeRows: wholeRows)
+        func emit(_ b: Int, _ band: UnsafeMutableRawBufferPointer) throws {
             let bandStart = b * bandBytes
-            let bandEnd = min(byteCount, bandStart + bandBytes)
-            try fillBand(b, into: band, scratch: wholeRows ? band : scratch, spare: spare, direct: wholeRows)
             var lower = max(range.lowerBound, bandStart)
-            let upper = min(range.upperBound, bandEnd)
+            let upper = min(range.upperBound, min(byteCount, bandStart + bandBytes))
             while lower < upper {
                 let end = min(upper, lower + step)
                 try sink.write(UnsafeRawBufferPointer(rebasing: band[(lower - bandStart)..<(end - bandStart)]))
                 lower = end
             }
         }
+        if first == last {
+            let band = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bandBytes, 1), alignment: 64)
+            defer { band.deallocate() }
+            try decoder.fill(first, into: band)
+            try emit(first, band)
+            return
+        }
+        // Several bands: a worker decodes band b + 1 into one buffer while this thread writes band b from the other
+        // (reading and decompressing overlap the sink's writes: two cores, two bands of memory).
+        let pipeline = BandPipeline(bandBytes: bandBytes)
+        let group = DispatchGroup()
+        DispatchQueue.global(qos: .userInitiated).async(group: group) {
+            for b in first...last {
+                pipeline.free[b % 2].wait()
+                if pipeline.isCancelled { break }
+                do {
+                    try decoder.fill(b, into: pipeline.buffers[b % 2])
+                } catch {
+                    pipeline.fail(error)
+                    pipeline.filled[b % 2].signal()
+                    break
+                }
+                pipeline.filled[b % 2].signal()
+            }
+        }
+        defer {
+            // Never return (and free the buffers) while the worker may still touch them.
+            pipeline.cancel()
+            group.wait()
+        }
+        for b in first...last {
+            pipeline.filled[b % 2].wait()
+            if let error = pipeline.error { throw error }
+            try emit(b, pipeline.buffers[b % 2])
+            pipeline.free[b % 2].signal()
+        }
+    }
+
+    /// Decodes bands of a chunked source with its own scratch buffers (one decoder per thread).
+    private final class BandDecoder: @unchecked Sendable {
+        let source: HDF5ChunkedSource
+        let index: HDF5ChunkIndex
+        let wholeRows: Bool
+        let stored: UnsafeMutableRawBufferPointer
+        let scratch: UnsafeMutableRawBufferPointer
+        let spare: UnsafeMutableRawBufferPointer
+
+        init(source: HDF5ChunkedSource, index: HDF5ChunkIndex, largestStored: Int, bandBytes: Int, wholeRows: Bool) {
+            self.source = source
+            self.index = index
+            self.wholeRows = wholeRows
+            stored = .allocate(byteCount: max(largestStored, 1), alignment: 64)
+            scratch = .allocate(byteCount: max(source.chunkBytes, 1), alignment: 64)
+            spare = .allocate(byteCount: source.filters.count > 1 ? max(source.chunkBytes, 1) : 1, alignment: 64)
+        }
+
+        deinit {
+            stored.deallocate()
+            scratch.deallocate()
+            spare.deallocate()
+        }
+
+        func fill(_ b: Int, into band: UnsafeMutableRawBufferPointer) throws {
+            try source.fillBand(b, index: index, into: band, scratch: wholeRows ? band : scratch, spare: spare, stored: stored, direct: wholeRows)
+        }
+    }
+
+    /// The hand-off between the decoding worker and the writing thread: two band buffers (freed when both threads
+    /// are done with the pipeline), per buffer "filled" and "free" signals, the worker's error, and a cancel flag the
+    /// writer sets when it stops early.
+    private final class BandPipeline: @unchecked Sendable {
+        let buffers: [UnsafeMutableRawBufferPointer]
+        let filled = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+        let free = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]
+        private let lock = PlatformLock()
+        private var failure: Error?
+        private var cancelled = false
+
+        init(bandBytes: Int) {
+            buffers = (0..<2).map { _ in .allocate(byteCount: max(bandBytes, 1), alignment: 64) }
+        }
+
+        deinit { buffers.forEach { $0.deallocate() } }
+
+        var error: Error? { lock.withLock { failure } }
+        var isCancelled: Bool { lock.withLock { cancelled } }
+
+        func fail(_ error: Error) { lock.withLock { failure = error } }
+
+        /// Stops the worker: it sees the flag at its next wait, which this releases.
+        func cancel() {
+            lock.withLock { cancelled = true }
+            free.forEach { $0.signal() }
+        }
     }
 
     /// Decodes every chunk of band `b` (grid index `b` along dimension 0) into `band`.
-    private func fillBand(
-        _ b: Int, into band: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
-        spare: UnsafeMutableRawBufferPointer, direct: Bool
+    fileprivate func fillBand(
+        _ b: Int, index: HDF5ChunkIndex, into band: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer,
+        spare: UnsafeMutableRawBufferPointer, stored: UnsafeMutableRawBufferPointer, direct: Bool
     ) throws {
         let rank = shape.count
         let perBand = index.chunks.count / index.grid[0]
@@ -204,7 +324,7 @@ package final class HDF5ChunkedSource: ByteSource {
             }
             let position = (0..<rank).map { g[$0] * chunk[$0] }
             let target = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunkBytes])
-            try decode(index.chunks[b * perBand + j], position: position, into: target, spare: spare)
+            try decode(index.chunks[b * perBand + j], position: position, into: target, spare: spare, stored: stored)
             if direct { continue }
             copy(UnsafeRawBufferPointer(target), at: position, into: band)
         }
@@ -247,8 +367,15 @@ package final class HDF5ChunkedSource: ByteSource {
 
     /// Decodes one stored chunk into `output` (exactly `chunkBytes`): filters undone last to first, skipping those
     /// the chunk's mask names; the result must be exactly the chunk's size.
-    private func decode(_ stored: HDF5Chunk, position: [Int], into output: UnsafeMutableRawBufferPointer, spare: UnsafeMutableRawBufferPointer) throws {
-        let raw = UnsafeRawBufferPointer(rebasing: file.bytes[stored.address..<(stored.address + stored.size)])
+    private func decode(
+        _ stored: HDF5Chunk, position: [Int], into output: UnsafeMutableRawBufferPointer, spare: UnsafeMutableRawBufferPointer,
+        stored buffer: UnsafeMutableRawBufferPointer
+    ) throws {
+        let into = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<stored.size])
+        guard file.read(at: stored.address, into: into) == stored.size else {
+            throw CheckpointError.io(path: file.path, operation: "read", detail: "short read of the \(stored.size)-byte chunk at offset \(stored.address)")
+        }
+        let raw = UnsafeRawBufferPointer(into)
         let active = filters.enumerated().filter { stored.filterMask & (1 << UInt32($0.offset)) == 0 }.map(\.element).reversed()
         if active.isEmpty {
             guard raw.count == output.count else {

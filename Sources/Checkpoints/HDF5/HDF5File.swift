@@ -101,10 +101,15 @@ package final class HDF5File: Sendable {
                     kind: "unsupported HDF5 filter id \(filter.id) (\(filter.name ?? HDF5ChunkedSource.filterName(filter.id))) on dataset \"\(dataset.path)\"",
                     advice: "ditkit decodes LZ4 (32004), deflate (1) and shuffle (2); rewrite the file with one of them or none")
             }
-            let index = try HDF5ChunkIndex.read(bytes, btree: btree, shape: shape, chunk: chunkShape, k: chunkK, dataset: dataset.path)
+            // The chunk index is read and validated in full when the elements are first asked for, before any of
+            // them is read: opening a file (inspect) reads no chunk B-tree.
+            let file = self.file, k = chunkK, path = dataset.path
             return try HDF5ChunkedSource(
                 file: file, dataset: dataset.path, shape: shape, chunk: chunkShape, elementSize: dataset.datatype.size,
-                filters: filters, index: index)
+                filters: filters
+            ) {
+                try HDF5ChunkIndex.read(HDF5Bytes(bytes: file.bytes, path: file.path), btree: btree, shape: shape, chunk: chunkShape, k: k, dataset: path)
+            }
         }
     }
 
