@@ -305,13 +305,12 @@ struct HDF5TreeBuilder {
         for _ in 0..<count {
             let at = body.position
             let nameOffset = try body.length("link name offset")
-            guard let header = try body.address("object header address") else {
-                throw file.malformed("symbol table entry", at: at, "undefined object header address")
-            }
+            let header = try body.address("object header address")
             let cache = try body.u32("cache type")
             try body.skip(20)
             if cache == 2 { throw file.unsupported("soft link", at: at) }
             guard cache <= 1 else { throw file.malformed("symbol table entry", at: at, "cache type \(cache), expected 0 to 2") }
+            guard let header else { throw file.malformed("symbol table entry", at: at, "undefined object header address") }
             entries.append((try name(nameOffset, in: heap, entry: at), header, at))
         }
     }
