@@ -20,6 +20,14 @@ Exit status: 0 all checks passed, 1 some check failed, 2 `ditkit convert` is not
      within 1e-6. Plus the round trip Cerebras -> original -> Cerebras, and the refusal to turn the tiny
      learned-sigma DiT (per-position head bias) into a Cerebras file.
 
+  d) Cerebras .mdl (`--to cerebras --container mdl`, LZ4 and `--compression none`, f32 and bf16, and from a
+     canonical file): h5py + hdf5plugin read every dataset bit for bit equal to the source's tensor (bf16 as the
+     int16 bits), with the saver's attributes (`__version__` 0.5, `__SUCCESS__` TRUE, per-leaf metadata);
+     `cerebras.pytorch.load` (cerebras-pytorch 2.10 in .venv-cerebras, on the CPU) returns the same state dict
+     (nesting, dtypes, bits); and re-saving that state with the real `cerebras.pytorch.save` gives the same
+     datasets, chunk shapes, filters, compressed chunk bytes and attributes (ditkit adds `__written_by__`).
+     Skipped when .venv-cerebras is missing (fixtures/generate/setup-cerebras-venv.sh makes it).
+
 `--standin` replaces `ditkit convert` by a small Python converter defined here. It tests THIS SCRIPT (its
 loading and comparison code), not ditkit. `--standin-fault flip` makes the stand-in flip one low mantissa bit
 in every output it writes, and `--standin-fault swap-qk` swaps to_q and to_k of block 0, to show that the
@@ -840,6 +848,136 @@ class Checks:
             self.check(name, verdict)
 
 
+# --------------------------------------------------------------------------------------------------
+# d) Cerebras .mdl
+# --------------------------------------------------------------------------------------------------
+
+CEREBRAS_PY = Path(os.environ.get("DITKIT_CEREBRAS_PYTHON", str(ROOT / ".venv-cerebras/bin/python")))
+
+# Runs in .venv-cerebras: cerebras.pytorch.load(MDL) materialized into a torch.save file, then the same state
+# re-saved with the real cerebras.pytorch.save, and the two HDF5 files compared structure by structure.
+CEREBRAS_SIDE = r'''
+import sys, json, torch, h5py, hdf5plugin, numpy as np, cerebras.pytorch as cstorch
+mdl, pt, resaved, compression = sys.argv[1:5]
+def mat(x):
+    if isinstance(x, dict): return {k: mat(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(mat(v) for v in x)
+    if isinstance(x, torch.Tensor): return x.clone().contiguous()
+    return x
+state = mat(cstorch.load(mdl))
+torch.save(state, pt)
+cstorch.save(state, resaved)
+a, b = h5py.File(mdl, "r"), h5py.File(resaved, "r")
+problems = []
+def attrs(x, y, where, extra=()):
+    kx, ky = set(x.attrs) - set(extra), set(y.attrs)
+    if kx != ky: problems.append(f"{where}: attributes differ {sorted(kx ^ ky)[:4]}")
+    for k in kx & ky:
+        vx, vy = x.attrs[k], y.attrs[k]
+        if x.attrs.get_id(k).dtype != y.attrs.get_id(k).dtype or x.attrs.get_id(k).shape != y.attrs.get_id(k).shape:
+            problems.append(f"{where}: attribute {k} type/shape differs")
+        elif isinstance(vx, np.ndarray) and not np.array_equal(vx, vy) or not isinstance(vx, np.ndarray) and vx != vy:
+            problems.append(f"{where}: attribute {k} differs")
+attrs(a, b, "/", extra=("__written_by__",))
+def datasets(f):
+    out = []
+    f.visititems(lambda n, o: out.append(n) if isinstance(o, h5py.Dataset) else None)
+    return sorted(out)
+if datasets(a) != datasets(b): problems.append("dataset names differ")
+chunks = 0
+for n in datasets(a):
+    if n not in b: continue
+    x, y = a[n], b[n]
+    if compression == "none":  # the real saver always compresses: storage is compared in the LZ4 files
+        if (x.dtype, x.shape) != (y.dtype, y.shape): problems.append(f"{n}: dtype or shape differs")
+    elif (x.dtype, x.shape, x.chunks, dict(x._filters)) != (y.dtype, y.shape, y.chunks, dict(y._filters)):
+        problems.append(f"{n}: {(x.dtype, x.shape, x.chunks, dict(x._filters))} vs {(y.dtype, y.shape, y.chunks, dict(y._filters))}")
+    if x[...].tobytes() != y[...].tobytes(): problems.append(f"{n}: elements differ")
+    attrs(x, y, n)
+    if x.chunks and compression != "none":
+        nx = x.id.get_num_chunks()
+        if nx != y.id.get_num_chunks(): problems.append(f"{n}: chunk counts differ"); continue
+        with open(mdl, "rb") as fx, open(resaved, "rb") as fy:
+            for i in range(nx):
+                cx, cy = x.id.get_chunk_info(i), y.id.get_chunk_info(i)
+                fx.seek(cx.byte_offset); fy.seek(cy.byte_offset)
+                if cx.chunk_offset != cy.chunk_offset or fx.read(cx.size) != fy.read(cy.size):
+                    problems.append(f"{n}: chunk {cx.chunk_offset} differs"); break
+                chunks += 1
+print(json.dumps({"problems": problems, "datasets": len(datasets(a)), "chunks": chunks}))
+'''
+
+
+class MDLChecks:
+    """d) `.mdl` files written by ditkit, read by h5py + hdf5plugin and by cerebras.pytorch.load."""
+
+    def __init__(self, checks: Checks):
+        self.checks = checks
+
+    def h5py_reads(self, label: str, path: Path, source_model: dict, compression: str):
+        import h5py
+        import hdf5plugin  # noqa: F401  (registers the LZ4 filter)
+
+        def run():
+            with h5py.File(path, "r") as f:
+                assert f.attrs["__version__"] == 0.5 and f.attrs["__version__"].dtype == "float64", "__version__"
+                assert bool(f.attrs["__SUCCESS__"]) and \
+                    f.attrs.get_id("__SUCCESS__").get_type().get_class() == h5py.h5t.ENUM, "__SUCCESS__"
+                spec = json.loads(f.attrs["__spec__"])
+                assert list(spec[0]) == ["model"], f"top level {list(spec[0])}"
+                names = []
+                f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+                want = {"model." + k: v for k, v in source_model.items()}
+                missing = sorted(set(want) - set(names))
+                assert not missing, f"missing {missing[:3]}"
+                for k, v in want.items():
+                    d = f[k]
+                    meta = json.loads(f.attrs[k + ".__metadata__"])[k + ".__metadata__"]
+                    assert meta["dtypes"] == [str(v.dtype)] and meta["shapes"] == [list(v.shape)], f"{k}: metadata {meta}"
+                    if v.dtype == torch.bfloat16:
+                        assert d.dtype == "int16", f"{k}: bf16 stored as {d.dtype}"
+                    got = d[...].tobytes()
+                    assert got == raw_bytes(v), f"{k}: elements differ"
+                    if compression == "lz4" and v.dim() > 0:
+                        assert d.chunks is not None and "32004" in d._filters, f"{k}: not LZ4-chunked"
+                    else:
+                        assert d.chunks is None, f"{k}: chunked"
+                extra = sorted(set(names) - set(want))
+            return f"{len(want)} datasets bit-identical" + (f", plus {extra}" if extra else "")
+        self.checks.check(f"d/{label}: h5py + hdf5plugin read every tensor bit for bit, with the saver's attributes", run)
+
+    def cerebras_loads(self, label: str, path: Path, source_model: dict, compression: str = "lz4"):
+        if not CEREBRAS_PY.exists():
+            self.checks.line("SKIP", f"d/{label}: cerebras.pytorch.load", f"no {CEREBRAS_PY}")
+            return
+        pt = path.with_suffix(".cstorch.pt")
+        resaved = path.with_suffix(".resaved.mdl")
+        for p in (pt, resaved):
+            if p.exists():
+                p.unlink()
+        r = subprocess.run([str(CEREBRAS_PY), "-c", CEREBRAS_SIDE, str(path), str(pt), str(resaved), compression],
+                           capture_output=True, text=True)
+
+        def loads():
+            assert r.returncode == 0, (r.stderr or r.stdout).strip().splitlines()[-1:]
+            state = torch.load(pt, map_location="cpu", weights_only=True)
+            assert list(state) == ["model"], f"top level {list(state)}"
+            got, want = state["model"], source_model
+            assert set(got) == set(want), f"keys differ: {sorted(set(got) ^ set(want))[:4]}"
+            problems = compare_bitwise(got, want)
+            assert not problems, "; ".join(problems[:4])
+            order = "same key order" if list(got) == list(want) else "key order of ditkit's plan (not the source's)"
+            return f"{len(got)} tensors, same dtypes and bits, {order}"
+        self.checks.check(f"d/{label}: cerebras.pytorch.load returns the same state dict", loads)
+
+        def layout():
+            assert r.returncode == 0, "cerebras.pytorch.load failed"
+            report = json.loads(r.stdout.strip().splitlines()[-1])
+            assert not report["problems"], "; ".join(report["problems"][:4])
+            return f"{report['datasets']} datasets, {report['chunks']} chunks byte-identical"
+        self.checks.check(f"d/{label}: the real cerebras.pytorch.save lays the same state out the same way", layout)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ditkit", default=os.environ.get("DITKIT_BIN", str(ROOT / ".build/release/ditkit")))
@@ -847,7 +985,7 @@ def main() -> int:
     ap.add_argument("--standin-fault", choices=["flip", "swap-qk"], help="make the stand-in write wrong outputs")
     ap.add_argument("--workdir", help="write outputs here (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    ap.add_argument("--only", default="a,b,c", help="comma-separated subset of a,b,c")
+    ap.add_argument("--only", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     args = ap.parse_args()
     parts = set(args.only.split(","))
 
@@ -913,6 +1051,25 @@ def main() -> int:
                 if out:
                     checks.check_cerebras_roundtrip(out)
             checks.check_sigma_refusal()
+        if "d" in parts and not args.standin:
+            mdl = MDLChecks(checks)
+            for label, src, extra in (("tiny-cerebras.pt -> mdl", TINY_CEREBRAS, ()),
+                                      ("tiny-cerebras.pt -> mdl --compression none", TINY_CEREBRAS, ("--compression", "none")),
+                                      ("tiny-cerebras-bf16.pt -> mdl", TINY_CEREBRAS_BF16, ())):
+                model = torch.load(src, map_location="cpu", weights_only=True)["model"]
+                name = label.replace(" ", "_").replace(">", "").replace("--", "") + ".mdl"
+                out = checks.convert(name, src, "cerebras", "--container", "mdl", *extra)
+                if out:
+                    compression = "none" if "none" in extra else "lz4"
+                    mdl.h5py_reads(label, out, model, compression)
+                    mdl.cerebras_loads(label, out, model, compression)
+            canonical = checks.convert("tiny-cerebras-canonical.safetensors", TINY_CEREBRAS, "canonical")
+            if canonical:
+                out = checks.convert("from-canonical.mdl", canonical, "cerebras")
+                if out:
+                    model = torch.load(TINY_CEREBRAS, map_location="cpu", weights_only=True)["model"]
+                    mdl.h5py_reads("canonical -> cerebras (OUT ends in .mdl)", out, model, "lz4")
+                    mdl.cerebras_loads("canonical -> cerebras (OUT ends in .mdl)", out, model)
     finally:
         if args.keep or args.workdir:
             print(f"interop: outputs kept in {work}")

@@ -260,40 +260,55 @@ package struct JSONParser {
         }
     }
 
+    /// Collects the string's UTF-8 bytes in one buffer (runs copied as they are, escapes encoded) and validates
+    /// them once at the end: linear in the string's length however many escapes it holds (a JSON text nested in a
+    /// JSON string, as Cerebras `.mdl` specs are, has one every few bytes).
     private mutating func parseString() throws -> String {
         position += 1
-        var scalars = String.UnicodeScalarView()
+        let start = position
+        var buffer: [UInt8] = []
         var runStart = position
-        func flushRun(_ end: Int) throws {
+        func flushRun(_ end: Int) {
             guard end > runStart else { return }
-            let slice = UnsafeRawBufferPointer(rebasing: bytes[runStart..<end])
-            guard let text = String(validating: slice, as: UTF8.self) else {
-                throw JSONParseError(offset: runStart, reason: "string is not valid UTF-8", duplicateKey: nil)
-            }
-            scalars.append(contentsOf: text.unicodeScalars)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<end]))
+        }
+        func append(_ scalar: Unicode.Scalar) {
+            buffer.append(contentsOf: scalar.utf8)
         }
         while true {
             guard let c = current else { throw error("unterminated string") }
             if c == UInt8(ascii: "\"") {
-                try flushRun(position)
+                flushRun(position)
                 position += 1
-                return String(scalars)
+                guard let text = String(validating: buffer, as: UTF8.self) else {
+                    // Name the first run that is not UTF-8 (escapes always are).
+                    var offset = start
+                    var i = start
+                    while i < position - 1 {
+                        var end = i
+                        while end < position - 1, bytes[end] != UInt8(ascii: "\\") { end += 1 }
+                        if String(validating: UnsafeRawBufferPointer(rebasing: bytes[i..<end]), as: UTF8.self) == nil { offset = i; break }
+                        i = end + 2
+                    }
+                    throw JSONParseError(offset: offset, reason: "string is not valid UTF-8", duplicateKey: nil)
+                }
+                return text
             }
             if c < 0x20 { throw error("control character in string") }
             if c == UInt8(ascii: "\\") {
-                try flushRun(position)
+                flushRun(position)
                 position += 1
                 guard let e = current else { throw error("unterminated escape") }
                 position += 1
                 switch e {
-                case UInt8(ascii: "\""): scalars.append("\"")
-                case UInt8(ascii: "\\"): scalars.append("\\")
-                case UInt8(ascii: "/"): scalars.append("/")
-                case UInt8(ascii: "b"): scalars.append("\u{08}")
-                case UInt8(ascii: "f"): scalars.append("\u{0C}")
-                case UInt8(ascii: "n"): scalars.append("\n")
-                case UInt8(ascii: "r"): scalars.append("\r")
-                case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "\""): buffer.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "/"): buffer.append(UInt8(ascii: "/"))
+                case UInt8(ascii: "b"): buffer.append(0x08)
+                case UInt8(ascii: "f"): buffer.append(0x0C)
+                case UInt8(ascii: "n"): buffer.append(0x0A)
+                case UInt8(ascii: "r"): buffer.append(0x0D)
+                case UInt8(ascii: "t"): buffer.append(0x09)
                 case UInt8(ascii: "u"):
                     var code = try parseHex4()
                     if (0xD800..<0xDC00).contains(code) {
@@ -306,7 +321,7 @@ package struct JSONParser {
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw error("invalid unicode escape") }
-                    scalars.append(scalar)
+                    append(scalar)
                 default: throw error("invalid escape")
                 }
                 runStart = position

@@ -213,9 +213,23 @@ struct WriteOptionGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "Layout to write: canonical (one safetensors file with the config in its metadata), diffusers (a pipeline "
             + "folder, or the transformer folder with --component-only), original (facebookresearch names; .pt, or "
-            + "safetensors when OUT ends in .safetensors), cerebras (Cerebras Model Zoo names, .pt).",
+            + "safetensors when OUT ends in .safetensors), cerebras (Cerebras Model Zoo names, .pt; .mdl with "
+            + "--container mdl or when OUT ends in .mdl).",
         valueName: "layout"))
     var to: TargetLayout
+
+    @Option(name: .long, help: ArgumentHelp(
+        "cerebras: the file written — pt (torch.save zip) or mdl (Cerebras HDF5 .mdl, format 0.5, as "
+            + "cerebras.pytorch.save writes it, the model under \"model\" as the Model Zoo trainer saves it). "
+            + "Default: mdl when OUT ends in .mdl, else pt.",
+        valueName: "pt|mdl"))
+    var container: StateDictContainer?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "mdl: tensor storage — lz4 (h5py's chunks, each LZ4-compressed, as the Cerebras saver; the default) or none "
+            + "(contiguous, uncompressed).",
+        valueName: "lz4|none"))
+    var compression: MDLWriteOptions.Compression?
 
     @Option(name: .long, help: ArgumentHelp("Cast floating-point tensors (round-to-nearest-even).", valueName: "dtype"))
     var dtype: CastType?
@@ -247,6 +261,12 @@ struct WriteOptionGroup: ParsableArguments {
         if (componentOnly || shardSize != nil || outputVariant != nil) && to != .diffusers {
             throw ValidationError("--component-only, --shard-size and --output-variant apply to --to diffusers")
         }
+        if container != nil && to != .cerebras {
+            throw ValidationError("--container applies to --to cerebras (pt or mdl)")
+        }
+        if compression != nil && (to != .cerebras || container == .pt) {
+            throw ValidationError("--compression applies to a .mdl output (--to cerebras --container mdl, or OUT ending in .mdl)")
+        }
     }
 
     /// "5GB", "500MB", "2GiB", "1000" → bytes; nil for anything else or a size that is not positive.
@@ -268,6 +288,8 @@ struct WriteOptionGroup: ParsableArguments {
         options.componentOnly = componentOnly
         options.shardSize = shardSize.flatMap(WriteOptionGroup.parseSize)
         options.variant = outputVariant
+        options.container = container
+        options.compression = compression
         return options
     }
 }
@@ -277,3 +299,6 @@ struct JSONOptionGroup: ParsableArguments {
     @Flag(name: .long, help: "Print JSON instead of text (its schema: schemas/<command>.schema.json).")
     var json = false
 }
+
+extension StateDictContainer: ExpressibleByArgument {}
+extension MDLWriteOptions.Compression: ExpressibleByArgument {}

@@ -9,7 +9,9 @@ struct Synth: ParsableCommand {
         abstract: "Write a deterministic random-weight checkpoint of any preset in any layout.",
         discussion: """
             Presets: see `ditkit params` (DiT-S/2 … DiT-XL/8, with -512 for 512 px; cerebras-dit-small … \
-            cerebras-dit-2B). --to was called --layout before; that spelling still works.
+            cerebras-dit-2B). --to was called --layout before; that spelling still works. \
+            --to cerebras writes a torch.save file, or a Cerebras .mdl (HDF5, format 0.5, as cerebras.pytorch.save \
+            writes it) with --container mdl or an OUT ending in .mdl; --compression none stores it uncompressed.
             """)
 
     @Argument(help: "Preset name, e.g. DiT-XL/2, DiT-B/4-512, cerebras-dit-2B.")

@@ -272,7 +272,9 @@ public struct ModelBundle: Sendable {
     static func role(of name: String, families: [any ModelFamily.Type], optimizerRoots: [String]) -> ExtraTensorRole {
         for family in families { if let role = extraRole(family, name) { return role } }
         let topKey = String(name.prefix { $0 != "." }).lowercased()
-        if optimizerRoots.contains(where: { name.hasPrefix($0 + ".") }) || ["opt", "optimizer", "optimizer_and_scheduler", "scheduler", "lr_scheduler"].contains(topKey) {
+        if optimizerRoots.contains(where: { name.hasPrefix($0 + ".") })
+            || ["opt", "optimizer", "optimizer_and_scheduler", "scheduler", "lr_scheduler", "schedulers", "grad_scaler"].contains(topKey)
+        {
             return ExtraTensorRole(kind: .optimizer, description: "optimizer or scheduler state")
         }
         return ExtraTensorRole(kind: .unknown, description: "no component or family claims it")
@@ -281,14 +283,21 @@ public struct ModelBundle: Sendable {
     static func extraRole<F: ModelFamily>(_ family: F.Type, _ name: String) -> ExtraTensorRole? { F.extraTensorRole(name) }
 
     /// Every learning-rate scheduler state in the file: values under a path ending in `scheduler` (or
-    /// `scheduler.module`, microsoft/VQ-Diffusion's wrapper), summarised as its scalar state.
+    /// `scheduler.module`, microsoft/VQ-Diffusion's wrapper), or an item of a `schedulers` list (the Cerebras Model
+    /// Zoo trainer's), summarised as its scalar state.
     static func schedulerSummaries(_ checkpoint: Checkpoint) -> [(path: String, kind: String, values: [(String, String)])] {
         var roots: [String] = []
         var byRoot: [String: [CheckpointValue]] = [:]
         for value in checkpoint.values {
             let parts = value.path.split(separator: ".").map(String.init)
-            guard let s = parts.lastIndex(where: { ["scheduler", "lr_scheduler"].contains($0.lowercased()) }), s + 1 < parts.count else { continue }
-            let root = parts[...s].joined(separator: ".")
+            let root: String
+            if let s = parts.lastIndex(where: { ["scheduler", "lr_scheduler"].contains($0.lowercased()) }), s + 1 < parts.count {
+                root = parts[...s].joined(separator: ".")
+            } else if let s = parts.lastIndex(of: "schedulers"), s + 2 < parts.count, Int(parts[s + 1]) != nil {
+                root = parts[...(s + 1)].joined(separator: ".")
+            } else {
+                continue
+            }
             if byRoot[root] == nil { roots.append(root) }
             byRoot[root, default: []].append(value)
         }
@@ -304,6 +313,10 @@ public struct ModelBundle: Sendable {
             else if keys.contains("step_size") { kind = "StepLR" }
             else if keys.contains("T_max") { kind = "CosineAnnealingLR" }
             else if keys.contains("lr_lambdas") { kind = "LambdaLR" }
+            else if keys.contains("initial_learning_rate") {
+                // cerebras.pytorch.optim.lr_scheduler classes keep their own parameters; the class is not stored.
+                kind = "Cerebras LR scheduler (class not stored; its parameters follow)"
+            }
             else { kind = "scheduler" }
             return (root, kind, values)
         }
@@ -323,6 +336,15 @@ public struct ModelBundle: Sendable {
         // Every root's param_groups in one pass over the values: scalars as they are, list items (betas) as one list.
         var groupsByRoot: [String: [Int: [(String, String)]]] = [:]
         var lists: [String: Int] = [:]  // "root|group|key" → position of the list in its group
+        // A group entry held as a tensor (a Cerebras optimizer's `lr`): named with its dtype and shape, not read.
+        for tensor in checkpoint.tensors {
+            guard let range = tensor.name.range(of: ".param_groups.") else { continue }
+            let root = String(tensor.name[..<range.lowerBound])
+            let rest = tensor.name[range.upperBound...].split(separator: ".")
+            guard byRoot[root] != nil, rest.count == 2, let g = Int(rest[0]) else { continue }
+            let shape = "(" + tensor.shape.map(String.init).joined(separator: ", ") + (tensor.shape.count == 1 ? ",)" : ")")
+            groupsByRoot[root, default: [:]][g, default: []].append((String(rest[1]), "<\(tensor.dtype.rawValue) tensor \(shape)>"))
+        }
         for value in checkpoint.values {
             guard let range = value.path.range(of: "param_groups."), range.lowerBound == value.path.startIndex
                 || value.path[value.path.index(before: range.lowerBound)] == "."
@@ -336,13 +358,16 @@ public struct ModelBundle: Sendable {
                 groupsByRoot[root, default: [:]][g, default: []].append((key, value.text))
             } else if rest.count == 3 {
                 let id = "\(root)|\(g)|\(key)"
+                // The group's entries are created on first use: a list (betas) may come before any scalar (a
+                // Cerebras optimizer keeps `lr` as a tensor).
+                var entries = groupsByRoot[root, default: [:]][g, default: []]
                 if let at = lists[id] {
-                    let old = groupsByRoot[root]![g]![at].1
-                    groupsByRoot[root]![g]![at].1 = String(old.dropLast()) + ", " + value.text + "]"
+                    entries[at].1 = String(entries[at].1.dropLast()) + ", " + value.text + "]"
                 } else {
-                    lists[id] = groupsByRoot[root, default: [:]][g, default: []].count
-                    groupsByRoot[root]![g]!.append((key, "[" + value.text + "]"))
+                    lists[id] = entries.count
+                    entries.append((key, "[" + value.text + "]"))
                 }
+                groupsByRoot[root, default: [:]][g] = entries
             }
         }
         return roots.map { root in
@@ -353,7 +378,15 @@ public struct ModelBundle: Sendable {
             let groups = groupsByRoot[root] ?? [:]
             let group0 = Dictionary(groups[0] ?? [], uniquingKeysWith: { a, _ in a })
             let kind: String
-            if stateNames.contains("exp_avg") && stateNames.contains("exp_avg_sq") {
+            if stateNames.contains("beta1_power") && stateNames.contains("exp_avg") {
+                // cerebras.pytorch.optim: AdamW forces l2_regularization_rate to 0 and decays by weight_decay; Adam
+                // forces weight_decay to 0 and puts its decay in l2_regularization_rate. With neither, the state
+                // cannot tell them apart, and says so.
+                let decay = group0["weight_decay"].flatMap(Double.init) ?? 0
+                let l2 = group0["l2_regularization_rate"].flatMap(Double.init) ?? 0
+                let which = decay != 0 ? "AdamW" : l2 != 0 ? "Adam" : "AdamW or Adam (no weight decay: the state cannot tell which)"
+                kind = "Cerebras \(which) (exp_avg, exp_avg_sq, beta1_power, beta2_power)"
+            } else if stateNames.contains("exp_avg") && stateNames.contains("exp_avg_sq") {
                 kind = group0["decoupled_weight_decay"] == "True" ? "AdamW" : "Adam" + (group0["amsgrad"] == "True" ? " (AMSGrad)" : "")
             } else if stateNames.contains("momentum_buffer") {
                 kind = "SGD with momentum"

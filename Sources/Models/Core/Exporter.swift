@@ -20,9 +20,26 @@ public struct ExportOptions {
     public var sourceLayout: Layout = .unknown
     /// Called with the bytes written so far (for a progress bar).
     public var progress: ((Int) -> Void)?
+    /// State-dict layouts: the container written (`.pt`, the default, or a Cerebras `.mdl`: format 0.5 as
+    /// `cerebras.pytorch.save` writes it, the state dict nested as the layout nests it — the Cerebras layout's
+    /// `{"model": {"model.<name>": …}}`, the Model Zoo trainer's top level).
+    /// nil: `.mdl` when the target is the Cerebras layout and the path ends in `.mdl` (any case) — what a user
+    /// naming a Cerebras checkpoint `X.mdl` expects — else `.pt`.
+    public var container: StateDictContainer?
+    /// `.mdl`: how tensors are stored (nil: LZ4 chunks, as the Cerebras saver; `.none`: uncompressed). Setting it
+    /// for an output that is not `.mdl` is an error, not ignored.
+    public var compression: MDLWriteOptions.Compression?
 
     /// Defaults: no overwrite, no fsync, a pipeline folder, no shards or variant, no source.
     public init() {}
+}
+
+/// The file a state-dict layout is written as.
+public enum StateDictContainer: String, Sendable, CaseIterable {
+    /// A PyTorch zip (`torch.save`), or safetensors where the layout allows it and the path ends in `.safetensors`.
+    case pt
+    /// A Cerebras `.mdl` (HDF5, format 0.5), as `cerebras.pytorch.save` writes it.
+    case mdl
 }
 
 /// Writes conversion plans: canonical safetensors, a layout's state dict (`.pt`, or `.safetensors` where the layout
@@ -38,6 +55,9 @@ public enum Exporter {
         }
         let outputs = options.progress.map { report in withProgress(plan.outputs, report) } ?? plan.outputs
         if plan.target == .canonical {
+            if options.container != nil || options.compression != nil {
+                throw ModelError.invalidOption(name: "container", problem: "the canonical layout is one safetensors file")
+            }
             try SafetensorsWriter.write(outputs, metadata: canonicalMetadata(plan, options), to: path, overwrite: options.overwrite, durable: options.durable)
             return [FileSystem.fileName(path)]
         }
@@ -46,7 +66,20 @@ public enum Exporter {
         }
         switch layout.writer {
         case .stateDict(let nested, _, let safetensors):
-            if safetensors && nested.isEmpty && path.hasSuffix(".safetensors") {
+            let container = options.container ?? (plan.target == .cerebras && path.lowercased().hasSuffix(".mdl") ? .mdl : .pt)
+            if options.compression != nil && container != .mdl {
+                throw ModelError.invalidOption(name: "compression", problem: "applies to a .mdl output only (this one is written as .pt)")
+            }
+            if container == .mdl {
+                var value = MDLNode.dict(outputs.map { ($0.name, .tensor($0)) })
+                for key in nested.reversed() { value = .dict([(key, value)]) }
+                if case .dict(let top) = value {
+                    value = .dict(top + F.trainerEntries(plan.config, layout: plan.target).map { ($0.0, mdlNode($0.1)) })
+                }
+                try MDLWriter.write(
+                    value, to: path,
+                    options: MDLWriteOptions(compression: options.compression ?? .lz4, overwrite: options.overwrite, durable: options.durable))
+            } else if safetensors && nested.isEmpty && path.hasSuffix(".safetensors") {
                 try SafetensorsWriter.write(outputs, metadata: [("format", "pt")], to: path, overwrite: options.overwrite, durable: options.durable)
             } else {
                 var value = TorchSaveValue.dict(outputs.map { ($0.name, .tensor($0)) })
@@ -55,7 +88,23 @@ public enum Exporter {
             }
             return [FileSystem.fileName(path)]
         case .diffusers(let writer):
+            if options.container != nil || options.compression != nil {
+                throw ModelError.invalidOption(name: "container", problem: "the diffusers layout is a folder of safetensors files")
+            }
             return try writeDiffusers(plan, writer: writer, outputs: outputs, to: path, options: options)
+        }
+    }
+
+    /// A JSON value as the Python value a `.mdl` leaf holds (objects as dicts, arrays as lists).
+    static func mdlNode(_ json: JSONValue) -> MDLNode {
+        switch json {
+        case .null: return .none
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .double(let d): return .float(d)
+        case .string(let s): return .string(s)
+        case .array(let items): return .list(items.map(mdlNode))
+        case .object(let fields): return .dict(fields.map { ($0.0, mdlNode($0.1)) })
         }
     }
 

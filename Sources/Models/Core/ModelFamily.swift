@@ -144,9 +144,16 @@ public protocol ModelFamily: Sendable {
     /// Folders a diffusers pipeline of this model needs beside its components that follow from the config (a
     /// scheduler whose steps are the model's), written when a whole file becomes a pipeline folder; none by default.
     static func pipelineFiles(_ config: Config) -> [(folder: String, className: String, file: String, json: JSONValue)]
+
+    /// Top-level entries a training framework keeps beside the weights in a whole checkpoint of `layout` that follow
+    /// from the config (the Cerebras Model Zoo trainer's `__metadata__` with the run's model parameters), added when
+    /// a conversion writes that framework's own container; none by default.
+    static func trainerEntries(_ config: Config, layout: Layout) -> [(String, JSONValue)]
 }
 
 extension ModelFamily {
+    /// Default: no trainer entries.
+    public static func trainerEntries(_ config: Config, layout: Layout) -> [(String, JSONValue)] { [] }
     /// Default: no family-built synthetic tensors (every one is random).
     public static func synthesized(_ name: String, shape: [Int], config: Config, seed: UInt64) -> OutputTensor? { nil }
     /// Default: no checks beyond names and shapes.

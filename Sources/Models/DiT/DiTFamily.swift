@@ -270,6 +270,26 @@ public enum DiTFamily: ModelFamily {
     /// Latent size × 8 (the SD VAE's downsampling).
     public static func imageSize(_ config: DiTConfig) -> Int? { config.inputSize * 8 }
 
+    /// A Cerebras checkpoint keeps the Model Zoo trainer's `__metadata__`: a list whose last item records the run's
+    /// parameters (its metadata callback). ditkit writes the model section with what the config fixes, under the
+    /// Model Zoo's own names (`trainer.init.model` of the DiT params files), so the head count — which the weights
+    /// cannot give — travels with the file; `model_name` is the trainer's class, and no `version` is written (the
+    /// Model Zoo checks a version against its own, and this file was not made by one).
+    public static func trainerEntries(_ c: DiTConfig, layout: Layout) -> [(String, JSONValue)] {
+        guard layout == .cerebras else { return [] }
+        let model: JSONValue = .object([
+            ("name", .string("dit")), ("hidden_size", .int(c.hiddenSize)), ("num_hidden_layers", .int(c.depth)),
+            ("num_heads", .int(c.numHeads)), ("filter_size", .int(c.mlpHidden)), ("patch_size", .array([.int(c.patchSize), .int(c.patchSize)])),
+            ("num_classes", .int(c.numClasses)), ("frequency_embedding_size", .int(c.frequencyEmbeddingSize)),
+            ("num_diffusion_steps", .int(1000)), ("layer_norm_epsilon", .double(c.attentionNormEps)),
+        ])
+        return [("__metadata__", .array([.object([
+            ("model_name", .string("DiTModel")),
+            ("params", .object([("trainer", .object([("init", .object([("model", model)]))]))])),
+            ("written_by", .string("ditkit")),
+        ])]))]
+    }
+
     /// Heads and the input size cannot be read from every layout's weights.
     public static func options(reproducing config: DiTConfig) -> ModelOptions {
         ModelOptions(heads: config.numHeads, inputSize: config.inputSize)
