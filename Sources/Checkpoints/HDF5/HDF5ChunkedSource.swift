@@ -165,8 +165,17 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
         self.rowBytes = rowBytes
     }
 
-    private func fail(_ position: [Int], _ reason: String) -> CheckpointError {
-        .malformed(path: file.path, location: "dataset \"\(dataset)\" chunk at (\(position.map(String.init).joined(separator: ",")))", reason: reason)
+    /// Where a chunk is: its element offsets and the file offset of its stored bytes.
+    struct Place {
+        let position: [Int]
+        let address: Int
+    }
+
+    private func fail(_ place: Place, _ reason: String) -> CheckpointError {
+        .malformed(
+            path: file.path,
+            location: "dataset \"\(dataset)\" chunk at (\(place.position.map(String.init).joined(separator: ","))) stored at offset \(place.address)",
+            reason: reason)
     }
 
     /// The chunk index, read and validated on first use.
@@ -193,7 +202,7 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
                 position[d] = (rest % index.grid[d]) * chunk[d]
                 rest /= index.grid[d]
             }
-            throw fail(position, "stored in \(worst.element.size) bytes at offset \(worst.element.address), more than twice the chunk's \(chunkBytes) bytes")
+            throw fail(Place(position: position, address: worst.element.address), "stored in \(worst.element.size) bytes, more than twice the chunk's \(chunkBytes) bytes")
         }
         let bandBytes = rowBytes * chunk[0]
         let step = max(chunkSize, 1)
@@ -371,6 +380,7 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
         _ stored: HDF5Chunk, position: [Int], into output: UnsafeMutableRawBufferPointer, spare: UnsafeMutableRawBufferPointer,
         stored buffer: UnsafeMutableRawBufferPointer
     ) throws {
+        let place = Place(position: position, address: stored.address)
         let into = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<stored.size])
         guard file.read(at: stored.address, into: into) == stored.size else {
             throw CheckpointError.io(path: file.path, operation: "read", detail: "short read of the \(stored.size)-byte chunk at offset \(stored.address)")
@@ -379,7 +389,7 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
         let active = filters.enumerated().filter { stored.filterMask & (1 << UInt32($0.offset)) == 0 }.map(\.element).reversed()
         if active.isEmpty {
             guard raw.count == output.count else {
-                throw fail(position, "stored \(raw.count) bytes unfiltered, the chunk holds \(output.count)")
+                throw fail(place, "stored \(raw.count) bytes unfiltered, the chunk holds \(output.count)")
             }
             output.copyMemory(from: raw)
             return
@@ -391,10 +401,10 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
         for (i, filter) in steps.enumerated() {
             let remainingSteps = steps.count - i
             let target = remainingSteps % 2 == 1 ? output : UnsafeMutableRawBufferPointer(rebasing: spare[0..<min(spare.count, output.count)])
-            let produced = try apply(filter, input: UnsafeRawBufferPointer(rebasing: input[0..<inputCount]), into: target, position: position)
+            let produced = try apply(filter, input: UnsafeRawBufferPointer(rebasing: input[0..<inputCount]), into: target, place: place)
             if i == steps.count - 1 {
                 guard produced == output.count else {
-                    throw fail(position, "decodes to \(produced) bytes, the chunk holds \(output.count)")
+                    throw fail(place, "decodes to \(produced) bytes, the chunk holds \(output.count)")
                 }
             }
             input = UnsafeRawBufferPointer(target)
@@ -403,15 +413,15 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
     }
 
     /// Undoes one filter from `input` into `target`; returns the bytes produced.
-    private func apply(_ filter: HDF5Filter, input: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer, position: [Int]) throws -> Int {
+    private func apply(_ filter: HDF5Filter, input: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer, place: Place) throws -> Int {
         switch filter.id {
         case 32004:
             let original: Int
-            do { original = try LZ4Blocks.originalSize(input) } catch { throw fail(position, error.reason) }
+            do { original = try LZ4Blocks.originalSize(input) } catch { throw fail(place, error.reason) }
             guard original == target.count else {
-                throw fail(position, "LZ4 header declares \(original) decompressed bytes, the chunk holds \(target.count)")
+                throw fail(place, "LZ4 header declares \(original) decompressed bytes, the chunk holds \(target.count)")
             }
-            do { try LZ4Blocks.decode(input, into: target) } catch { throw fail(position, error.reason) }
+            do { try LZ4Blocks.decode(input, into: target) } catch { throw fail(place, error.reason) }
             return original
         case 1:
             var length = uLong(target.count)
@@ -419,12 +429,12 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
                 target.baseAddress!.assumingMemoryBound(to: Bytef.self), &length,
                 input.baseAddress!.assumingMemoryBound(to: Bytef.self), uLong(input.count))
             guard status == Z_OK else {
-                throw fail(position, status == Z_BUF_ERROR ? "deflate data inflates to more than the chunk's \(target.count) bytes" : "deflate data is corrupt (zlib status \(status))")
+                throw fail(place, status == Z_BUF_ERROR ? "deflate data inflates to more than the chunk's \(target.count) bytes" : "deflate data is corrupt (zlib status \(status))")
             }
             return Int(length)
         case 2:
             let width = filter.clientData.first.map(Int.init) ?? elementSize
-            guard input.count <= target.count, width > 0 else { throw fail(position, "shuffled data of \(input.count) bytes, the chunk holds \(target.count)") }
+            guard input.count <= target.count, width > 0 else { throw fail(place, "shuffled data of \(input.count) bytes, the chunk holds \(target.count)") }
             let n = input.count / width
             let src = input.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let dst = target.baseAddress!.assumingMemoryBound(to: UInt8.self)

@@ -122,7 +122,7 @@ package final class HDF5File: Sendable {
                 path: file.path, kind: "a dataset of \(count) elements read as a value (\"\(dataset.path)\")",
                 advice: "values are read from datasets of at most \(limit) bytes")
         }
-        var heaps = HDF5GlobalHeaps()
+        var heaps = HDF5GlobalHeaps(fileSize: file.size)
         let location = "dataset \"\(dataset.path)\" (object header at offset \(dataset.headerOffset))"
         if case .null = dataset.dataspace { return .empty }
         let raw: [UInt8]

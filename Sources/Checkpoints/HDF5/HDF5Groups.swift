@@ -10,7 +10,7 @@ struct HDF5TreeBuilder {
     let leafK: Int
     /// The superblock's group internal node K (group B-tree nodes hold at most 2K entries).
     let internalK: Int
-    var heaps = HDF5GlobalHeaps()
+    var heaps: HDF5GlobalHeaps
     /// Objects visited so far (hard links may alias objects; this bounds the work on any file).
     private var visits = 0
     private let maxVisits: Int
@@ -21,7 +21,8 @@ struct HDF5TreeBuilder {
         self.file = file
         self.leafK = leafK
         self.internalK = internalK
-        maxVisits = 4 * (file.size / 40) + 1024
+        maxVisits = min(4 * (file.size / 40) + 1024, 2_000_000)
+        heaps = HDF5GlobalHeaps(fileSize: file.size)
     }
 
     /// The group whose object header is at `offset`, with everything under it.
@@ -305,13 +306,12 @@ struct HDF5TreeBuilder {
         for _ in 0..<count {
             let at = body.position
             let nameOffset = try body.length("link name offset")
-            guard let header = try body.address("object header address") else {
-                throw file.malformed("symbol table entry", at: at, "undefined object header address")
-            }
+            let header = try body.address("object header address")
             let cache = try body.u32("cache type")
             try body.skip(20)
             if cache == 2 { throw file.unsupported("soft link", at: at) }
             guard cache <= 1 else { throw file.malformed("symbol table entry", at: at, "cache type \(cache), expected 0 to 2") }
+            guard let header else { throw file.malformed("symbol table entry", at: at, "undefined object header address") }
             entries.append((try name(nameOffset, in: heap, entry: at), header, at))
         }
     }

@@ -297,8 +297,13 @@ struct HDF5GlobalHeaps {
     private var collections: [Int: [Int: (offset: Int, size: Int)]] = [:]
     /// Collections parsed at most (each is at least 4 KiB in a real file; a hostile file cannot make us parse more).
     static let maxCollections = 1 << 16
+    /// String bytes handed out so far, and the most a file may make us copy: a real file stores each string once,
+    /// so its strings total less than the file; many references to one large object would multiply memory.
+    private var produced = 0
+    private let budget: Int
 
-    init() {}
+    /// Heaps of a file of `fileSize` bytes.
+    init(fileSize: Int) { budget = fileSize + (1 << 20) }
 
     /// The bytes a 16-byte variable-length reference (u32 length, address, u32 object index) points to.
     mutating func bytes(of reference: UnsafeRawBufferPointer, in file: HDF5Bytes, location: @autoclosure () -> String) throws -> [UInt8] {
@@ -315,6 +320,10 @@ struct HDF5GlobalHeaps {
         }
         guard length <= object.size else {
             throw CheckpointError.malformed(path: file.path, location: location(), reason: "string of \(length) bytes in global heap object \(index) of \(object.size) bytes (collection at offset \(address))")
+        }
+        produced += length
+        guard produced <= budget else {
+            throw CheckpointError.malformed(path: file.path, location: location(), reason: "variable-length strings reference more than the \(budget) bytes the file could hold (global heap objects referenced over and over)")
         }
         return Array(file.bytes[object.offset..<(object.offset + length)])
     }
