@@ -8,9 +8,10 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what a checkpoint holds: format, layout, every tensor, totals and non-tensor values.",
         discussion: """
-            PATH is a .pt/.pth/.bin file (zip or legacy torch.save), a .safetensors file or index, a diffusers \
-            component folder (config.json + weights) or pipeline folder (model_index.json). The format is taken \
-            from the bytes, not the extension. No tensor data is read and no pickle code is executed.
+            PATH is a .pt/.pth/.bin file (zip or legacy torch.save), a .safetensors file or index, a Cerebras .mdl \
+            (HDF5, formats 0.5 and 0.4), a diffusers component folder (config.json + weights) or pipeline folder \
+            (model_index.json). The format is taken from the bytes, not the extension. No tensor data is read \
+            (unless --check-data) and no pickle code is executed.
             """)
 
     @Argument(help: "Checkpoint file or diffusers folder.")
@@ -21,21 +22,57 @@ struct Inspect: ParsableCommand {
     @Flag(name: .long, help: "Only the summary and group subtotals, not every tensor.")
     var summary = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Also read every tensor's bytes, as a conversion would (inflating, decompressing and checking each entry or "
+            + "chunk), writing nothing: a file whose data is damaged fails here (exit 3)."))
+    var checkData = false
+
     @OptionGroup var open: OpenOptionGroup
 
     func run() throws {
         let checkpoint = try Checkpoint.open(path, options: open.openOptions)
         let report = InspectReport(checkpoint)
+        let check = checkData ? try Inspect.readAll(checkpoint) : nil
         if output.json {
             var json = report.json
-            if case .object(var fields) = json, let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
-                fields.append(("bundle", bundle.json))
+            if case .object(var fields) = json {
+                if let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
+                    fields.append(("bundle", bundle.json))
+                }
+                if let check {
+                    fields.append(("data_check", .object([
+                        ("tensors", .int(check.tensors)), ("bytes", .int(check.bytes)), ("seconds", .double(check.seconds)),
+                    ])))
+                }
                 json = .object(fields)
             }
             print(json.serialized(pretty: true))
         } else {
             print(render(report))
+            if let check {
+                print("\ndata: \(NumberFormat.grouped(check.tensors)) tensors read, \(NumberFormat.binaryBytes(check.bytes)) "
+                    + "(\(NumberFormat.grouped(check.bytes)) bytes) in \(NumberFormat.fixed(check.seconds, fractionDigits: 2)) s: every tensor's data is readable")
+            }
         }
+    }
+
+    /// Streams every tensor's bytes through its reader into nothing (a storage viewed by several tensors is read
+    /// once per tensor, as a conversion reads it); throws the first read error, naming the file and tensor.
+    static func readAll(_ checkpoint: Checkpoint) throws -> (tensors: Int, bytes: Int, seconds: Double) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var bytes = 0
+        for tensor in checkpoint.tensors {
+            do {
+                try tensor.stream { bytes += $0.count }
+            } catch let error as CheckpointError {
+                throw error
+            } catch {
+                throw CheckpointError.malformed(path: checkpoint.path, location: "tensor \(tensor.name)", reason: "\(error)")
+            }
+        }
+        let elapsed = clock.now - start
+        return (checkpoint.tensors.count, bytes, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
     func render(_ report: InspectReport) -> String {

@@ -53,7 +53,7 @@ struct HostileCLITests {
         return all
     }()
 
-    static let markers = ["/tmp/ditkit-pwned"]
+    static let markers = ["/tmp/ditkit-pwned", "/tmp/ditkit-mdl-pwned"]
 
     @Test("every case exits with its code and message, no signal, within its time and memory", arguments: cases)
     func hostile(_ c: Case) throws {
