@@ -3,7 +3,9 @@ import Tensors
 
 /// The `hdf5` target: ditkit's own HDF5 reader on one file's bytes — the superblock and whole group tree
 /// (`HDF5File`), then every dataset decoded as a value when small and streamed in full (chunk index validation,
-/// filters, band reassembly), as the `.mdl` reader and `convert` would read them.
+/// filters, band reassembly), as the `.mdl` reader and `convert` would read them; then the `.mdl` layer
+/// (`Checkpoint.open`: spec, leaf metadata, links, spec pickles through the restricted unpickler) and every tensor
+/// it names streamed.
 enum HDF5Targets {
     /// Largest dataset streamed per input: what a file declares beyond this is legitimate work proportional to its
     /// claims (the chunked source bounds its buffers separately), not a finding.
@@ -23,6 +25,14 @@ enum HDF5Targets {
             } catch {
                 firstError = firstError ?? error
             }
+        }
+        do {
+            let checkpoint = try Checkpoint.open(file.path)
+            for tensor in checkpoint.tensors where tensor.byteCount <= streamBudget {
+                try tensor.stream(chunk: 1 << 16) { _ in }
+            }
+        } catch {
+            firstError = firstError ?? error
         }
         if let firstError { throw firstError }
     }

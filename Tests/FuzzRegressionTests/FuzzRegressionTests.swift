@@ -82,6 +82,8 @@ struct FuzzTargetTests {
         // The pickle alone, with its storages rebuilt by the harness at the sizes the pickle declares.
         #expect(FuzzTarget.pickle.run(try Self.dataPickle("checkpoints/original/tiny-dit.pt")) == .accepted)
         #expect(FuzzTarget.trace.run(try Self.fixture("traces/orig-p2-s8/trace.safetensors")) == .accepted)
+        #expect(FuzzTarget.hdf5.run(try Self.fixture("cerebras-mdl/dit-tiny-0.4-bf16.mdl")) == .accepted)
+        #expect(FuzzTarget.hdf5.run(try Self.fixture("cerebras-mdl/object-0.5-benign.mdl")) == .accepted)
         let index = try Self.fixture("checkpoints/original/tiny-dit-sharded/model.safetensors.index.json")
         let config = Array(#"{"_class_name": "DiTTransformer2DModel", "sample_size": 8}"#.utf8)
         #expect(FuzzTarget.diffusers.run([] + FolderTargets.separator + config + FolderTargets.separator + index) == .accepted)
