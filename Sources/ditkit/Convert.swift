@@ -69,8 +69,10 @@ struct Convert: ParsableCommand {
         print(Convert.report(view: view, plan: plan, output: output, files: files))
         if let bundle = try? ModelBundle.open(checkpoint, readModels: false), BundleText.isWhole(bundle) {
             let others = bundle.components.filter { $0.match.prefix != view.prefix }.count
-            print("note: \(source) holds \(others) other \(others == 1 ? "model" : "models") and \(bundle.extras.count) other tensors, "
-                + "not converted here; convert to a folder (-o DIR --to canonical) to keep the whole file")
+            let models = others == 0 ? nil : "\(others) other \(others == 1 ? "model" : "models")"
+            let tensors = bundle.extras.isEmpty ? nil : "\(bundle.extras.count) other \(bundle.extras.count == 1 ? "tensor" : "tensors")"
+            print("note: \(source) holds " + [models, tensors].compactMap { $0 }.joined(separator: " and ")
+                + ", not converted here; convert to a folder (-o DIR --to canonical) to keep the whole file")
         }
         if verify { try verifyOutput(source: view, plan: plan) }
     }
