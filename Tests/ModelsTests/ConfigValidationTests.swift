@@ -14,7 +14,8 @@ struct ConfigValidationTests {
         config.sourceLayout = .original
         guard case .object(var pairs) = config.json, let key, let value else { return config.json }
         let parts = key.split(separator: ".").map(String.init)
-        let index = pairs.firstIndex { $0.0 == parts[0] }!
+        // An optional field the config omits at its default (diffusion_steps) is added.
+        guard let index = pairs.firstIndex(where: { $0.0 == parts[0] }) else { return .object(pairs + [(key, value)]) }
         if parts.count == 2, case .object(var inner) = pairs[index].1 {
             inner[inner.firstIndex { $0.0 == parts[1] }!].1 = value
             pairs[index].1 = .object(inner)

@@ -57,6 +57,10 @@ public struct DiTConfig: FamilyConfig {
     public var inputSize: Int
     /// Width of the sinusoid the timestep embedder's MLP reads (256).
     public var frequencyEmbeddingSize = 256
+    /// Diffusion steps T (1000): the rows of a stored timestep table and the length of the diffusion schedule
+    /// tables (the Cerebras Model Zoo's `num_diffusion_steps`); integer timesteps lie in 0…T−1. Written to the JSON
+    /// only when it is not 1000.
+    public var diffusionSteps = 1000
     /// Timestep frequencies exp(−ln(maxPeriod)·k/(half − shift)): 0 original and Cerebras, 1 diffusers.
     public var timestepShift: Int
     /// The longest period of the timestep sinusoid (10000).
@@ -255,6 +259,7 @@ public struct DiTConfig: FamilyConfig {
             field("mlp_hidden", 1, 4 * size) { Double($0.mlpHidden) },
             field("input_size", 1, size) { Double($0.inputSize) },
             field("frequency_embedding_size", 2, size) { Double($0.frequencyEmbeddingSize) },
+            field("diffusion_steps", 1, size) { Double($0.diffusionSteps) },
             field("timestep_shift", 0, 1) { Double($0.timestepShift) },
             field("max_period", 1, 1e12) { $0.maxPeriod },
             field("norm_eps.attention", 0, 1, exclusive: true) { $0.attentionNormEps },
@@ -283,6 +288,7 @@ public struct DiTConfig: FamilyConfig {
             ("gelu", .string(gelu.rawValue)), ("output_head", .string(outputHead.rawValue)),
             ("pos_embed", .string(posEmbed.rawValue)),
         ]
+        if diffusionSteps != 1000 { pairs.insert(("diffusion_steps", .int(diffusionSteps)), at: 13) }
         if let sourceLayout { pairs.append(("source_layout", .string(sourceLayout.rawValue))) }
         return .object(pairs)
     }
@@ -296,7 +302,7 @@ public struct DiTConfig: FamilyConfig {
         let known: Set<String> = [
             "family", "hidden_size", "depth", "num_heads", "patch_size", "in_channels", "out_channels", "learn_sigma", "num_classes",
             "null_class_row", "mlp_hidden", "input_size", "frequency_embedding_size", "timestep_shift", "max_period",
-            "timestep_input", "norm_eps", "gelu", "output_head", "pos_embed", "source_layout",
+            "timestep_input", "norm_eps", "gelu", "output_head", "pos_embed", "source_layout", "diffusion_steps",
         ]
         if let unknown = pairs.first(where: { !known.contains($0.0) }) { throw fail("unknown field \(unknown.0)") }
         func int(_ key: String) throws -> Int {
@@ -333,6 +339,7 @@ public struct DiTConfig: FamilyConfig {
             numClasses: try int("num_classes"), hasNullClass: try bool("null_class_row") ?? true,
             mlpHidden: try int("mlp_hidden"), inputSize: try int("input_size"), timestepShift: try int("timestep_shift"))
         frequencyEmbeddingSize = json["frequency_embedding_size"] == nil ? 256 : try int("frequency_embedding_size")
+        diffusionSteps = json["diffusion_steps"] == nil ? 1000 : try int("diffusion_steps")
         maxPeriod = try number("max_period", in: json, default: 10000)
         timestepInput = try choice("timestep_input", default: TimestepInput.sinusoid)
         let eps = json["norm_eps"] ?? .object([])

@@ -20,7 +20,7 @@ public enum DiTFamily: ModelFamily {
             Spec("pos_embed", trainable: false, optional: true) { [1, $0.tokens, $0.hiddenSize] },
             Spec("patch_embed.weight") { [$0.hiddenSize, $0.inChannels, $0.patchSize, $0.patchSize] },
             Spec("patch_embed.bias") { [$0.hiddenSize] },
-            Spec("t_embed.table", trainable: false, optional: true) { [1000, $0.frequencyEmbeddingSize] },
+            Spec("t_embed.table", trainable: false, optional: true) { [$0.diffusionSteps, $0.frequencyEmbeddingSize] },
             Spec("t_embed.fc1.weight") { [$0.hiddenSize, $0.frequencyEmbeddingSize] },
             Spec("t_embed.fc1.bias") { [$0.hiddenSize] },
             Spec("t_embed.fc2.weight") { [$0.hiddenSize, $0.hiddenSize] },
@@ -40,8 +40,8 @@ public enum DiTFamily: ModelFamily {
             Spec("final.linear.bias") { [$0.patchSize * $0.patchSize * $0.outChannels] },
             Spec("final.modulation.weight") { [2 * $0.hiddenSize, $0.hiddenSize] },
             Spec("final.modulation.bias") { [2 * $0.hiddenSize] },
-            Spec("diffusion.sqrt_alphas_cumprod", trainable: false, optional: true) { _ in [1000] },
-            Spec("diffusion.sqrt_one_minus_alphas_cumprod", trainable: false, optional: true) { _ in [1000] },
+            Spec("diffusion.sqrt_alphas_cumprod", trainable: false, optional: true) { [$0.diffusionSteps] },
+            Spec("diffusion.sqrt_one_minus_alphas_cumprod", trainable: false, optional: true) { [$0.diffusionSteps] },
         ]
     }()
 
@@ -177,9 +177,9 @@ public enum DiTFamily: ModelFamily {
     public static func recomputedTable(_ template: String, config: DiTConfig) -> [Float]? {
         switch template {
         case "pos_embed": return Tables.positionTable(hidden: config.hiddenSize, grid: config.gridSize)
-        case "t_embed.table": return Tables.timestepTable(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod)
-        case "diffusion.sqrt_alphas_cumprod": return Tables.diffusionSchedule().sqrtAlphasCumprod
-        case "diffusion.sqrt_one_minus_alphas_cumprod": return Tables.diffusionSchedule().sqrtOneMinus
+        case "t_embed.table": return Tables.timestepTable(steps: config.diffusionSteps, dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod)
+        case "diffusion.sqrt_alphas_cumprod": return Tables.diffusionSchedule(steps: config.diffusionSteps).sqrtAlphasCumprod
+        case "diffusion.sqrt_one_minus_alphas_cumprod": return Tables.diffusionSchedule(steps: config.diffusionSteps).sqrtOneMinus
         default: return nil
         }
     }
@@ -189,7 +189,7 @@ public enum DiTFamily: ModelFamily {
     /// differs from any libm's by up to one ulp of the angle (3e-5 at t ≈ 979); nil for the other tables, which numpy
     /// computes in float64.
     public static func recomputedTableAngles(_ template: String, config: DiTConfig) -> [Float]? {
-        template == "t_embed.table" ? Tables.timestepAngles(dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod) : nil
+        template == "t_embed.table" ? Tables.timestepAngles(steps: config.diffusionSteps, dim: config.frequencyEmbeddingSize, maxPeriod: config.maxPeriod) : nil
     }
 
     /// The input size for the position table; the config summary for the other tables.
@@ -281,7 +281,7 @@ public enum DiTFamily: ModelFamily {
             ("name", .string("dit")), ("hidden_size", .int(c.hiddenSize)), ("num_hidden_layers", .int(c.depth)),
             ("num_heads", .int(c.numHeads)), ("filter_size", .int(c.mlpHidden)), ("patch_size", .array([.int(c.patchSize), .int(c.patchSize)])),
             ("num_classes", .int(c.numClasses)), ("frequency_embedding_size", .int(c.frequencyEmbeddingSize)),
-            ("num_diffusion_steps", .int(1000)), ("layer_norm_epsilon", .double(c.attentionNormEps)),
+            ("num_diffusion_steps", .int(c.diffusionSteps)), ("layer_norm_epsilon", .double(c.attentionNormEps)),
         ])
         return [("__metadata__", .array([.object([
             ("model_name", .string("DiTModel")),

@@ -85,6 +85,15 @@ extension DiTFamily {
             config.frequencyEmbeddingSize = try context.dim("t_embed.fc1.weight", 1, rank: 2)
             context.origins["frequency_embedding_size"] = "\(context.storedName("t_embed.fc1.weight")) dim 1"
         }
+        // Diffusion steps: the rows of a stored timestep table, else the length of a stored schedule table (the
+        // Model Zoo's num_diffusion_steps); 1000 when neither is stored (nothing then depends on it).
+        if context.has("t_embed.table") {
+            config.diffusionSteps = try context.dim("t_embed.table", 0, rank: 2)
+            context.origins["diffusion_steps"] = "\(context.storedName("t_embed.table")) dim 0"
+        } else if context.has("diffusion.sqrt_alphas_cumprod") {
+            config.diffusionSteps = try context.dim("diffusion.sqrt_alphas_cumprod", 0, rank: 1)
+            context.origins["diffusion_steps"] = "\(context.storedName("diffusion.sqrt_alphas_cumprod")) dim 0"
+        }
         try numerics[context.layout.id]?(&config, &context)
         try config.validate(origin: path, names: context.origins)
 

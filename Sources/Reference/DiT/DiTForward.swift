@@ -64,7 +64,7 @@ public struct DiTWeights: Sendable {
     public var patchW: WeightArray, patchB: WeightArray
     /// (T, D): the stored table, or the 2-D sin-cos table computed for the grid.
     public var posEmbed: WeightArray
-    /// (1000, F) when timesteps index a table (Cerebras).
+    /// (T, F) when timesteps index a table (Cerebras; T = `diffusionSteps`, 1000 in every published config).
     public var tTable: WeightArray?
     /// Timestep embedder MLP: fc1 (D, F) with F = `frequencyEmbeddingSize`, fc2 (D, D), and their biases.
     public var tFc1W: WeightArray, tFc1B: WeightArray, tFc2W: WeightArray, tFc2B: WeightArray
@@ -150,8 +150,6 @@ public struct DiTInputs: Sendable {
     /// Largest magnitude a latent value or a timestep may have (10^6): real latents are O(1) and timesteps below
     /// 1000; past this LayerNorm's float32 variance overflows and the pass is all NaN.
     public static let maxMagnitude: Float = 1e6
-    /// Rows of a timestep table (Cerebras' integer timesteps index 0…999).
-    public static let tableSteps = 1000
 
     /// What makes these inputs unusable for `config`: element counts that do not match the batch, values that are
     /// not finite or past `maxMagnitude`, a timestep outside the table (table timesteps), a class id that is not a
@@ -172,8 +170,8 @@ public struct DiTInputs: Sendable {
         for (i, v) in t.enumerated() {
             if !v.isFinite || abs(v) > DiTInputs.maxMagnitude {
                 out.append("input.t[\(i)] = \(v) is not a finite timestep within ±\(DiTInputs.maxMagnitude)")
-            } else if config.timestepInput == .table, v.rounded() < 0 || v.rounded() >= Float(DiTInputs.tableSteps) {
-                out.append("input.t[\(i)] = \(v) is outside the timestep table (0…\(DiTInputs.tableSteps - 1))")
+            } else if config.timestepInput == .table, v.rounded() < 0 || v.rounded() >= Float(config.diffusionSteps) {
+                out.append("input.t[\(i)] = \(v) is outside the timestep table (0…\(config.diffusionSteps - 1))")
             }
             if out.count > 12 { break }
         }
@@ -185,10 +183,11 @@ public struct DiTInputs: Sendable {
     }
 
     /// Deterministic inputs: x ~ N(0, 1) from `seed`; timesteps and classes cycle through the given lists
-    /// (by default t = 0, 999, 500, 250 and y = 0, the null class, 1, 2 — each at most the table's last row — so t = 0,
+    /// (by default t = 0, 999, 500, 250 — each at most T − 1 — and y = 0, the null class, 1, 2 — each at most the table's last row — so t = 0,
     /// 999 and the null class are covered).
     public static func make(config: DiTConfig, batch: Int, seed: UInt64, timesteps: [Float]? = nil, classes: [Int]? = nil) -> DiTInputs {
-        let ts = timesteps ?? [0, 999, 500, 250]
+        let last = Float(config.diffusionSteps - 1)
+        let ts = timesteps ?? [0, 999, 500, 250].map { min($0, last) }
         let ys = classes ?? [0, config.numClasses, 1, 2].map { min($0, config.labelRows - 1) }  // within a small table
         let count = batch * config.inChannels * config.inputSize * config.inputSize
         var generator = SplitMix64(state: seed &* SplitMix64.golden &+ 1)
@@ -298,7 +297,7 @@ public struct DiTForward: Sendable {
         for b in 0..<n {
             if let table = weights.tTable, s.timestepInput == .table {
                 let step = inputs.t[b].rounded()  // NaN reads row 0 rather than trapping; `DiTInputs.problems` refuses it first
-                let row = step.isNaN ? 0 : Int(max(0, min(Float(DiTInputs.tableSteps - 1), step)))
+                let row = step.isNaN ? 0 : Int(max(0, min(Float(s.diffusionSteps - 1), step)))
                 for k in 0..<f { sinusoid[b * f + k] = table[row * f + k] }
             } else {
                 for k in 0..<half {

@@ -48,7 +48,7 @@ public struct ForwardCost: Sendable, Equatable {
         floats += n * d * 12  // embeddings, cond, modulation
         floats += scratch
         floats += rows * head + n * outputs  // final, output
-        floats += t * d + 1000 * Double(c.frequencyEmbeddingSize)  // recomputed position and timestep tables
+        floats += t * d + Double(c.diffusionSteps) * Double(c.frequencyEmbeddingSize)  // recomputed position and timestep tables
         if tracing {
             floats += n * (sample + 2) + n * d * 3 + rows * d * Double(c.depth + 1) + rows * head + n * outputs
         }
