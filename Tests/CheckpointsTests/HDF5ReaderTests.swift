@@ -199,6 +199,35 @@ struct HDF5ReaderTests {
         if c.error == "unsupported" && c.stage == "open" { #expect(error.description.contains("unsupported HDF5 feature"), "\(error)") }
     }
 
+    /// A sink that fails after `limit` writes (a full disk, say).
+    final class FailingSink: ByteSink {
+        var writes = 0
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+        func write(_ bytes: UnsafeRawBufferPointer) throws {
+            writes += 1
+            if writes > limit { throw CheckpointError.io(path: "sink", operation: "write", detail: "disk full") }
+        }
+    }
+
+    @Test("bands decoded by two workers arrive in order, any range, and a failing sink stops them without a hang")
+    func bandPipeline() throws {
+        let h5 = try Self.open("hdf5/chunked.h5")
+        let dataset = try #require(h5.root.allDatasets.first { $0.path == "lz4_noise" })
+        let source = try h5.source(of: dataset)
+        let whole = CollectingSink()
+        try source.stream(0..<source.byteCount, chunkSize: 1 << 20, to: whole)
+        // Sub-ranges that start and end inside bands, read with small writes, equal the same bytes of the whole.
+        for (lower, upper) in [(3, source.byteCount - 5), (1000, 1001), (0, 4 * 53 * 8 + 7), (source.byteCount / 2, source.byteCount)] {
+            let part = CollectingSink()
+            try source.stream(lower..<upper, chunkSize: 97, to: part)
+            #expect(part.bytes == Array(whole.bytes[lower..<upper]), "bytes \(lower)..<\(upper)")
+        }
+        for limit in [0, 1, 3] {
+            #expect(throws: CheckpointError.self) { try source.stream(0..<source.byteCount, chunkSize: 64, to: FailingSink(limit: limit)) }
+        }
+    }
+
     @Test("LZ4 framing: round trip over block sizes, raw blocks, and lies refused")
     func lz4Blocks() throws {
         var rng = SplitMix64(state: 7)

@@ -227,34 +227,39 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
             try emit(first, band)
             return
         }
-        // Several bands: a worker decodes band b + 1 into one buffer while this thread writes band b from the other
-        // (reading and decompressing overlap the sink's writes: two cores, two bands of memory).
+        // Several bands: two workers decode alternate bands (reading and decompressing on both cores), each into its
+        // own buffer, while this thread writes them out in order; memory is two bands.
         let pipeline = BandPipeline(bandBytes: bandBytes)
         let group = DispatchGroup()
-        DispatchQueue.global(qos: .userInitiated).async(group: group) {
-            for b in first...last {
-                pipeline.free[b % 2].wait()
-                if pipeline.isCancelled { break }
-                do {
-                    try decoder.fill(b, into: pipeline.buffers[b % 2])
-                } catch {
-                    pipeline.fail(error)
-                    pipeline.filled[b % 2].signal()
-                    break
+        let decoders = [decoder, BandDecoder(source: self, index: index, largestStored: largest, bandBytes: bandBytes, wholeRows: wholeRows)]
+        for slot in 0..<min(2, last - first + 1) {
+            let decoder = decoders[slot]
+            DispatchQueue.global(qos: .userInitiated).async(group: group) {
+                for b in stride(from: first + slot, through: last, by: 2) {
+                    pipeline.free[slot].wait()
+                    if pipeline.isCancelled { break }
+                    do {
+                        try decoder.fill(b, into: pipeline.buffers[slot])
+                    } catch {
+                        pipeline.fail(error)
+                        pipeline.filled[slot].signal()
+                        break
+                    }
+                    pipeline.filled[slot].signal()
                 }
-                pipeline.filled[b % 2].signal()
             }
         }
         defer {
-            // Never return (and free the buffers) while the worker may still touch them.
+            // Never return (and free the buffers) while a worker may still touch them.
             pipeline.cancel()
             group.wait()
         }
         for b in first...last {
-            pipeline.filled[b % 2].wait()
+            let slot = (b - first) % 2
+            pipeline.filled[slot].wait()
             if let error = pipeline.error { throw error }
-            try emit(b, pipeline.buffers[b % 2])
-            pipeline.free[b % 2].signal()
+            try emit(b, pipeline.buffers[slot])
+            pipeline.free[slot].signal()
         }
     }
 
