@@ -298,13 +298,16 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
     private final class BandPipeline: @unchecked Sendable {
         let buffers: [UnsafeMutableRawBufferPointer]
         let filled = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
-        let free = [DispatchSemaphore(value: 1), DispatchSemaphore(value: 1)]
+        /// Created at 0 and signalled once: libdispatch traps when a semaphore is freed below its initial value,
+        /// which a pipeline stopped early (a failing sink) would leave.
+        let free = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
         private let lock = PlatformLock()
         private var failure: Error?
         private var cancelled = false
 
         init(bandBytes: Int) {
             buffers = (0..<2).map { _ in .allocate(byteCount: max(bandBytes, 1), alignment: 64) }
+            free.forEach { $0.signal() }
         }
 
         deinit { buffers.forEach { $0.deallocate() } }
