@@ -89,10 +89,18 @@ struct Convert: ParsableCommand {
             let bundle = try ModelBundle.openCanonicalFolder(source, options: open.openOptions)
             let result: BundleWriteResult
             switch write.to {
-            case .original: result = try bundle.writeWhole(to: output, options: options)
+            case .original, .cerebras:
+                // Each component in its source layout; a .mdl when asked (--container mdl, or OUT ending in .mdl).
+                if write.container == .mdl || (write.container == nil && output.lowercased().hasSuffix(".mdl")) {
+                    options.container = .mdl
+                    options.compression = write.compression
+                } else if write.compression != nil {
+                    throw CLIError.usage("--compression applies to a .mdl output")
+                }
+                result = try bundle.writeWhole(to: output, options: options)
             case .diffusers: result = try bundle.writeDiffusers(to: output, options: options)
             default:
-                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts with --to original or --to diffusers "
+                throw CLIError.usage("\(source) is a canonical folder of a whole file; it converts with --to original (or --to cerebras for a .mdl) or --to diffusers "
                     + "(each component file in it is a canonical file of its own)")
             }
             print(report(source: source, bundle: bundle, output: output, target: write.to, result: result))

@@ -19,6 +19,34 @@ struct MDLWriteCLITests {
         return data.range(of: Data(text.utf8)) != nil
     }
 
+    @Test("a whole .mdl training file → canonical folder → .mdl: every tensor and value comes back, bit for bit")
+    func wholeFileRoundTrip() throws {
+        let dir = TemporaryDirectory()
+        let source = "fixtures/cerebras-mdl/dit-tiny-0.5-f32-lz4.mdl"
+        let toFolder = try DitkitBinary.run(["convert", source, "--to", "canonical", "-o", dir.file("whole")])
+        #expect(toFolder.status == 0, "\(toFolder.stderr)")
+        let back = try DitkitBinary.run(["convert", dir.file("whole"), "--to", "cerebras", "-o", dir.file("back.mdl")])
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(Self.head(dir.file("back.mdl")) == Self.hdf5Signature)
+        let a = try Checkpoint.open(Fixtures.packageRoot + "/" + source), b = try Checkpoint.open(dir.file("back.mdl"))
+        #expect(Set(a.tensors.map(\.name)) == Set(b.tensors.map(\.name)))
+        for tensor in a.tensors {
+            guard let other = b.tensor(named: tensor.name) else { continue }
+            #expect(other.dtype == tensor.dtype && other.shape == tensor.shape, "\(tensor.name)")
+            var x: [UInt8] = [], y: [UInt8] = []
+            try tensor.stream { x.append(contentsOf: $0) }
+            try other.stream { y.append(contentsOf: $0) }
+            #expect(x == y, "\(tensor.name) bytes differ")
+        }
+        let values = Dictionary(b.values.map { ($0.path, $0.text) }, uniquingKeysWith: { first, _ in first })
+        for value in a.values where !value.isOpaqueObject {
+            #expect(values[value.path] == value.text, "value \(value.path)")
+        }
+        // --compression without a .mdl output is refused.
+        let pt = try DitkitBinary.run(["convert", dir.file("whole"), "--to", "original", "-o", dir.file("back.pt"), "--compression", "none"])
+        #expect(pt.status == 2, "\(pt.stderr)")
+    }
+
     @Test("--container mdl, -o X.mdl alone, and --compression none write HDF5; -o X.pt stays a torch zip")
     func containers() throws {
         let dir = TemporaryDirectory()

@@ -40,7 +40,11 @@ public struct BundleWriteOptions: Sendable {
     public var overwrite = false
     /// `fsync` every file before it is renamed into place.
     public var durable = false
-    /// Defaults: nothing cast or dropped, no overwrite, no fsync.
+    /// A whole file written back (`writeWhole`): a `torch.save` zip (the default) or a Cerebras `.mdl`.
+    public var container: StateDictContainer = .pt
+    /// `.mdl`: how tensors are stored (nil: LZ4 chunks, as the Cerebras saver).
+    public var compression: MDLWriteOptions.Compression?
+    /// Defaults: nothing cast or dropped, no overwrite, no fsync, a `.pt` whole file.
     public init() {}
 }
 
@@ -379,7 +383,13 @@ extension ModelBundle {
         }
         notes.append("tensors outside the state dicts (" + (manifest?["state_dicts"]?.arrayValue?.compactMap(\.stringValue) ?? stateDictKeys).joined(separator: ", ")
             + ") are nested by their dotted names with string keys; an optimizer's state is kept for its tensors, not to be loaded by load_state_dict")
-        try TorchWriter.write(root.value, to: path, overwrite: options.overwrite, durable: options.durable)
+        if options.container == .mdl {
+            try MDLWriter.write(
+                root.mdlValue, to: path,
+                options: MDLWriteOptions(compression: options.compression ?? .lz4, overwrite: options.overwrite, durable: options.durable))
+        } else {
+            try TorchWriter.write(root.value, to: path, overwrite: options.overwrite, durable: options.durable)
+        }
         return BundleWriteResult(files: [FileSystem.fileName(path)], tensors: outputs.count, bytes: outputs.reduce(0) { $0 + $1.byteCount }, notes: notes)
     }
 }
@@ -435,6 +445,38 @@ struct NestedDict {
         guard child.insert(Array(path.dropFirst()), value) else { return false }
         entries.append((key, .dict(child)))
         return true
+    }
+
+    /// The tree as a `.mdl` structure (dicts with string keys, the same leaves).
+    var mdlValue: MDLNode {
+        .dict(entries.map { key, node in
+            switch node {
+            case .dict(let child): return (key, child.mdlValue)
+            case .leaf(let leaf):
+                switch leaf {
+                case .tensor(let t): return (key, .tensor(t))
+                case .int(let i): return (key, .int(i))
+                case .string(let s): return (key, .string(s))
+                case .double(let d): return (key, .float(d))
+                case .bool(let b): return (key, .bool(b))
+                case .none: return (key, .none)
+                case .dict(let pairs): return (key, NestedDict.mdl(.dict(pairs)))
+                }
+            }
+        })
+    }
+
+    /// A torch value as a `.mdl` leaf or dict.
+    static func mdl(_ value: TorchSaveValue) -> MDLNode {
+        switch value {
+        case .tensor(let t): return .tensor(t)
+        case .int(let i): return .int(i)
+        case .string(let s): return .string(s)
+        case .double(let d): return .float(d)
+        case .bool(let b): return .bool(b)
+        case .none: return .none
+        case .dict(let pairs): return .dict(pairs.map { ($0.0, mdl($0.1)) })
+        }
     }
 
     var value: TorchSaveValue {
