@@ -338,7 +338,7 @@ public struct ModelBundle: Sendable {
         var lists: [String: Int] = [:]  // "root|group|key" → position of the list in its group
         // A group entry held as a tensor (a Cerebras optimizer's `lr`): named with its dtype and shape, not read.
         for tensor in checkpoint.tensors {
-            guard let range = tensor.name.range(of: ".param_groups.") else { continue }
+            guard let range = tensor.name.firstRange(of: ".param_groups.") else { continue }
             let root = String(tensor.name[..<range.lowerBound])
             let rest = tensor.name[range.upperBound...].split(separator: ".")
             guard byRoot[root] != nil, rest.count == 2, let g = Int(rest[0]) else { continue }
@@ -346,7 +346,7 @@ public struct ModelBundle: Sendable {
             groupsByRoot[root, default: [:]][g, default: []].append((String(rest[1]), "<\(tensor.dtype.rawValue) tensor \(shape)>"))
         }
         for value in checkpoint.values {
-            guard let range = value.path.range(of: "param_groups."), range.lowerBound == value.path.startIndex
+            guard let range = value.path.firstRange(of: "param_groups."), range.lowerBound == value.path.startIndex
                 || value.path[value.path.index(before: range.lowerBound)] == "."
             else { continue }
             let root = range.lowerBound == value.path.startIndex ? "" : String(value.path[..<value.path.index(before: range.lowerBound)])

@@ -1,5 +1,4 @@
 import Checkpoints
-import Foundation
 
 /// The diffusion schedule of microsoft/VQ-Diffusion (`alpha_schedule` in `diffusion_transformer.py`, the
 /// `alpha1` init every released config uses), computed as the original computes it: numpy float64 for the
@@ -38,8 +37,8 @@ public struct VQDiffusionSchedule: Sendable, Equatable {
         att = Array(att.dropFirst()) + [1]
         ctt = Array(ctt.dropFirst()) + [0]
         let btt = (0...t).map { (1 - att[$0] - ctt[$0]) / n }
-        func logs(_ x: [Double]) -> [Double] { x.map { Foundation.log($0) } }
-        func log1MinA(_ a: [Double]) -> [Double] { a.map { Foundation.log(1 - Foundation.exp($0) + 1e-40) } }
+        func logs(_ x: [Double]) -> [Double] { x.map { LibM.log($0) } }
+        func log1MinA(_ a: [Double]) -> [Double] { a.map { LibM.log(1 - LibM.exp($0) + 1e-40) } }
         let logCt = logs(ct), logCumprodCt = logs(ctt)
         let tables: [(String, [Double])] = [
             ("log_at", logs(at)), ("log_bt", logs(bt)), ("log_ct", logCt), ("log_cumprod_at", logs(att)),
