@@ -86,6 +86,7 @@ public struct DiTConfig: FamilyConfig {
     public var summary: String {
         "D=\(hiddenSize), depth \(depth), \(numHeads) heads, patch \(patchSize), \(inChannels)→\(outChannels) channels, "
             + "\(numClasses) classes\(hasNullClass ? " + null" : ""), MLP \(mlpHidden), input \(inputSize)"
+            + (diffusionSteps == 1000 ? "" : ", \(diffusionSteps) diffusion steps")
     }
 
     /// A config of these sizes with the original DiT's numerics; `mlpHidden` defaults to 4·`hiddenSize`. Not validated:
