@@ -19,6 +19,22 @@ struct MDLWriteCLITests {
         return data.range(of: Data(text.utf8)) != nil
     }
 
+    @Test("a 16-step Model Zoo DiT: diffusion_steps read from its tables, written to the canonical config, verified after a round trip")
+    func diffusionSteps() throws {
+        let dir = TemporaryDirectory()
+        let source = "fixtures/cerebras-mdl/dit-tiny-0.5-bf16-lz4.mdl"
+        let canonical = try DitkitBinary.run(["convert", source, "--to", "canonical", "-o", dir.file("c.safetensors"), "--verify"])
+        #expect(canonical.status == 0 && canonical.stdout.contains("16 diffusion steps"), "\(canonical.stderr)")
+        let config = try Checkpoint.open(dir.file("c.safetensors")).metadata.first { $0.0 == "ditkit.config" }?.1 ?? ""
+        #expect(config.contains("\"diffusion_steps\":16"), "\(config)")
+        let back = try DitkitBinary.run(["convert", dir.file("c.safetensors"), "--to", "cerebras", "-o", dir.file("back.mdl")])
+        #expect(back.status == 0, "\(back.stderr)")
+        let verify = try DitkitBinary.run(["verify", source, dir.file("back.mdl")])
+        #expect(verify.status == 0, "\(verify.stdout.suffix(400)) \(verify.stderr)")
+        let diff = try DitkitBinary.run(["diff", source, dir.file("back.mdl")])
+        #expect(diff.status == 0 && diff.stdout.contains("identical"), "\(diff.stdout.suffix(300))")
+    }
+
     @Test("a whole .mdl training file → canonical folder → .mdl: every tensor and value comes back, bit for bit")
     func wholeFileRoundTrip() throws {
         let dir = TemporaryDirectory()
