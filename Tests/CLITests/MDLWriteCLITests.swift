@@ -31,6 +31,10 @@ struct MDLWriteCLITests {
         #expect(back.status == 0, "\(back.stderr)")
         let verify = try DitkitBinary.run(["verify", source, dir.file("back.mdl")])
         #expect(verify.status == 0, "\(verify.stdout.suffix(400)) \(verify.stderr)")
+        // The source's trainer params give no num_classes (assumed from the label rows); the written file records
+        // the model's parameters, so nothing about it is assumed any more.
+        #expect(verify.stdout.contains("a: num_classes = 10 + null row (assumed"), "\(verify.stdout.prefix(600))")
+        #expect(!verify.stdout.contains("b: num_classes"), "\(verify.stdout.prefix(600))")
         let diff = try DitkitBinary.run(["diff", source, dir.file("back.mdl")])
         #expect(diff.status == 0 && diff.stdout.contains("identical"), "\(diff.stdout.suffix(300))")
     }

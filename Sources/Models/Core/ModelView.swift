@@ -115,7 +115,7 @@ public struct InferenceContext<Family: ModelFamily> {
             origins["num_heads"] = "\(componentConfig?.file ?? path): num_attention_heads"
             return h
         }
-        if let (h, path) = modelZooHeads(hidden: hidden) {
+        if let (h, path) = modelZooParameter("num_heads", hidden: hidden), h > 0 {
             origins["num_heads"] = "\(checkpoint.path): \(path)"
             return h
         }
@@ -139,24 +139,24 @@ public struct InferenceContext<Family: ModelFamily> {
                 + (multiples.count > 1 ? multiples.dropLast().joined(separator: ", ") + " or " + multiples.last! : multiples.joined()))
     }
 
-    /// The head count a Cerebras Model Zoo trainer recorded with the run's parameters (`__metadata__[-1]["params"]`,
+    /// An integer model parameter a Cerebras Model Zoo trainer recorded with the run (`__metadata__[-1]["params"]`,
     /// which its metadata callback saves in every checkpoint: the model section at `trainer.init.model`, or `model`
-    /// in older params files), with the value's path; nil when the file has none, or when the same record's
-    /// `hidden_size` is not this model's (another model's params).
-    func modelZooHeads(hidden: Int) -> (Int, String)? {
+    /// in older params files) — `num_heads`, `num_classes` — with the value's path; nil when the file has none, or
+    /// when the same record's `hidden_size` is not this model's (another model's params).
+    public func modelZooParameter(_ name: String, hidden: Int) -> (Int, String)? {
         var last: (index: Int, heads: (Int, String)?, hidden: Int?) = (-1, nil, nil)
         for value in checkpoint.values where value.path.hasPrefix("__metadata__.") {
             let parts = value.path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard parts.count >= 5, let index = Int(parts[1]), parts[2] == "params",
                 ["model"] == parts[3..<(parts.count - 1)] || ["trainer", "init", "model"] == parts[3..<(parts.count - 1)],
-                let field = parts.last, field == "num_heads" || field == "hidden_size", let number = value.json.intValue
+                let field = parts.last, field == name || field == "hidden_size", let number = value.json.intValue
             else { continue }
             if index > last.index { last = (index, nil, nil) }
             guard index == last.index else { continue }
-            if field == "num_heads" { last.heads = (number, value.path) } else { last.hidden = number }
+            if field == name { last.heads = (number, value.path) } else { last.hidden = number }
         }
-        guard let (heads, path) = last.heads, heads > 0, last.hidden == nil || last.hidden == hidden else { return nil }
-        return (heads, path)
+        guard let (number, path) = last.heads, last.hidden == nil || last.hidden == hidden else { return nil }
+        return (number, path)
     }
 
     /// The stored name of a canonical tensor (block 0, copy 0), for messages.

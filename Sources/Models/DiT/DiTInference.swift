@@ -48,6 +48,11 @@ extension DiTFamily {
         } else if let k = try context.configInt("num_embeds_ada_norm"), rows == k || rows == k + 1 {
             classes = k
             nullRow = rows == k + 1
+        } else if let (k, path) = context.modelZooParameter("num_classes", hidden: hidden), k >= 0, rows == k || rows == k + 1 {
+            // The Model Zoo trainer's recorded parameters say K.
+            classes = k
+            nullRow = rows == k + 1
+            context.origins["num_classes"] = "\(context.checkpoint.path): \(path)"
         } else if rows >= 1, (rows - 1) % 10 == 0 {
             classes = rows - 1
             nullRow = true
