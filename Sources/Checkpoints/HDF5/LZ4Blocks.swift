@@ -71,46 +71,11 @@ package enum LZ4Blocks {
         }
     }
 
-    /// Frames `input` as filter 32004 does with `blockSize` (0: one block, hdf5plugin's default of 1 GiB clamped to
-    /// the input): each block compressed with `LZ4_compress_default`, stored raw when that is not smaller.
-    package static func encode(_ input: UnsafeRawBufferPointer, blockSize requested: Int = 0) -> [UInt8] {
-        var blockSize = requested > 0 ? requested : 1 << 30
-        if blockSize > input.count { blockSize = input.count }
-        var out: [UInt8] = []
-        out.reserveCapacity(12 + input.count + input.count / 255 + 64)
-        appendBE(&out, UInt64(input.count), bytes: 8)
-        appendBE(&out, UInt64(blockSize), bytes: 4)
-        var done = 0
-        var scratch = [UInt8](repeating: 0, count: Int(LZ4_compressBound(Int32(max(blockSize, 1)))))
-        while done < input.count {
-            let want = min(blockSize, input.count - done)
-            let source = input.baseAddress! + done
-            let produced = scratch.withUnsafeMutableBytes { dst in
-                Int(LZ4_compress_default(
-                    source.assumingMemoryBound(to: CChar.self), dst.baseAddress!.assumingMemoryBound(to: CChar.self),
-                    Int32(want), Int32(dst.count)))
-            }
-            if produced > 0 && produced < want {
-                appendBE(&out, UInt64(produced), bytes: 4)
-                out += scratch[0..<produced]
-            } else {
-                appendBE(&out, UInt64(want), bytes: 4)
-                out += UnsafeRawBufferPointer(rebasing: input[done..<(done + want)])
-            }
-            done += want
-        }
-        return out
-    }
-
     private static func readBE64(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt64 {
         UInt64(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt64.self))
     }
 
     private static func readBE32(_ p: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
         UInt32(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-    }
-
-    private static func appendBE(_ out: inout [UInt8], _ value: UInt64, bytes: Int) {
-        for i in stride(from: bytes - 1, through: 0, by: -1) { out.append(UInt8(truncatingIfNeeded: value >> (UInt64(i) * 8))) }
     }
 }

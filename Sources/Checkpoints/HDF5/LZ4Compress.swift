@@ -12,19 +12,23 @@ package enum LZ4ChunkCompressor {
     /// hdf5plugin's default block size (cd_values[0] = 0): 1 GiB.
     package static let defaultBlockSize = 1 << 30
 
-    /// Bytes `compress` may write for `count` input bytes (header, block sizes, and LZ4's worst-case bound).
-    package static func bound(_ count: Int) -> Int {
-        let blocks = max(1, (count + defaultBlockSize - 1) / defaultBlockSize)
+    /// Bytes `compress` may write for `count` input bytes in blocks of `blockSize` (header, block sizes, and LZ4's
+    /// worst-case bound).
+    package static func bound(_ count: Int, blockSize: Int = defaultBlockSize) -> Int {
+        let blocks = max(1, (count + blockSize - 1) / max(blockSize, 1))
         return 12 + blocks * 4 + count + count / 255 + 16 * blocks
     }
 
     /// Compresses `input` (one whole chunk) into the start of `output` (grown when too small, so one buffer serves
-    /// every chunk) and returns the number of bytes written. Throws `.io` naming `path` when liblz4 fails (it does
-    /// not on valid input: the output has LZ4's bound).
-    package static func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], path: String) throws -> Int {
+    /// every chunk) in blocks of `blockSize` (the filter's `cd_values[0]`; the saver's default is one block), and
+    /// returns the number of bytes written. Throws `.io` naming `path` when liblz4 fails (it does not on valid
+    /// input: the output has LZ4's bound).
+    package static func compress(
+        _ input: UnsafeRawBufferPointer, into output: inout [UInt8], blockSize requested: Int = defaultBlockSize, path: String
+    ) throws -> Int {
         let total = input.count
-        let blockSize = max(1, min(defaultBlockSize, total))
-        let needed = bound(total)
+        let blockSize = max(1, min(requested, total))
+        let needed = bound(total, blockSize: blockSize)
         if output.count < needed { output = [UInt8](repeating: 0, count: needed) }
         var length = 0
         try output.withUnsafeMutableBytes { out in
