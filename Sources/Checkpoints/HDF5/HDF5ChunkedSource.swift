@@ -350,35 +350,10 @@ package final class HDF5ChunkedSource: ByteSource, @unchecked Sendable {
     /// Copies a decoded chunk at `position` into the band, row by row along the last dimension (edge chunks clipped
     /// to the dataset).
     private func copy(_ chunkData: UnsafeRawBufferPointer, at position: [Int], into band: UnsafeMutableRawBufferPointer) {
-        let rank = shape.count
-        let extent = (0..<rank).map { min(chunk[$0], shape[$0] - position[$0]) }
-        let run = extent[rank - 1] * elementSize
-        // Strides in bytes: in the chunk (full chunk shape) and in the band (full dataset rows).
-        var chunkStride = [Int](repeating: elementSize, count: rank)
-        var bandStride = [Int](repeating: elementSize, count: rank)
-        for d in stride(from: rank - 2, through: 0, by: -1) {
-            chunkStride[d] = chunkStride[d + 1] * chunk[d + 1]
-            bandStride[d] = bandStride[d + 1] * shape[d + 1]
-        }
-        var bandBase = 0
-        for d in 1..<rank { bandBase += position[d] * bandStride[d] }
-        var counter = [Int](repeating: 0, count: max(rank - 1, 1))
+        let extent = (0..<shape.count).map { min(chunk[$0], shape[$0] - position[$0]) }
         let source = chunkData.baseAddress!, destination = band.baseAddress!
-        while true {
-            var src = 0, dst = bandBase
-            for d in 0..<(rank - 1) {
-                src += counter[d] * chunkStride[d]
-                dst += counter[d] * bandStride[d]
-            }
-            (destination + dst).copyMemory(from: source + src, byteCount: run)
-            var d = rank - 2
-            while d >= 0 {
-                counter[d] += 1
-                if counter[d] < extent[d] { break }
-                counter[d] = 0
-                d -= 1
-            }
-            if d < 0 { break }
+        HDF5ChunkRuns.forEach(shape: shape, chunk: chunk, elementSize: elementSize, origin: position, extent: extent) { from, to, bytes in
+            (destination + to).copyMemory(from: source + from, byteCount: bytes)
         }
     }
 

@@ -107,13 +107,6 @@ final class HDF5ChunkingSink: ByteSink {
         let rows = min(chunk[0], shape[0] - bandIndex * chunk[0])
         let grid = (1..<rank).map { (shape[$0] + chunk[$0] - 1) / chunk[$0] }
         var position = [Int](repeating: 0, count: rank - 1)
-        // Byte strides of the dataset (within the band) and of the chunk.
-        var strides = [Int](repeating: elementSize, count: rank)
-        var chunkStrides = [Int](repeating: elementSize, count: rank)
-        for d in stride(from: rank - 2, through: 0, by: -1) {
-            strides[d] = strides[d + 1] * shape[d + 1]
-            chunkStrides[d] = chunkStrides[d + 1] * chunk[d + 1]
-        }
         let total = grid.reduce(1, *)
         for _ in 0..<total {
             let starts = [0] + (1..<rank).map { position[$0 - 1] * chunk[$0] }
@@ -122,24 +115,8 @@ final class HDF5ChunkingSink: ByteSink {
             band.withUnsafeBytes { src in
                 chunkBuffer.withUnsafeMutableBytes { dst in
                     if edge { dst.initializeMemory(as: UInt8.self, repeating: 0) }
-                    let run = extents[rank - 1] * elementSize
-                    let outer = extents.dropLast().reduce(1, *)
-                    var index = [Int](repeating: 0, count: max(rank - 1, 0))
-                    let base = starts.enumerated().dropFirst().reduce(0) { $0 + $1.1 * strides[$1.0] }
-                    for _ in 0..<outer {
-                        var s = base, t = 0
-                        for d in 0..<(rank - 1) {
-                            s += index[d] * strides[d]
-                            t += index[d] * chunkStrides[d]
-                        }
-                        (dst.baseAddress! + t).copyMemory(from: src.baseAddress! + s, byteCount: run)
-                        var d = rank - 2
-                        while d >= 0 {
-                            index[d] += 1
-                            if index[d] < extents[d] { break }
-                            index[d] = 0
-                            d -= 1
-                        }
+                    HDF5ChunkRuns.forEach(shape: shape, chunk: chunk, elementSize: elementSize, origin: starts, extent: extents) { to, from, bytes in
+                        (dst.baseAddress! + to).copyMemory(from: src.baseAddress! + from, byteCount: bytes)
                     }
                 }
             }
