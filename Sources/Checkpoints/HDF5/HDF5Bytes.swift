@@ -33,6 +33,16 @@ struct HDF5Bytes {
         return HDF5Region(file: self, start: offset, end: offset + count, what: what)
     }
 
+    /// A region of `count` bytes at `offset` that starts with the 4-byte `signature` of the structure `what` (`TREE`,
+    /// `SNOD`, `HEAP`, `GCOL`), positioned after it; `.malformed` naming `what` when it is outside the file or
+    /// the signature is not there.
+    func signed(_ offset: Int, _ count: Int, _ what: String, signature: String) throws -> HDF5Region {
+        var region = try self.region(offset, count, what)
+        guard region.at(signature) else { throw malformed(what, at: offset, "no \"\(signature)\" signature") }
+        try region.skip(4)
+        return region
+    }
+
     /// Whether the 4 bytes at `offset` are `signature` (false when they are outside the file).
     func hasSignature(_ signature: String, at offset: Int) -> Bool {
         guard Checked.fits(offset: offset, count: signature.utf8.count, in: size) else { return false }

@@ -47,9 +47,7 @@ struct HDF5ChunkIndex {
         var stack: [(offset: Int, level: Int?)] = [(root, nil)]
         while let (offset, expected) = stack.popLast() {
             guard seen.insert(offset).inserted else { throw file.malformed("chunk B-tree node", at: offset, "visited twice: the chunk B-tree loops") }
-            var r = try file.region(offset, 24, "chunk B-tree node")
-            guard r.at("TREE") else { throw file.malformed("chunk B-tree node", at: offset, "no \"TREE\" signature") }
-            try r.skip(4)
+            var r = try file.signed(offset, 24, "chunk B-tree node", signature: "TREE")
             let type = try r.u8("node type"), level = try r.u8("node level"), used = try r.u16("entries used")
             guard type == 1 else { throw file.malformed("chunk B-tree node", at: offset, "node type \(type), expected 1 (raw data chunks)") }
             if let expected, level != expected { throw file.malformed("chunk B-tree node", at: offset, "level \(level), its parent expects \(expected)") }

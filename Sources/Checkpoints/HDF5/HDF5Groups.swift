@@ -227,9 +227,7 @@ struct HDF5TreeBuilder {
     }
 
     private func localHeap(at offset: Int) throws -> LocalHeap {
-        var r = try file.region(offset, 32, "local heap")
-        guard r.at("HEAP") else { throw file.malformed("local heap", at: offset, "no \"HEAP\" signature") }
-        try r.skip(4)
+        var r = try file.signed(offset, 32, "local heap", signature: "HEAP")
         let version = try r.u8("version")
         guard version == 0 else { throw file.malformed("local heap", at: offset, "version \(version), expected 0") }
         try r.skip(3)
@@ -263,9 +261,7 @@ struct HDF5TreeBuilder {
         into entries: inout [(name: String, header: Int, at: Int)]
     ) throws {
         guard seen.insert(offset).inserted else { throw file.malformed("B-tree node", at: offset, "visited twice: the group B-tree loops") }
-        var r = try file.region(offset, 24, "B-tree node")
-        guard r.at("TREE") else { throw file.malformed("B-tree node", at: offset, "no \"TREE\" signature") }
-        try r.skip(4)
+        var r = try file.signed(offset, 24, "B-tree node", signature: "TREE")
         let type = try r.u8("node type")
         let level = try r.u8("node level")
         let used = try r.u16("entries used")
@@ -294,9 +290,7 @@ struct HDF5TreeBuilder {
         at offset: Int, heap: LocalHeap, seen: inout Set<Int>, into entries: inout [(name: String, header: Int, at: Int)]
     ) throws {
         guard seen.insert(offset).inserted else { throw file.malformed("symbol table node", at: offset, "visited twice: the group B-tree loops") }
-        var r = try file.region(offset, 8, "symbol table node")
-        guard r.at("SNOD") else { throw file.malformed("symbol table node", at: offset, "no \"SNOD\" signature") }
-        try r.skip(4)
+        var r = try file.signed(offset, 8, "symbol table node", signature: "SNOD")
         let version = try r.u8("version")
         guard version == 1 else { throw file.malformed("symbol table node", at: offset, "version \(version), expected 1") }
         try r.skip(1)

@@ -333,9 +333,7 @@ struct HDF5GlobalHeaps {
         guard collections.count < Self.maxCollections else {
             throw file.malformed("global heap collection", at: address, "more than \(Self.maxCollections) collections")
         }
-        var head = try file.region(address, 16, "global heap collection")
-        guard head.at("GCOL") else { throw file.malformed("global heap collection", at: address, "no \"GCOL\" signature") }
-        try head.skip(4)
+        var head = try file.signed(address, 16, "global heap collection", signature: "GCOL")
         let version = try head.u8("version")
         guard version == 1 else { throw file.malformed("global heap collection", at: address, "version \(version), expected 1") }
         try head.skip(3)
