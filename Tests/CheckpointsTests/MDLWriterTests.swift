@@ -623,7 +623,7 @@ struct MDLWriterHDF5ReaderTests {
             } else {
                 #expect(compression == .none || t.shape.isEmpty, "\(leaf.key) contiguous")
             }
-            #expect(dataset.attribute("dtypes")?.value == .array([.string(MDLWriter.torchName(t.dtype))], shape: [1]), "\(leaf.key)")
+            #expect(dataset.attribute("dtypes")?.value == .array([.string(MDLDTypes.torchName(t.dtype))], shape: [1]), "\(leaf.key)")
             let source = try file.source(of: dataset)
             let sink = CollectingSink()
             try source.stream(0..<source.byteCount, chunkSize: 1 << 16, to: sink)

@@ -551,12 +551,17 @@ private struct Reader {
 }
 
 /// Torch dtype names (`str(tensor.dtype)`, as the 0.5 metadata records them) ditkit reads.
+/// `str(torch dtype)` ↔ `DType`, the one table the `.mdl` reader (leaf metadata `dtypes`) and writer use.
 enum MDLDTypes {
-    static let torch: [String: DType] = [
-        "torch.float64": .f64, "torch.float32": .f32, "torch.float16": .f16, "torch.bfloat16": .bf16,
-        "torch.int64": .i64, "torch.int32": .i32, "torch.int16": .i16, "torch.int8": .i8, "torch.uint8": .u8,
-        "torch.uint16": .u16, "torch.uint32": .u32, "torch.uint64": .u64, "torch.bool": .bool,
+    static let names: [(DType, String)] = [
+        (.f64, "torch.float64"), (.f32, "torch.float32"), (.f16, "torch.float16"), (.bf16, "torch.bfloat16"),
+        (.i64, "torch.int64"), (.i32, "torch.int32"), (.i16, "torch.int16"), (.i8, "torch.int8"), (.u8, "torch.uint8"),
+        (.u16, "torch.uint16"), (.u32, "torch.uint32"), (.u64, "torch.uint64"), (.bool, "torch.bool"),
     ]
+    /// By torch name.
+    static let torch: [String: DType] = Dictionary(names.map { ($0.1, $0.0) }, uniquingKeysWith: { a, _ in a })
+    /// The torch name of `dtype` (`torch.<dtype>` for one torch has no name for here).
+    static func torchName(_ dtype: DType) -> String { names.first { $0.0 == dtype }?.1 ?? "torch.\(dtype)" }
 }
 
 /// Dataset names of the format-0.4 writer.

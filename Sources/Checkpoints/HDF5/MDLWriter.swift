@@ -167,7 +167,7 @@ public enum MDLWriter {
             return .object([
                 ("__TORCH__", .bool(true)),
                 ("shapes", .array([.array(t.shape.map { .int($0) })])),
-                ("dtypes", .array([.string(torchName(t.dtype))])),
+                ("dtypes", .array([.string(MDLDTypes.torchName(t.dtype))])),
                 ("rtfx_dtypes", .array([.int(rtfxCode(t.dtype))])),
                 ("__TYPE__", .string("TorchTensorSerializer")),
                 ("__NUMPY__", .bool(true)),
@@ -206,29 +206,12 @@ public enum MDLWriter {
         return [
             HDF5WriteAttribute("__TORCH__", .bool(true)),
             HDF5WriteAttribute("shapes", shapes),
-            HDF5WriteAttribute("dtypes", .strings([torchName(t.dtype)], shape: [1])),
+            HDF5WriteAttribute("dtypes", .strings([MDLDTypes.torchName(t.dtype)], shape: [1])),
             HDF5WriteAttribute("rtfx_dtypes", .int64s([Int64(rtfxCode(t.dtype))], shape: [1])),
             HDF5WriteAttribute("__TYPE__", .string("TorchTensorSerializer")),
             HDF5WriteAttribute("compressed", .bool(false)),
             HDF5WriteAttribute("__NUMPY__", .bool(true)),
         ]
-    }
-
-    /// `str(torch dtype)`.
-    static func torchName(_ dtype: DType) -> String {
-        switch dtype {
-        case .f64: return "torch.float64"
-        case .f32: return "torch.float32"
-        case .f16: return "torch.float16"
-        case .bf16: return "torch.bfloat16"
-        case .i64: return "torch.int64"
-        case .i32: return "torch.int32"
-        case .i16: return "torch.int16"
-        case .i8: return "torch.int8"
-        case .u8: return "torch.uint8"
-        case .bool: return "torch.bool"
-        default: return "torch.\(dtype)"
-        }
     }
 
     /// cerebras-appliance's RtFx dtype code (`torch_to_rtfx_dtype`, read from cerebras-pytorch 2.10): float64 12,
