@@ -426,6 +426,26 @@ struct MDLWriterTests {
 /// Read-back through `Checkpoint.open` (the `.mdl` reader): every tensor under its flat key, bit for bit.
 @Suite("MDL writer: read back through Checkpoint.open")
 struct MDLWriterReadBackTests {
+    @Test("the metadata after tensor data ending at any alignment keeps a many-node chunk B-tree where its header says",
+          arguments: 0..<8)
+    func misalignedMetadata(_ tail: Int) throws {
+        // 128 chunks (a two-level chunk B-tree, the first structure of the metadata), then `tail` one-byte 0-d
+        // tensors (contiguous), so the metadata starts at every offset modulo 8.
+        var model: [(String, MDLNode)] = [("many", .tensor(MDLWriterTests.tensor("many", .u8, [100, 100, 200], seed: 9)))]
+        for i in 0..<tail { model.append(("b\(i)", .tensor(MDLWriterTests.tensor("b", .u8, [], seed: UInt64(i))))) }
+        let dir = TemporaryDirectory()
+        let path = dir.file("x.mdl")
+        let root = MDLNode.dict([("model", .dict(model))])
+        try MDLWriter.write(root, to: path, options: MDLWriteOptions(compression: .lz4))
+        let checkpoint = try Checkpoint.open(path)
+        for case let (key, .tensor(t)) in model {
+            let info = try #require(checkpoint.tensor(named: "model." + key), "\(key)")
+            let sink = CollectingSink()
+            try info.write(to: sink)
+            #expect(sink.bytes == (try MDLWriterTests.bytes(of: t)), "\(key)")
+        }
+    }
+
     @Test("every tensor reads back bit for bit with its flat key, dtype and shape (LZ4 and none)",
           arguments: MDLWriteOptions.Compression.allCases)
     func readBack(_ compression: MDLWriteOptions.Compression) throws {

@@ -432,12 +432,14 @@ struct MetadataBuffer {
     /// Address of the next byte.
     var address: Int { base + bytes.count }
 
-    /// Appends `data` (then pads to 8) and returns its address.
+    /// Appends `data`, then pads so that the next address is a multiple of 8 (the file offset, not the buffer's
+    /// length: the buffer starts at `base`, which the tensor data before it leaves at any alignment), and returns
+    /// its address.
     @discardableResult
     mutating func append(_ data: [UInt8]) -> Int {
         let at = address
         bytes += data
-        let r = bytes.count % 8
+        let r = address % 8
         if r != 0 { bytes += [UInt8](repeating: 0, count: 8 - r) }
         return at
     }
